@@ -1,0 +1,156 @@
+"""aiohttp application: routes, static pages, and the lifecycle of the shared runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from avatar_agent.config import Config
+from avatar_agent.runtime import Runtime
+from avatar_agent.session import CallSession
+from avatar_agent.transport.webrtc import OfferError
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(str(files("avatar_agent").joinpath("web")))
+RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
+CALLS: web.AppKey[dict[str, CallSession]] = web.AppKey("calls", dict)
+CONFIG: web.AppKey[Config] = web.AppKey("config", Config)
+
+
+def error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """API clients get JSON errors, never aiohttp's HTML pages."""
+    try:
+        resp: web.StreamResponse = await handler(request)
+        return resp
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status < 400:
+            raise
+        return error(exc.status, exc.reason or "error")
+
+
+async def index(request: web.Request) -> web.Response:
+    cfg = request.app[CONFIG]
+    page_cfg = {
+        "iceServers": [s.model_dump(exclude_none=True) for s in cfg.server.ice_servers],
+        "greeting": cfg.tts.greeting,
+    }
+    # `</` cannot close the script element from inside a JSON string.
+    blob = json.dumps(page_cfg).replace("</", "<\\/")
+    html = (WEB_DIR / "customer.html").read_text(encoding="utf-8").replace("{{CONFIG_JSON}}", blob)
+    return web.Response(text=html, content_type="text/html")
+
+
+async def _read_offer(request: web.Request, limit: int) -> dict[str, Any] | web.Response:
+    if request.content_length is not None and request.content_length > limit:
+        return error(413, f"request body over {limit} bytes")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        return error(413, f"request body over {limit} bytes")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return error(400, "body is not valid JSON")
+    if not isinstance(data, dict):
+        return error(400, "body must be a JSON object")
+    sdp = data.get("sdp")
+    if not isinstance(sdp, str) or not sdp.strip():
+        return error(400, "'sdp' is missing or not a string")
+    if data.get("type") != "offer":
+        return error(400, "'type' must be \"offer\"")
+    if not sdp.lstrip().startswith("v=0"):
+        return error(400, "'sdp' is not an SDP offer (it must start with v=0)")
+    consent = data.get("consent", {})
+    if not isinstance(consent, dict) or not isinstance(consent.get("analysis", False), bool):
+        return error(400, "'consent' must be an object with a boolean 'analysis'")
+    return data
+
+
+async def create_call(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    calls = request.app[CALLS]
+    data = await _read_offer(request, rt.config.server.max_body_bytes)
+    if isinstance(data, web.Response):
+        return data
+    if len(calls) >= rt.config.server.max_calls:
+        return error(503, "too many calls in progress, try again later")
+    call_id = uuid.uuid4().hex
+    consent = bool(data.get("consent", {}).get("analysis", False))
+    session = CallSession(call_id, consent, rt, on_closed=lambda s: _closed(request.app, s))
+    calls[call_id] = session
+    try:
+        answer = await session.start(data["sdp"], data["type"])
+    except OfferError as exc:
+        calls.pop(call_id, None)
+        return error(400, str(exc))
+    except Exception:
+        calls.pop(call_id, None)
+        log.exception("call setup failed")
+        return error(500, "the call could not be set up")
+    rt.metrics.calls_live.set(len(calls))
+    return web.json_response(
+        {"call_id": call_id, "sdp": answer.sdp, "type": answer.type}, status=201
+    )
+
+
+def _closed(app: web.Application, session: CallSession) -> None:
+    calls = app[CALLS]
+    if calls.pop(session.call_id, None) is not None:
+        rt = app[RUNTIME]
+        rt.metrics.calls_live.set(len(calls))
+        rt.metrics.calls_ended.labels(session.end_reason or "unknown").inc()
+
+
+async def end_call(request: web.Request) -> web.Response:
+    call_id = request.match_info["call_id"]
+    session = request.app[CALLS].get(call_id)
+    if session is None:
+        return error(404, f"no call {call_id!r} in progress")
+    await session.close("hangup")
+    return web.json_response({"call_id": call_id, "ended": True})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "calls": len(request.app[CALLS])})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[RUNTIME].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
+
+
+async def _runtime_ctx(app: web.Application) -> Any:
+    rt = await Runtime.start(app[CONFIG])
+    app[RUNTIME] = rt
+    yield
+    sessions = list(app[CALLS].values())
+    await asyncio.gather(*(s.close("server_shutdown") for s in sessions), return_exceptions=True)
+    await rt.close()
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(middlewares=[json_errors], client_max_size=config.server.max_body_bytes)
+    app[CONFIG] = config
+    app[CALLS] = {}
+    app.cleanup_ctx.append(_runtime_ctx)
+    app.router.add_get("/", index)
+    app.router.add_static("/static/", WEB_DIR)
+    app.router.add_post("/api/calls", create_call)
+    app.router.add_delete("/api/calls/{call_id}", end_call)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app["started"] = time.time()
+    return app

@@ -1,0 +1,71 @@
+"""Command line: `avatar-agent serve | check-config`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from avatar_agent.config import ConfigError, ServerConfig, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Real-time avatar support calls.")
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML file; omitted keys keep their defaults")
+]
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default from config)")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default from config)")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
+) -> None:
+    """Start the server."""
+    from aiohttp import web
+
+    from avatar_agent.app import create_app
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aioice").setLevel(logging.WARNING)
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    if overrides:
+        server = ServerConfig.model_validate({**cfg.server.model_dump(), **overrides})
+        cfg = cfg.model_copy(update={"server": server})
+    h, p = cfg.server.host, cfg.server.port
+    print(f"avatar-agent: serving on http://{h}:{p}/", flush=True)
+    web.run_app(create_app(cfg), host=h, port=p, print=None)
+
+
+@app.command("check-config")
+def check_config(path: Annotated[Path, typer.Argument(help="YAML file to validate")]) -> None:
+    """Validate a config file; print each problem with its YAML path and line."""
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            err.print(f"{path}:{issue}", highlight=False, markup=False)
+        err.print(f"{len(exc.issues)} problem(s) found", style="red")
+        raise typer.Exit(1) from None
+    print(f"{path}: OK")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""One typed configuration tree, loaded from YAML and validated strictly.
+
+Every section rejects unknown keys, so a typo in a YAML file is an error with its path
+instead of a setting that silently does nothing. The defaults here are the embedded
+defaults; `configs/default.yaml` spells them out and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IceServer(Section):
+    urls: list[str] = Field(min_length=1)
+    username: str | None = None
+    credential: str | None = None
+
+
+class ServerConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    # Offers are a few KiB; anything larger is a mistake or an attack.
+    max_body_bytes: int = Field(65536, ge=1024, le=1_048_576)
+    max_calls: int = Field(20, ge=1, le=1000)
+    # Given to the browser page and to the server's own peer; empty means host candidates only.
+    ice_servers: list[IceServer] = Field(default_factory=list)
+
+
+class CallConfig(Section):
+    # The page sends a heartbeat on the data channel; silence this long means the
+    # customer's network or browser is gone, and the call is ended.
+    heartbeat_timeout_s: float = Field(10.0, gt=0, le=300)
+    # Upper bound on a call with no live connection at all (ICE never completed).
+    connect_timeout_s: float = Field(30.0, gt=0, le=300)
+    # How many customer frames may wait for analysis: 1 = latest frame wins.
+    receive_slots: int = Field(1, ge=1, le=8)
+
+
+class AvatarConfig(Section):
+    name: str = "default"
+    width: int = Field(640, ge=160, le=1920)
+    height: int = Field(480, ge=120, le=1080)
+    fps: int = Field(30, ge=5, le=60)
+
+    @field_validator("width", "height")
+    @classmethod
+    def _even(cls, v: int) -> int:
+        if v % 2:
+            raise ValueError("must be even (yuv420p video)")
+        return v
+
+
+class TTSConfig(Section):
+    engine: str = Field("piper", pattern="^piper$")
+    speed: float = Field(1.0, ge=0.5, le=2.0)
+    greeting: str = Field(
+        "Hello, I am the virtual support assistant. How can I help you today?",
+        min_length=1,
+        max_length=1000,
+    )
+
+
+class StorageConfig(Section):
+    # Any SQLAlchemy URL; a relative SQLite path is relative to the working directory.
+    url: str = "sqlite:///var/avatar-agent.db"
+
+
+class Config(Section):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    call: CallConfig = Field(default_factory=CallConfig)
+    avatar: AvatarConfig = Field(default_factory=AvatarConfig)
+    tts: TTSConfig = Field(default_factory=TTSConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem in a config file: where (YAML path and line) and what."""
+
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line is not None else ""
+        return f"{where}{self.path or '<root>'}: {self.message}"
+
+
+class ConfigError(Exception):
+    def __init__(self, source: str, issues: list[ConfigIssue]) -> None:
+        self.source = source
+        self.issues = issues
+        lines = "\n".join(f"  {source}:{i}" for i in issues)
+        super().__init__(f"invalid configuration in {source}:\n{lines}")
+
+
+def _line_index(node: yaml.Node | None, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
+    """Map each YAML path to its 1-based line, so errors can point into the file."""
+    out: dict[tuple[str, ...], int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = (*prefix, str(key.value))
+            out[path] = key.start_mark.line + 1
+            out.update(_line_index(value, path))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            path = (*prefix, str(i))
+            out[path] = item.start_mark.line + 1
+            out.update(_line_index(item, path))
+    return out
+
+
+def parse_config(text: str, source: str = "<string>") -> Config:
+    """Validate YAML text; raise ConfigError listing every problem with its path."""
+    try:
+        data: Any = yaml.safe_load(text)
+        lines = _line_index(yaml.compose(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(source, [ConfigIssue("", line, f"not valid YAML: {exc}")]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, [ConfigIssue("", 1, "the top level must be a mapping")])
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        issues = []
+        for err in exc.errors():
+            loc = tuple(str(p) for p in err["loc"])
+            line = None
+            for n in range(len(loc), 0, -1):
+                if loc[:n] in lines:
+                    line = lines[loc[:n]]
+                    break
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            elif "input" in err and not isinstance(err["input"], dict | list):
+                msg = f"{msg} (got {err['input']!r})"
+            issues.append(ConfigIssue(".".join(loc), line, msg))
+        raise ConfigError(source, issues) from None
+
+
+def load_config(path: Path | None) -> Config:
+    """Load a YAML file, or the embedded defaults when path is None."""
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [ConfigIssue("", None, f"cannot read: {exc.strerror}")]) from None
+    return parse_config(text, str(path))

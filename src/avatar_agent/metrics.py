@@ -1,0 +1,40 @@
+"""Prometheus metrics of one server, in their own registry (tests start many apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.calls_live = Gauge("avatar_agent_calls_live", "Calls in progress", registry=r)
+        self.calls_ended = Counter(
+            "avatar_agent_calls_ended", "Calls ended, by reason", ["reason"], registry=r
+        )
+        self.frames_in = Counter(
+            "avatar_agent_frames_in", "Customer media frames received", ["kind"], registry=r
+        )
+        self.frames_out = Counter(
+            "avatar_agent_frames_out", "Avatar media frames sent", ["kind"], registry=r
+        )
+        self.frames_dropped = Counter(
+            "avatar_agent_frames_dropped",
+            "Frames dropped so media never waits (where: receive = replaced before analysis, "
+            "send = skipped because producing them fell behind the clock)",
+            ["kind", "where"],
+            registry=r,
+        )
+        self.stage_seconds = Histogram(
+            "avatar_agent_stage_seconds",
+            "Latency of each processing stage",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))

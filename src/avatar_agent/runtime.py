@@ -1,0 +1,74 @@
+"""What all calls of one server process share: config, store, voice, worker pools."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from avatar_agent.aio import TaskSet
+from avatar_agent.avatar.render import default_avatar_dir
+from avatar_agent.config import Config
+from avatar_agent.metrics import Metrics
+from avatar_agent.speech.tts import PiperTTS, TTSEngine
+from avatar_agent.speech.types import Utterance
+from avatar_agent.store import AsyncStore, Store
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(
+        self,
+        config: Config,
+        store: AsyncStore,
+        tts: TTSEngine,
+        avatar_dir: Path,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.tts = tts
+        self.avatar_dir = avatar_dir
+        self.metrics = metrics or Metrics()
+        self.tasks = TaskSet("server")
+        # Rendering is short and frequent, synthesis is long: separate pools so a
+        # sentence being synthesized never delays a video frame.
+        self.render_pool = ThreadPoolExecutor(
+            max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="render"
+        )
+        self.tts_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts")
+        self._speech_cache: dict[str, list[Utterance]] = {}
+
+    @classmethod
+    async def start(cls, config: Config) -> Runtime:
+        """Load everything heavy once, off the event loop, before the first call."""
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        store = await loop.run_in_executor(None, Store, config.storage.url)
+        closed = await loop.run_in_executor(None, store.end_orphans)
+        if closed:
+            log.warning("marked %d calls left open by an earlier run as ended", closed)
+        avatar_dir = default_avatar_dir().parent / config.avatar.name
+        if not avatar_dir.is_dir():
+            raise FileNotFoundError(f"avatar {config.avatar.name!r} not found at {avatar_dir}")
+        tts = await loop.run_in_executor(None, lambda: PiperTTS(speed=config.tts.speed))
+        rt = cls(config, AsyncStore(store), tts, avatar_dir)
+        # The greeting is the same for every call: synthesize it once so a call
+        # hears it as soon as media flows.
+        greeting = await loop.run_in_executor(rt.tts_pool, tts.synthesize, config.tts.greeting)
+        rt._speech_cache[config.tts.greeting] = greeting
+        log.info("runtime ready in %.1f s", time.perf_counter() - t0)
+        return rt
+
+    def cached_speech(self, text: str) -> list[Utterance] | None:
+        return self._speech_cache.get(text)
+
+    async def close(self) -> None:
+        await self.tasks.cancel_all()
+        self.render_pool.shutdown(wait=True, cancel_futures=True)
+        self.tts_pool.shutdown(wait=True, cancel_futures=True)
+        self.store.close()

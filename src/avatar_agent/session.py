@@ -1,0 +1,156 @@
+"""One call: wires the avatar, speech and transport together and owns their tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from aiortc import RTCSessionDescription
+
+from avatar_agent.aio import TaskSet
+from avatar_agent.avatar.animator import IdleAnimator
+from avatar_agent.avatar.render import AvatarRenderer
+from avatar_agent.avatar.stream import AvatarStream
+from avatar_agent.speech.playout import Playout, SpeechEvent
+from avatar_agent.speech.tts import stream_sentences
+from avatar_agent.speech.types import Utterance
+from avatar_agent.transport.webrtc import WebRTCTransport
+
+if TYPE_CHECKING:
+    from avatar_agent.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+OUTPUT_RATE = 48000
+# Speech starts this far after "now" on the media clock, so its first words are not
+# cut while the customer's jitter buffer fills.
+SPEECH_LEAD_S = 0.25
+
+
+class CallSession:
+    def __init__(
+        self,
+        call_id: str,
+        consent_analysis: bool,
+        runtime: Runtime,
+        on_closed: Callable[[CallSession], None],
+    ) -> None:
+        self.call_id = call_id
+        self.consent_analysis = consent_analysis
+        self.rt = runtime
+        self.started = time.monotonic()
+        self.end_reason: str | None = None
+        self._on_closed = on_closed
+        self._tasks = TaskSet(f"call-{call_id[:8]}")
+        self._closing: asyncio.Task[None] | None = None
+        self._greeted = False
+        self.transport: WebRTCTransport | None = None
+        self.stream: AvatarStream | None = None
+
+    async def start(self, sdp: str, kind: str) -> RTCSessionDescription:
+        """Answer the customer's offer; raises OfferError for an offer we cannot take."""
+        cfg = self.rt.config
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        renderer = await loop.run_in_executor(
+            self.rt.render_pool,
+            AvatarRenderer,
+            self.rt.avatar_dir,
+            cfg.avatar.width,
+            cfg.avatar.height,
+        )
+        self.stream = AvatarStream(
+            renderer.render,
+            IdleAnimator(seed=zlib.crc32(self.call_id.encode())),
+            Playout(OUTPUT_RATE),
+        )
+        self.transport = WebRTCTransport(
+            self.stream,
+            fps=cfg.avatar.fps,
+            ice_servers=cfg.server.ice_servers,
+            render_pool=self.rt.render_pool,
+            metrics=self.rt.metrics,
+            on_end=self.request_end,
+            on_connected=self._connected,
+            on_speech=self._speech_event,
+            heartbeat_timeout=cfg.call.heartbeat_timeout_s,
+        )
+        try:
+            answer = await self.transport.answer(sdp, kind)
+        except BaseException:
+            await self.transport.close()
+            raise
+        await self.rt.store.call_started(self.call_id, self.consent_analysis)
+        self._tasks.spawn(self._connect_watchdog(cfg.call.connect_timeout_s), "connect-watchdog")
+        self.rt.metrics.stage_seconds.labels("call_setup").observe(time.perf_counter() - t0)
+        return answer
+
+    # --- speech -----------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        """Speak text after whatever is already queued."""
+        self._tasks.spawn(self._say(text), "say")
+
+    async def _say(self, text: str) -> None:
+        assert self.stream is not None and self.transport is not None
+        cached = self.rt.cached_speech(text)
+        if cached is not None:
+            for utt in cached:
+                self._enqueue(utt)
+            return
+        t0 = time.perf_counter()
+        async for utt in stream_sentences(self.rt.tts, text, self.rt.tts_pool):
+            self.rt.metrics.stage_seconds.labels("tts_sentence").observe(time.perf_counter() - t0)
+            self._enqueue(utt)
+            t0 = time.perf_counter()
+
+    def _enqueue(self, utt: Utterance) -> None:
+        assert self.stream is not None and self.transport is not None
+        now = round((self.transport.media_time() + SPEECH_LEAD_S) * OUTPUT_RATE)
+        self.stream.playout.enqueue(utt, now)
+
+    def _speech_event(self, ev: SpeechEvent) -> None:
+        if self.transport is not None:
+            self.transport.send_event(
+                {"type": "speech", "event": ev.event, "text": ev.text, "t": ev.sample / OUTPUT_RATE}
+            )
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    def _connected(self) -> None:
+        if not self._greeted:
+            self._greeted = True
+            self.say(self.rt.config.tts.greeting)
+
+    async def _connect_watchdog(self, timeout: float) -> None:
+        await asyncio.sleep(timeout)
+        if not self._greeted:
+            self.request_end("connect_timeout")
+
+    def request_end(self, reason: str) -> None:
+        """End the call from a callback; the closing runs outside the call's own tasks."""
+        if self._closing is None:
+            self._closing = self.rt.tasks.spawn(self.close(reason), f"close-{self.call_id[:8]}")
+
+    async def close(self, reason: str) -> None:
+        if self.end_reason is not None:
+            return
+        self.end_reason = reason
+        log.info("call %s ended: %s", self.call_id, reason)
+        try:
+            await self._tasks.cancel_all()
+            if self.transport is not None:
+                await self.transport.close()
+        finally:
+            try:
+                await self.rt.store.call_ended(self.call_id, reason)
+            finally:
+                self._on_closed(self)
+
+    @property
+    def task_count(self) -> int:
+        return len(self._tasks)

@@ -1,0 +1,126 @@
+"""Persistence of calls: SQLAlchemy, SQLite by default, any SQLAlchemy URL by config.
+
+Only metadata about a call is stored here, never customers' audio or video.
+All methods block; the async shell calls them through `AsyncStore`, which keeps
+them on one worker thread so the event loop never waits on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from sqlalchemy import Boolean, DateTime, String, create_engine, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CallRow(Base):
+    __tablename__ = "calls"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    end_reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    consent_analysis: Mapped[bool] = mapped_column(Boolean)
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    id: str
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    end_reason: str | None
+    consent_analysis: bool
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _record(row: CallRow) -> CallRecord:
+    return CallRecord(row.id, row.started_at, row.ended_at, row.end_reason, row.consent_analysis)
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        kwargs: dict[str, Any] = {}
+        if parsed.get_backend_name() == "sqlite":
+            db = parsed.database
+            if db and db != ":memory:":
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False}
+        self.engine = create_engine(url, **kwargs)
+        Base.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def call_started(self, call_id: str, consent_analysis: bool) -> None:
+        with Session(self.engine) as s, s.begin():
+            s.add(CallRow(id=call_id, started_at=_now(), consent_analysis=consent_analysis))
+
+    def call_ended(self, call_id: str, reason: str) -> None:
+        """Mark a call ended; the first reason recorded wins."""
+        with Session(self.engine) as s, s.begin():
+            s.execute(
+                update(CallRow)
+                .where(CallRow.id == call_id, CallRow.ended_at.is_(None))
+                .values(ended_at=_now(), end_reason=reason)
+            )
+
+    def end_orphans(self, reason: str = "server_restart") -> int:
+        """Close rows left open by a server that stopped without ending its calls."""
+        with Session(self.engine) as s, s.begin():
+            res = s.execute(
+                update(CallRow)
+                .where(CallRow.ended_at.is_(None))
+                .values(ended_at=_now(), end_reason=reason)
+            )
+            return int(getattr(res, "rowcount", 0) or 0)
+
+    def get_call(self, call_id: str) -> CallRecord | None:
+        with Session(self.engine) as s:
+            row = s.get(CallRow, call_id)
+            return _record(row) if row else None
+
+    def list_calls(self, limit: int = 100) -> list[CallRecord]:
+        with Session(self.engine) as s:
+            rows = s.scalars(select(CallRow).order_by(CallRow.started_at.desc()).limit(limit))
+            return [_record(r) for r in rows]
+
+
+class AsyncStore:
+    """Runs Store calls on one dedicated thread, in order."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+
+    async def call_started(self, call_id: str, consent_analysis: bool) -> None:
+        await self._run(self.store.call_started, call_id, consent_analysis)
+
+    async def call_ended(self, call_id: str, reason: str) -> None:
+        await self._run(self.store.call_ended, call_id, reason)
+
+    async def get_call(self, call_id: str) -> CallRecord | None:
+        return await self._run(self.store.get_call, call_id)
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.store.close()

@@ -1,0 +1,77 @@
+"""Receiving the customer's media: always drain the track, keep only the latest frame.
+
+aiortc queues incoming frames without bound, so a track must be read continuously
+even when no stage wants its frames; analysis reads from a `LatestSlot`, where a new
+frame replaces an unread one and the replacement is counted as a drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class LatestSlot(Generic[T]):
+    """Holds the newest item only. Pure: no clock, no asyncio."""
+
+    def __init__(self) -> None:
+        self._item: T | None = None
+        self.received = 0
+        self.dropped = 0
+
+    def put(self, item: T) -> bool:
+        """Store item; return True when it replaced one nobody read (a drop)."""
+        replaced = self._item is not None
+        if replaced:
+            self.dropped += 1
+        self._item = item
+        self.received += 1
+        return replaced
+
+    def take(self) -> T | None:
+        item, self._item = self._item, None
+        return item
+
+
+class Receiver(Generic[T]):
+    """Reads a media track until it ends, handing each frame to the latest-frame slots."""
+
+    def __init__(
+        self,
+        kind: str,
+        recv: Callable[[], Awaitable[T]],
+        on_frame: Callable[[T], None] | None = None,
+        on_drop: Callable[[], None] | None = None,
+    ) -> None:
+        self.kind = kind
+        self._recv = recv
+        self._on_frame = on_frame
+        self._on_drop = on_drop
+        self._slots: list[LatestSlot[T]] = []
+        self.frames = 0
+
+    def subscribe(self) -> LatestSlot[T]:
+        slot: LatestSlot[T] = LatestSlot()
+        self._slots.append(slot)
+        return slot
+
+    async def run(self) -> None:
+        while True:
+            try:
+                frame = await self._recv()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the remote track ended (MediaStreamError) or broke
+                log.info("%s track ended: %s", self.kind, type(exc).__name__)
+                return
+            self.frames += 1
+            if self._on_frame is not None:
+                self._on_frame(frame)
+            for slot in self._slots:
+                if slot.put(frame) and self._on_drop is not None:
+                    self._on_drop()
