@@ -12,7 +12,9 @@ from rich.console import Console
 
 from avatar_agent.config import ConfigError, ServerConfig, load_config
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Real-time avatar support calls.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Real-time avatar support calls."
+)
 err = Console(stderr=True)
 
 ConfigOpt = Annotated[

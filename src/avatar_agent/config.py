@@ -159,5 +159,7 @@ def load_config(path: Path | None) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(str(path), [ConfigIssue("", None, f"cannot read: {exc.strerror}")]) from None
+        raise ConfigError(
+            str(path), [ConfigIssue("", None, f"cannot read: {exc.strerror}")]
+        ) from None
     return parse_config(text, str(path))

@@ -35,6 +35,14 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        # Export every series from the start, so dashboards see zeros instead of gaps.
+        for kind in ("video", "audio"):
+            self.frames_in.labels(kind)
+            self.frames_out.labels(kind)
+            for where in ("receive", "send"):
+                self.frames_dropped.labels(kind, where)
+        for stage in ("call_setup", "render", "tts_sentence"):
+            self.stage_seconds.labels(stage)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

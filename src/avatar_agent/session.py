@@ -126,8 +126,8 @@ class CallSession:
             self._greeted = True
             self.say(self.rt.config.tts.greeting)
 
-    async def _connect_watchdog(self, timeout: float) -> None:
-        await asyncio.sleep(timeout)
+    async def _connect_watchdog(self, delay: float) -> None:
+        await asyncio.sleep(delay)
         if not self._greeted:
             self.request_end("connect_timeout")
 

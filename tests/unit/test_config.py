@@ -74,7 +74,9 @@ def test_missing_file(tmp_path: Path) -> None:
 def _check(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "avatar_agent.cli", "check-config", str(path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

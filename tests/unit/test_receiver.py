@@ -28,7 +28,9 @@ async def test_receiver_drains_until_track_ends() -> None:
 
     seen: list[int] = []
     drops: list[int] = []
-    rx: Receiver[int] = Receiver("video", recv, on_frame=seen.append, on_drop=lambda: drops.append(1))
+    rx: Receiver[int] = Receiver(
+        "video", recv, on_frame=seen.append, on_drop=lambda: drops.append(1)
+    )
     slot = rx.subscribe()
     await asyncio.wait_for(rx.run(), 5)
     assert seen == list(range(10))

@@ -18,7 +18,8 @@ def test_call_lifecycle_in_a_real_sqlite_file(tmp_path: Path) -> None:
 
     con = sqlite3.connect(db)
     rows = dict(
-        (r[0], r[1:]) for r in con.execute(
+        (r[0], r[1:])
+        for r in con.execute(
             "select id, ended_at is not null, end_reason, consent_analysis from calls"
         )
     )

@@ -14,6 +14,7 @@ import logging
 import math
 import re
 import threading
+import unicodedata
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -46,9 +47,7 @@ _MAX_SENTENCE_CHARS = 400
 
 # Sentence end: terminal punctuation, optional closing quotes/brackets, then whitespace.
 # Line breaks end a sentence too: chat-style text uses them for list items and paragraphs.
-_BOUNDARY = re.compile(
-    r"(?P<end>(?P<punct>[.!?\u2026]+)[\"'\u201d\u2019\u00bb)\]]*)\s+|\s*\n\s*"
-)
+_BOUNDARY = re.compile(r"(?P<end>(?P<punct>[.!?\u2026]+)[\"'\u201d\u2019\u00bb)\]]*)\s+|\s*\n\s*")
 # Words whose trailing dot is not a sentence end. Titles only: words such as "etc." or
 # "Inc." end sentences too often to guess. Merging two sentences costs a little latency,
 # a wrong split puts a pause mid-sentence.
@@ -122,15 +121,15 @@ def to_int16(
 ) -> npt.NDArray[np.int16]:
     """Resample float audio in [-1, 1] with a polyphase filter and convert to int16.
 
-    The anti-aliasing filter rings a little above the input's peak, so the result is scaled
-    to a fixed peak instead of clipped.
+    The anti-aliasing filter rings a little above the input's peak, so loud audio is scaled
+    down to a -1 dBFS peak instead of being clipped.
     """
     signal = np.asarray(audio, dtype=np.float64).reshape(-1)
     if source_rate != target_rate and signal.size:
         g = math.gcd(source_rate, target_rate)
         signal = resample_poly(signal, target_rate // g, source_rate // g)
     peak = float(np.max(np.abs(signal))) if signal.size else 0.0
-    if peak > 0.0:
+    if peak > _PEAK:
         signal = signal * (_PEAK / peak)
     return np.asarray(np.rint(signal * _INT16_MAX), dtype=np.int16)
 
@@ -151,34 +150,35 @@ def _scaled_lengths(weights: Sequence[float], total: int) -> list[int]:
     return [int(n) for n in np.diff(edges, prepend=0)]
 
 
-def _segments(
-    phonemes: Sequence[str], num_samples: Sequence[int] | None, total: int
-) -> list[tuple[str, int]]:
-    """(phoneme, length in output samples) pairs that tile ``total`` output samples.
+_STRESS = frozenset("\u02c8\u02cc")  # primary and secondary stress marks
 
-    ``num_samples`` are Piper's per-phoneme counts at the voice's rate. Their sum equals the
-    audio length for the stock voices (the decoder emits hop_length samples per duration
-    frame), but an exported model may pad or trim the decoder output. Where they disagree
-    there is no information on where the difference lies, so every span is stretched by
-    the same factor: the timing error is spread thinly instead of piling up at one end.
+
+def _fold_modifiers(segments: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Merge symbols that are not segments of their own into their neighbours.
+
+    Piper gives stress marks, the length mark and diacritics durations of their own (a
+    stress mark gets ~90 ms, and its audio is the loudest in the word: it is the onset of
+    the stressed vowel). A lip-sync table has no mouth shape for them, so stress time goes
+    to the following symbol and modifier time to the preceding one; only the base symbol
+    is kept ("u\u02d0" is spoken as a long "u", which the span's length already says).
     """
-    if num_samples is None:
-        # Without alignments the best guess is an even spread: the mouth still moves while
-        # sound plays, only out of step within the sentence.
-        names = list(phonemes) or ["_"]
-        return list(zip(names, _scaled_lengths([1.0] * len(names), total), strict=True))
-    return list(zip(phonemes, _scaled_lengths(num_samples, total), strict=True))
-
-
-def _to_spans(segments: Sequence[tuple[str, int]], sample_rate: int) -> tuple[PhonemeSpan, ...]:
-    # Times come from integer sample edges so that one span's end and the next span's start
-    # are the very same float, and the last end is exactly len(pcm) / sample_rate.
-    spans: list[PhonemeSpan] = []
-    edge = 0
-    for phoneme, length in segments:
-        spans.append(PhonemeSpan(phoneme, edge / sample_rate, (edge + length) / sample_rate))
-        edge += length
-    return tuple(spans)
+    out: list[tuple[str, int]] = []
+    carried = 0
+    for symbol, length in segments:
+        modifier = unicodedata.category(symbol[:1] or "_") in ("Lm", "Mn")
+        if symbol in _STRESS or (modifier and not out):
+            carried += length
+        elif modifier:
+            out[-1] = (out[-1][0], out[-1][1] + length + carried)
+            carried = 0
+        else:
+            out.append((symbol, length + carried))
+            carried = 0
+    if carried and out:
+        out[-1] = (out[-1][0], out[-1][1] + carried)
+    elif carried:
+        out.append(("_", carried))
+    return out
 
 
 def spans_from_alignment(
@@ -186,15 +186,58 @@ def spans_from_alignment(
     num_samples: Sequence[int] | None,
     pcm_samples: int,
     sample_rate: int,
-) -> tuple[PhonemeSpan, ...]:
-    """Phoneme spans tiling ``pcm_samples`` samples at ``sample_rate``.
+    start_sample: int = 0,
+) -> list[PhonemeSpan]:
+    """Phoneme spans tiling ``pcm_samples`` samples that start at ``start_sample``.
 
-    ``num_samples`` are per-phoneme sample counts at any rate (only their proportions
-    matter); ``None`` spreads the phonemes evenly.
+    ``num_samples`` are per-phoneme counts at the voice's rate; only their proportions
+    matter. Their sum equals the audio length for stock voices (the decoder emits
+    hop_length samples per duration frame), but an exported model may pad or trim its
+    output. Nothing says where such a difference lies, so all spans are stretched by one
+    factor: the error is spread thinly instead of piling up at one end of the sentence.
+    ``None`` (no alignment) spreads the phonemes evenly: the mouth still moves while sound
+    plays, only out of step within the sentence.
     """
     if num_samples is not None and len(num_samples) != len(phonemes):
         raise ValueError("phonemes and num_samples differ in length")
-    return _to_spans(_segments(phonemes, num_samples, pcm_samples), sample_rate)
+    names = list(phonemes) or ["_"]
+    weights = [1.0] * len(names) if num_samples is None else num_samples
+    segments = _fold_modifiers(list(zip(names, _scaled_lengths(weights, pcm_samples), strict=True)))
+    # Times come from integer sample edges so that one span's end and the next span's start
+    # are the very same float, and the last end is exactly len(pcm) / sample_rate.
+    spans: list[PhonemeSpan] = []
+    edge = start_sample
+    for phoneme, length in segments:
+        spans.append(PhonemeSpan(phoneme, edge / sample_rate, (edge + length) / sample_rate))
+        edge += length
+    return spans
+
+
+def _pad_before(chunk: Any, pad_ids: Sequence[int]) -> tuple[list[str], list[int]] | None:
+    """Piper's alignments with each PAD's samples moved to the phoneme after it.
+
+    Piper counts the PAD that follows a phoneme as part of it, which leaves vowel spans
+    ~30 ms behind the vowel's energy; the PAD frames carry the transition into the next
+    phoneme. Giving them to that phoneme puts the energy peak of vowels on their spans.
+    """
+    alignments = chunk.phoneme_alignments
+    id_samples = chunk.phoneme_id_samples
+    if not alignments:
+        return None
+    phonemes = [str(a.phoneme) for a in alignments]
+    counts = [int(a.num_samples) for a in alignments]
+    if id_samples is None or len(id_samples) != sum(len(a.phoneme_ids) for a in alignments):
+        return phonemes, counts
+    index, carried, pad = 0, 0, list(pad_ids)
+    for i, alignment in enumerate(alignments):
+        ids = len(alignment.phoneme_ids)
+        ends_with_pad = pad and ids > len(pad) and list(alignment.phoneme_ids[-len(pad) :]) == pad
+        tail = len(pad) if ends_with_pad else 0
+        counts[i] = carried + int(sum(id_samples[index : index + ids - tail]))
+        carried = int(sum(id_samples[index + ids - tail : index + ids]))
+        index += ids
+    counts[-1] += carried
+    return phonemes, counts
 
 
 _VOICE_CACHE: dict[tuple[str, str], Any] = {}
@@ -254,9 +297,7 @@ class PiperTTS:
         )
         for path, what in ((model_path, "model"), (config_path, "config")):
             if not path.is_file():
-                raise FileNotFoundError(
-                    errno.ENOENT, f"Piper voice {what} not found", str(path)
-                )
+                raise FileNotFoundError(errno.ENOENT, f"Piper voice {what} not found", str(path))
 
         from piper.config import SynthesisConfig
 
@@ -266,6 +307,7 @@ class PiperTTS:
         self.speed = speed
         self.output_rate = output_rate
         self.voice_rate: int = int(self._voice.config.sample_rate)
+        self._pad_ids = list(self._voice.config.phoneme_id_map.get("_", []))
         self._syn_config = SynthesisConfig(
             length_scale=float(self._voice.config.length_scale) / speed
         )
@@ -284,86 +326,30 @@ class PiperTTS:
         # espeak-ng may cut a sentence further (it reads "Dr." as a full stop), so Piper can
         # return several chunks; they are joined so that utterances follow split_sentences.
         pcm_parts: list[npt.NDArray[np.int16]] = []
-        segments: list[tuple[str, int]] = []
+        spans: list[PhonemeSpan] = []
+        offset = 0
         for chunk in self._voice.synthesize(
             sentence, syn_config=self._syn_config, include_alignments=True
         ):
             pcm = to_int16(chunk.audio_float_array, int(chunk.sample_rate), self.output_rate)
             if pcm.size == 0:
                 continue
-            alignments = chunk.phoneme_alignments
-            if alignments:
-                phonemes = [a.phoneme for a in alignments]
-                counts: list[int] | None = [int(a.num_samples) for a in alignments]
-            else:
+            aligned = _pad_before(chunk, self._pad_ids)
+            if aligned is None:
                 _LOGGER.warning(
-                    "Piper returned no phoneme alignment for %r; spreading %d phonemes evenly",
-                    sentence[:80],
-                    len(chunk.phonemes),
-                )
-                phonemes, counts = list(chunk.phonemes), None
-            if counts is not None and sum(counts) != len(chunk.audio_float_array):
-                _LOGGER.debug(
-                    "alignment covers %d of %d samples for %r; stretching",
-                    sum(counts),
-                    len(chunk.audio_float_array),
+                    "Piper returned no phoneme alignment for %r; spreading phonemes evenly",
                     sentence[:80],
                 )
-            segments.extend(_segments(phonemes, counts, len(pcm)))
+            elif sum(aligned[1]) != len(chunk.audio_float_array):
+                _LOGGER.debug("alignment/audio length mismatch for %r; stretching", sentence)
+            phonemes, counts = aligned if aligned else (list(chunk.phonemes), None)
+            spans += spans_from_alignment(phonemes, counts, len(pcm), self.output_rate, offset)
             pcm_parts.append(pcm)
+            offset += len(pcm)
         if not pcm_parts:
             return None
-        return Utterance(
-            text=sentence,
-            pcm=np.concatenate(pcm_parts),
-            sample_rate=self.output_rate,
-            phonemes=_to_spans(segments, self.output_rate),
-        )
-
-
-class _SentenceStepper:
-    """Advances an engine's sentence iterator from worker threads, one step at a time.
-
-    A generator cannot be closed while another thread is inside it, so closing is handed to
-    whichever side finishes last.
-    """
-
-    def __init__(self, engine: TTSEngine, text: str) -> None:
-        self._engine = engine
-        self._text = text
-        self._iterator: Iterator[Utterance] | None = None
-        self._lock = threading.Lock()
-        self._closed = False
-        self._busy = False
-
-    def step(self) -> Utterance | None:
-        with self._lock:
-            if self._closed:
-                return None
-            self._busy = True
-        try:
-            if self._iterator is None:
-                self._iterator = iter(self._engine.sentences(self._text))
-            return next(self._iterator, None)
-        finally:
-            with self._lock:
-                self._busy = False
-                close_now = self._closed
-            if close_now:
-                self._close_iterator()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            if self._busy:
-                return
-        self._close_iterator()
-
-    def _close_iterator(self) -> None:
-        iterator, self._iterator = self._iterator, None
-        close = getattr(iterator, "close", None)
-        if callable(close):
-            close()
+        pcm_all = np.concatenate(pcm_parts)
+        return Utterance(sentence, pcm_all, self.output_rate, tuple(spans))
 
 
 async def stream_sentences(
@@ -379,17 +365,29 @@ async def stream_sentences(
     sentence is started; one already in progress finishes in its thread and is discarded.
     """
     loop = asyncio.get_running_loop()
-    stepper = _SentenceStepper(engine, text)
-    pending: asyncio.Future[Utterance | None] = loop.run_in_executor(executor, stepper.step)
+    stopped = threading.Event()
+    started: list[Iterator[Utterance]] = []
+
+    def step() -> Utterance | None:
+        # A step queued behind a busy executor may start after the consumer has gone.
+        if stopped.is_set():
+            return None
+        if not started:
+            started.append(iter(engine.sentences(text)))
+        return next(started[0], None)
+
+    pending: asyncio.Future[Utterance | None] = loop.run_in_executor(executor, step)
     try:
         while True:
             utterance = await pending
             if utterance is None:
                 return
-            pending = loop.run_in_executor(executor, stepper.step)
+            pending = loop.run_in_executor(executor, step)
             yield utterance
     finally:
-        stepper.close()
+        # The iterator is left to the garbage collector: closing a generator that a worker
+        # thread is still inside raises, and dropping it closes it once that thread is done.
+        stopped.set()
         if not pending.done():
             pending.cancel()
         elif not pending.cancelled():

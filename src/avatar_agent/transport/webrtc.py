@@ -164,8 +164,7 @@ class AvatarAudioTrack(MediaStreamTrack):  # type: ignore[misc]
 def rtc_configuration(servers: list[IceServer]) -> RTCConfiguration:
     return RTCConfiguration(
         iceServers=[
-            RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
-            for s in servers
+            RTCIceServer(urls=s.urls, username=s.username, credential=s.credential) for s in servers
         ]
     )
 

@@ -1,0 +1,128 @@
+"""Benchmark whole calls: set-up time, first avatar frame, outgoing fps, server CPU per call.
+
+Starts `avatar-agent serve` on a free port (its own SQLite file in a temp dir), then
+runs 1 and then N simultaneous aiortc customers streaming a real GRID clip.
+
+    .venv/bin/python scripts/bench_call.py [--calls 1 3] [--seconds 10] [--data ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+
+from avatar_agent.client import CustomerClient
+
+REPO = Path(__file__).resolve().parents[1]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp / "bench.yaml"
+    cfg.write_text(f"storage:\n  url: sqlite:///{tmp / 'bench.db'}\n")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "avatar_agent.cli",
+            "serve",
+            "--config",
+            str(cfg),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / "server.log").open("wb"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1):
+                return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("server did not start: " + (tmp / "server.log").read_text()[-2000:])
+
+
+async def run_calls(url: str, pid: int, clip: Path, n: int, seconds: float) -> dict[str, float]:
+    async with aiohttp.ClientSession() as http:
+        clients = [CustomerClient(url, clip) for _ in range(n)]
+        try:
+            await asyncio.gather(*(c.connect(http) for c in clients))
+            ok = await asyncio.gather(
+                *(c.wait_for(lambda c=c: c.rx.video_times, 15) for c in clients)
+            )
+            if not all(ok):
+                raise SystemExit("a call never received video")
+            await asyncio.sleep(1.0)  # past start-up transients
+            cpu0, t0 = cpu_seconds(pid), time.monotonic()
+            await asyncio.sleep(seconds)
+            cpu1, t1 = cpu_seconds(pid), time.monotonic()
+            result = {
+                "setup_ms": statistics.mean((c.t_answer - c.t_offer) * 1000 for c in clients),
+                "first_frame_ms": statistics.mean(
+                    (c.rx.video_times[0] - c.t_offer) * 1000 for c in clients
+                ),
+                "fps": statistics.mean(c.rx.fps(t0, t1) for c in clients),
+                "min_fps": min(c.rx.fps(t0, t1) for c in clients),
+                "server_cpu_pct": (cpu1 - cpu0) / (t1 - t0) * 100,
+            }
+            result["cpu_pct_per_call"] = result["server_cpu_pct"] / n
+            await asyncio.gather(*(c.hangup(http) for c in clients))
+            return result
+        finally:
+            await asyncio.gather(*(c.close() for c in clients))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, nargs="+", default=[1, 3])
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    args = ap.parse_args()
+    clip = sorted((args.data / "talking_face" / "grid").glob("*.mpg"))[0]
+    with tempfile.TemporaryDirectory() as d:
+        proc, url = start_server(Path(d))
+        try:
+            print(
+                f"{'calls':>5} {'setup ms':>9} {'1st frame ms':>12} {'fps':>6} {'min fps':>7} "
+                f"{'server CPU %':>12} {'CPU %/call':>10}"
+            )
+            for n in args.calls:
+                r = asyncio.run(run_calls(url, proc.pid, clip, n, args.seconds))
+                print(
+                    f"{n:>5} {r['setup_ms']:>9.0f} {r['first_frame_ms']:>12.0f} {r['fps']:>6.1f} "
+                    f"{r['min_fps']:>7.1f} {r['server_cpu_pct']:>12.0f} "
+                    f"{r['cpu_pct_per_call']:>10.0f}"
+                )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    print(f"({os.cpu_count()} CPU cores; CPU % is of one core, client on the same machine)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""A headless customer: an aiortc peer that joins a call like the web page does.
+
+Used by the integration tests and the benchmarks to exercise the server from the
+outside, over real WebRTC, with real media files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaPlayer
+from aiortc.mediastreams import MediaStreamError
+
+
+@dataclass
+class Received:
+    video_times: list[float] = field(default_factory=list)
+    video_size: tuple[int, int] | None = None
+    audio_frames: int = 0
+    audio_peak_rms: float = 0.0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    # optional capture of decoded frames for measurements (kept in memory only)
+    keep_video: bool = False
+    video: list[tuple[float, np.ndarray[Any, Any]]] = field(default_factory=list)
+
+    def fps(self, start: float, end: float) -> float:
+        n = sum(1 for t in self.video_times if start <= t < end)
+        return n / (end - start)
+
+    def speech(self, event: str) -> list[str]:
+        return [
+            e["text"] for e in self.events if e.get("type") == "speech" and e.get("event") == event
+        ]
+
+
+class CustomerClient:
+    def __init__(
+        self,
+        base_url: str,
+        media: Path | None = None,
+        *,
+        send_video: bool = True,
+        send_audio: bool = True,
+        consent: bool = True,
+        heartbeat: bool = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.media = media
+        self.send_video = send_video
+        self.send_audio = send_audio
+        self.consent = consent
+        self.heartbeat = heartbeat
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.rx = Received()
+        self.call_id: str | None = None
+        self.t_offer = 0.0
+        self.t_answer = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._player: MediaPlayer | None = None
+        self.channel = self.pc.createDataChannel("agent")
+        self.channel.on("message", self._on_message)
+        self.channel.on("open", self._on_open)
+        self.pc.on("track", self._on_track)
+
+    def _on_message(self, data: str | bytes) -> None:
+        with contextlib.suppress(ValueError):
+            self.rx.events.append({**json.loads(data), "_received": time.monotonic()})
+
+    def _on_open(self) -> None:
+        if self.heartbeat:
+            self._tasks.append(asyncio.ensure_future(self._ping()))
+
+    async def _ping(self) -> None:
+        while self.channel.readyState == "open":
+            self.channel.send(json.dumps({"type": "ping"}))
+            await asyncio.sleep(2)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._tasks.append(asyncio.ensure_future(self._consume(track)))
+
+    async def _consume(self, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            now = time.monotonic()
+            if track.kind == "video":
+                self.rx.video_times.append(now)
+                self.rx.video_size = (frame.width, frame.height)
+                if self.rx.keep_video:
+                    self.rx.video.append((now, frame.to_ndarray(format="rgb24")))
+            else:
+                self.rx.audio_frames += 1
+                pcm = frame.to_ndarray().astype(np.float32)
+                self.rx.audio_peak_rms = max(
+                    self.rx.audio_peak_rms, float(np.sqrt(np.mean(pcm**2)))
+                )
+
+    async def connect(self, session: aiohttp.ClientSession) -> str:
+        if self.media is not None and (self.send_video or self.send_audio):
+            self._player = MediaPlayer(str(self.media))
+        for kind, wanted in (("video", self.send_video), ("audio", self.send_audio)):
+            track = getattr(self._player, kind, None) if wanted and self._player else None
+            if track is not None:
+                self.pc.addTrack(track)
+            else:
+                self.pc.addTransceiver(kind, direction="recvonly")
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        self.t_offer = time.monotonic()
+        body = {
+            "sdp": self.pc.localDescription.sdp,
+            "type": "offer",
+            "consent": {"analysis": self.consent},
+        }
+        async with session.post(self.base_url + "/api/calls", json=body) as resp:
+            data = await resp.json()
+            if resp.status != 201:
+                raise RuntimeError(f"call refused: {resp.status} {data}")
+        self.t_answer = time.monotonic()
+        await self.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], data["type"]))
+        self.call_id = str(data["call_id"])
+        return self.call_id
+
+    async def wait_for(self, predicate: Any, within: float) -> bool:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            await asyncio.sleep(0.05)
+        return bool(predicate())
+
+    async def hangup(self, session: aiohttp.ClientSession) -> int:
+        async with session.delete(f"{self.base_url}/api/calls/{self.call_id}") as resp:
+            return resp.status
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.pc.close()
+        if self._player is not None:
+            for track in (self._player.audio, self._player.video):
+                if track is not None:
+                    track.stop()
