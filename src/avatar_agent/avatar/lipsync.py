@@ -5,7 +5,7 @@ curve between them is interpolated, so neighbouring sounds blend into each other
 (co-articulation). The jaw has a finite speed, so the curve is also limited to
 ``MAX_SPEED`` opening units per second; fast syllables therefore under-shoot
 their vowels, as real speakers do. Bilabials (p, b, m) and real pauses keep an
-exact closure at their centre: the speed limit only ever lowers the curve.
+exact closure through their middle: the speed limit only ever lowers the curve.
 """
 
 from __future__ import annotations
@@ -133,20 +133,20 @@ class MouthTimeline:
         n = max(2, int(math.ceil(self.duration * _GRID_HZ)) + 1)
         self._grid = np.linspace(0.0, self.duration, n)
         linear = np.interp(self._grid, key_t, key_v)
-        # Lower envelope of speed-limited cones around every target: the jaw can
-        # never be further from a target than MAX_SPEED allows in the time between.
-        cones = np.full_like(self._grid, np.inf)
-        for kt, kv in zip(key_t, key_v, strict=True):
-            np.minimum(cones, kv + MAX_SPEED * np.abs(self._grid - kt), out=cones)
-        curve = np.minimum(linear, cones)
-        # A short moving average rounds the corners; averaging keeps the speed
-        # bound, and taking the envelope again restores exact closures.
+        # The largest speed-limited curve that never exceeds the interpolation:
+        # min over s of linear(s) + MAX_SPEED * |t - s|, in two running minima.
+        slope = MAX_SPEED * self._grid
+        ahead = np.minimum.accumulate(linear - slope) + slope
+        behind = (np.minimum.accumulate((linear + slope)[::-1]) - slope[::-1])[::-1]
+        limited = np.minimum(ahead, behind)
+        # A short moving average rounds the peaks; it keeps the speed bound, and
+        # taking the lower of the two again restores exact closures.
         width = max(1, int(round(0.035 * _GRID_HZ)))
+        curve = limited
         if width > 1 and n > width:
             kernel = np.ones(width) / width
-            padded = np.pad(curve, (width // 2, width - 1 - width // 2), mode="edge")
-            curve = np.convolve(padded, kernel, mode="valid")
-        curve = np.minimum(curve, cones)
+            padded = np.pad(limited, (width // 2, width - 1 - width // 2), mode="edge")
+            curve = np.minimum(np.convolve(padded, kernel, mode="valid"), limited)
         self._curve = np.clip(curve, 0.0, 1.0)
 
     def opening_at(self, t: float) -> float:

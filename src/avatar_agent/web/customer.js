@@ -29,6 +29,7 @@
     captions: $("captions"),
     transcript: $("transcript"),
     transcriptEmpty: $("transcript-empty"),
+    title: $("disclosure-title"),
   };
 
   const config = readConfig();
@@ -84,6 +85,9 @@
       input.disabled = active;
     }
     els.hint.hidden = chosen || active;
+    els.title.textContent = active
+      ? "You are talking to an AI agent"
+      : "You are about to talk to an AI agent";
     const label = call.state === "ended" || call.state === "error" ? "Start a new call" : "Start call";
     els.start.lastChild.textContent = label;
   }
@@ -407,5 +411,13 @@
   els.hangup.addEventListener("click", hangUp);
   els.unmute.addEventListener("click", playAvatar);
   els.avatar.addEventListener("playing", () => els.frame.classList.add("has-video"));
+  // Closing the connection on the way out lets the server see the customer leave at once
+  // instead of waiting for timeouts. No DELETE here: leaving is not the same as hanging up.
+  window.addEventListener("pagehide", () => {
+    if (current && !current.over && current.pc) {
+      clearInterval(current.heartbeat);
+      current.pc.close();
+    }
+  });
   refreshControls();
 })();

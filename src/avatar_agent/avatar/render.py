@@ -1,0 +1,345 @@
+"""Pose → 640x480 RGB frame, composited from the avatar's pre-drawn layers.
+
+The art lives in ``assets/avatars/<name>/`` (see ``rig.json`` there): a background,
+a body layer, a head layer at rest, atlases of the eye strip at several lid
+positions and of the mouth at several openings, an iris and the eyebrows. Per
+frame we only paste atlas cells, place the irises, bend the head layer and
+composite; everything else is prepared once in ``__init__``.
+
+All RGBA layers are premultiplied sRGB bytes, so compositing is
+``out = src + dst * (255 - a) / 255``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from avatar_agent.avatar.animator import Pose
+
+U8 = npt.NDArray[np.uint8]
+F32 = npt.NDArray[np.float32]
+_MAP_STEP = 8  # the head's bend field is smooth, so it is computed on a coarse grid
+# The chest moves under 2 px with a breath, so it is pre-composited over the
+# background at this many breath levels; a step is ~0.25 px, far below notice.
+_BREATH_LEVELS = 16
+_HEAD_TRAVEL = 14  # px the bent head may move past its layer's opaque area
+
+
+def default_avatar_dir() -> Path:
+    return Path(__file__).resolve().parents[3] / "assets" / "avatars" / "default"
+
+
+def _load(path: Path, channels: int) -> U8:
+    if not path.is_file():
+        raise FileNotFoundError(f"avatar asset missing: {path}")
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f"avatar asset is not a readable image: {path}")
+    have = 1 if img.ndim == 2 else img.shape[2]
+    if have != channels:
+        raise ValueError(f"avatar asset {path} has {have} channels, expected {channels}")
+    if channels == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    elif channels == 4:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
+    return np.ascontiguousarray(img, dtype=np.uint8)
+
+
+def _box(value: Any, where: str) -> tuple[int, int, int, int]:
+    if not (isinstance(value, list) and len(value) == 4):
+        raise ValueError(f"{where}: expected a box [x0, y0, x1, y1], got {value!r}")
+    x0, y0, x1, y1 = (int(v) for v in value)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"{where}: empty box {value!r}")
+    return x0, y0, x1, y1
+
+
+def _atlas(img: U8, levels: int, box: tuple[int, int, int, int], path: Path) -> U8:
+    h, w = box[3] - box[1], box[2] - box[0]
+    if img.shape[0] != h * levels or img.shape[1] != w:
+        raise ValueError(
+            f"{path}: atlas is {img.shape[1]}x{img.shape[0]}, rig says {levels} cells of {w}x{h}"
+        )
+    return np.ascontiguousarray(img.reshape(levels, h, w, *img.shape[2:]))
+
+
+# OpenCV copies strided views such as img[..., 3] slowly, so channels are taken
+# with extractChannel / cvtColor instead of numpy slicing.
+
+
+def _over(dst: U8, src: U8) -> None:
+    """Premultiplied RGBA src over RGB dst (same size), in place."""
+    inv = cv2.bitwise_not(cv2.extractChannel(src, 3))
+    scaled = cv2.multiply(dst, cv2.merge((inv, inv, inv)), scale=1.0 / 255.0)
+    dst[...] = cv2.add(scaled, cv2.cvtColor(src, cv2.COLOR_RGBA2RGB))
+
+
+def _over_rgba(dst: U8, src: U8) -> None:
+    """Premultiplied RGBA src over premultiplied RGBA dst, in place."""
+    inv = cv2.bitwise_not(cv2.extractChannel(src, 3))
+    scaled = cv2.multiply(dst, cv2.merge((inv, inv, inv, inv)), scale=1.0 / 255.0)
+    dst[...] = cv2.add(scaled, src)
+
+
+def _bend_box(paint: tuple[int, int, int, int], width: int, height: int
+              ) -> tuple[int, int, int, int]:
+    """The paint box grown by the head's travel, sized in whole map blocks, inside the layer."""
+    out = []
+    for lo, hi, limit in ((paint[0], paint[2], width), (paint[1], paint[3], height)):
+        lo, hi = max(0, lo - _HEAD_TRAVEL), min(limit, hi + _HEAD_TRAVEL)
+        size = min(-(-(hi - lo) // _MAP_STEP) * _MAP_STEP, limit - limit % _MAP_STEP)
+        lo = max(0, min(lo, limit - size))
+        out.append((lo, lo + size))
+    return out[0][0], out[1][0], out[0][1], out[1][1]
+
+
+class AvatarRenderer:
+    """Draws one avatar. Holds only its own buffers, so one instance per call is thread-safe."""
+
+    def __init__(self, avatar_dir: Path | None = None, width: int = 640, height: int = 480) -> None:
+        root = Path(avatar_dir) if avatar_dir is not None else default_avatar_dir()
+        rig_path = root / "rig.json"
+        if not rig_path.is_file():
+            raise FileNotFoundError(f"avatar rig missing: {rig_path}")
+        try:
+            rig = json.loads(rig_path.read_text())
+            self._setup(root, rig)
+        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"avatar rig {rig_path} is invalid: {exc!r}") from exc
+        if width <= 0 or height <= 0:
+            raise ValueError(f"frame size must be positive, got {width}x{height}")
+        self.width, self.height = width, height
+
+    def _setup(self, root: Path, rig: dict[str, Any]) -> None:
+        self._size = (int(rig["size"][0]), int(rig["size"][1]))
+        w, h = self._size
+        self._bg = _load(root / rig["background"], 3)
+        if self._bg.shape[:2] != (h, w):
+            raise ValueError(f"{root / rig['background']}: expected {w}x{h}")
+
+        head = rig["head"]
+        self._head_box = _box(head["box"], "head.box")
+        x0, y0, x1, y1 = self._head_box
+        if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+            raise ValueError(f"head.box {self._head_box} lies outside the {w}x{h} frame")
+        self._head = _load(root / head["image"], 4)
+        depth = _load(root / head["depth"], 1).astype(np.float32) * float(head["depth_scale"])
+        if self._head.shape[:2] != (y1 - y0, x1 - x0) or depth.shape != self._head.shape[:2]:
+            raise ValueError(f"{root / head['image']}: size does not match head.box")
+        self._depth_axis = float(head["depth_axis"])
+        self._pivot = (float(head["pivot"][0]) - x0, float(head["pivot"][1]) - y0)
+        bend0, bend1 = (float(v) - y0 for v in head["bend"])
+        self._head_breath = float(head["breath_px"])
+        # Only the part of the head layer that can hold paint after bending is warped.
+        ys_, xs_ = np.nonzero(self._head[..., 3])
+        if len(xs_) == 0:
+            raise ValueError(f"{root / head['image']}: the head layer is empty")
+        self._bend_box = _bend_box(
+            (int(xs_.min()), int(ys_.min()), int(xs_.max()) + 1, int(ys_.max()) + 1),
+            x1 - x0, y1 - y0,
+        )
+        bx0, by0 = self._bend_box[0], self._bend_box[1]
+        # Coarse grid for the bend field: pixel coordinates, depth and the bend
+        # weight (1 for the skull, fading to 0 down the neck so its base stays put).
+        # Node k sits at the centre of block k, which is exactly where cv2.resize
+        # puts it when the grid is scaled up by _MAP_STEP.
+        bw, bh = self._bend_box[2] - bx0, self._bend_box[3] - by0
+        nx, ny = -(-bw // _MAP_STEP), -(-bh // _MAP_STEP)
+        half = (_MAP_STEP - 1) / 2.0
+        xs = bx0 + np.arange(nx, dtype=np.float32) * _MAP_STEP + half
+        ys = by0 + np.arange(ny, dtype=np.float32) * _MAP_STEP + half
+        self._gx, self._gy = np.meshgrid(xs, ys)
+        padded = cv2.copyMakeBorder(depth, 0, _MAP_STEP, 0, _MAP_STEP, cv2.BORDER_REPLICATE)
+        self._gz = cv2.remap(padded, self._gx, self._gy, cv2.INTER_LINEAR) - self._depth_axis
+        t = np.clip((self._gy - bend0) / max(bend1 - bend0, 1.0), 0.0, 1.0)
+        self._gw = 1.0 - t * t * (3.0 - 2.0 * t)
+        self._canvas = np.empty_like(self._head)
+
+        body = rig["body"]
+        body_img = _load(root / body["image"], 4)
+        self._body_top = int(body["top"])
+        if body_img.shape[1] != w or self._body_top + body_img.shape[0] != h:
+            raise ValueError(f"{root / body['image']}: must span the frame below body.top")
+        self._prepare_breath(body_img, float(body["breath_px"]))
+
+        eyes = rig["eyes"]
+        self._eyes_box = _box(eyes["box"], "eyes.box")
+        levels = int(eyes["levels"])
+        eyes_path, ball_path = root / eyes["image"], root / eyes["ball"]
+        self._eyes = _atlas(_load(eyes_path, 3), levels, self._eyes_box, eyes_path)
+        ball = _atlas(_load(ball_path, 3), levels, self._eyes_box, ball_path)
+        self._ball_vis = ball[..., 0].astype(np.float32) / 255.0
+        self._ball_shade = ball[..., 1].astype(np.float32) / 255.0
+        iris = _load(root / eyes["iris"], 4).astype(np.float32) / 255.0
+        self._iris = iris
+        self._iris_half = iris.shape[0] // 2
+        self._eye_centres = [(float(c[0]), float(c[1]) + float(eyes["iris_dy"]))
+                             for c in eyes["centres"]]
+        self._gaze_px = (float(eyes["gaze_px"][0]), float(eyes["gaze_px"][1]))
+        ew, eh = self._eyes_box[2] - self._eyes_box[0], self._eyes_box[3] - self._eyes_box[1]
+        reach_x = self._gaze_px[0] + self._iris_half + 2
+        reach_y = self._gaze_px[1] + self._iris_half + 2
+        for cx, cy in self._eye_centres:
+            lx, ly = cx - self._eyes_box[0], cy - self._eyes_box[1]
+            if lx - reach_x < 0 or lx + reach_x > ew or ly - reach_y < 0 or ly + reach_y > eh:
+                raise ValueError(f"eyes.box {self._eyes_box} is too small for the iris travel")
+
+        brows = rig["brows"]
+        self._brows_box = _box(brows["box"], "brows.box")
+        self._brows = _load(root / brows["image"], 4)
+        bx0, by0, bx1, by1 = self._brows_box
+        if self._brows.shape[:2] != (by1 - by0, bx1 - bx0):
+            raise ValueError(f"{root / brows['image']}: size does not match brows.box")
+
+        mouth = rig["mouth"]
+        self._mouth_box = _box(mouth["box"], "mouth.box")
+        mouth_path = root / mouth["image"]
+        self._mouth = _atlas(_load(mouth_path, 4), int(mouth["levels"]), self._mouth_box,
+                             mouth_path)
+        for name, b in (("eyes", self._eyes_box), ("brows", self._brows_box),
+                        ("mouth", self._mouth_box)):
+            if b[0] < x0 or b[1] < y0 or b[2] > x1 or b[3] > y1:
+                raise ValueError(f"{name}.box {b} lies outside head.box {self._head_box}")
+
+    # ------------------------------------------------------------------ per frame
+
+    def render(self, pose: Pose) -> U8:
+        canvas = self._canvas
+        np.copyto(canvas, self._head)
+        self._draw_eyes(canvas, pose)
+        self._paste_box(canvas, self._brows_box, self._brows, over=True)
+        self._draw_mouth(canvas, pose.mouth_open)
+        level = round((min(1.0, max(-1.0, pose.breath)) + 1.0) / 2.0 * (_BREATH_LEVELS - 1))
+        frame = np.empty_like(self._bg)
+        top = self._body_top
+        frame[:top] = self._bg[:top]
+        frame[top:] = self._room_body[level]
+        # Inside the head box the head goes over the bare background and the
+        # body over the head, because the neck disappears into the collar.
+        x0, y0, x1, y1 = self._head_box
+        cx0, cy0, cx1, cy1 = self._bend_box
+        region = self._bg[y0 + cy0:y0 + cy1, x0 + cx0:x0 + cx1].copy()
+        _over(region, self._bend_head(canvas, pose))
+        if cy1 + y0 > top:
+            row = max(0, top - y0 - cy0)
+            _over(region[row:], self._body_in_head[level])
+        frame[y0 + cy0:y0 + cy1, x0 + cx0:x0 + cx1] = region
+        if (self.width, self.height) != self._size:
+            small = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_AREA)
+            return np.ascontiguousarray(small, dtype=np.uint8)
+        return frame
+
+    def _local(self, box: tuple[int, int, int, int]) -> tuple[slice, slice]:
+        x0, y0 = self._head_box[0], self._head_box[1]
+        return slice(box[1] - y0, box[3] - y0), slice(box[0] - x0, box[2] - x0)
+
+    def _paste_box(self, canvas: U8, box: tuple[int, int, int, int], img: U8,
+                   over: bool) -> None:
+        ys, xs = self._local(box)
+        if over:
+            _over_rgba(canvas[ys, xs], img)
+        else:
+            canvas[ys, xs] = img
+
+    @staticmethod
+    def _level(value: float, levels: int) -> tuple[int, int, float]:
+        pos = min(1.0, max(0.0, float(value))) * (levels - 1)
+        lo = min(int(pos), levels - 2)
+        return lo, lo + 1, pos - lo
+
+    def _draw_eyes(self, canvas: U8, pose: Pose) -> None:
+        lo, hi, f = self._level(pose.blink, self._eyes.shape[0])
+        if f < 1e-3 or f > 1 - 1e-3:
+            k = lo if f < 0.5 else hi
+            strip = self._eyes[k].astype(np.float32)
+            vis, shade = self._ball_vis[k], self._ball_shade[k]
+        else:
+            strip = cv2.addWeighted(self._eyes[lo], 1 - f, self._eyes[hi], f, 0.0,
+                                    dtype=cv2.CV_32F)
+            vis = cv2.addWeighted(self._ball_vis[lo], 1 - f, self._ball_vis[hi], f, 0.0)
+            shade = cv2.addWeighted(self._ball_shade[lo], 1 - f, self._ball_shade[hi], f, 0.0)
+        ex0, ey0 = self._eyes_box[0], self._eyes_box[1]
+        gx = max(-1.0, min(1.0, pose.gaze_x)) * self._gaze_px[0]
+        gy = max(-1.0, min(1.0, pose.gaze_y)) * self._gaze_px[1]
+        r = self._iris_half
+        size = 2 * r + 1
+        for cx, cy in self._eye_centres:
+            px, py = cx + gx - ex0, cy + gy - ey0
+            ix, iy = int(math.floor(px)) - r, int(math.floor(py)) - r
+            shift = np.array([[1.0, 0.0, px - math.floor(px)], [0.0, 1.0, py - math.floor(py)]],
+                             dtype=np.float32)
+            iris = cv2.warpAffine(self._iris, shift, (size + 1, size + 1),
+                                  flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+            region = strip[iy:iy + size + 1, ix:ix + size + 1]
+            v = vis[iy:iy + size + 1, ix:ix + size + 1]
+            sh = shade[iy:iy + size + 1, ix:ix + size + 1]
+            region *= (1.0 - iris[..., 3] * v)[..., None]
+            region += iris[..., :3] * (255.0 * v * sh)[..., None]
+        ys, xs = self._local(self._eyes_box)
+        canvas[ys, xs, :3] = np.clip(strip + 0.5, 0, 255).astype(np.uint8)
+
+    def _draw_mouth(self, canvas: U8, opening: float) -> None:
+        lo, hi, f = self._level(opening, self._mouth.shape[0])
+        if f < 0.02:
+            cell = self._mouth[lo]
+        elif f > 0.98:
+            cell = self._mouth[hi]
+        else:
+            cell = np.asarray(cv2.addWeighted(self._mouth[lo], 1 - f, self._mouth[hi], f, 0.0),
+                              dtype=np.uint8)
+        self._paste_box(canvas, self._mouth_box, cell, over=False)
+
+    def _bend_head(self, canvas: U8, pose: Pose) -> U8:
+        """Turn, nod and tilt the head layer; the neck base stays where the body holds it."""
+        yaw, pitch, roll = (math.radians(v) for v in (pose.head_yaw, pose.head_pitch,
+                                                      pose.head_roll))
+        px, py = self._pivot
+        dx0, dy0 = self._gx - px, self._gy - py
+        c, s = math.cos(roll), math.sin(roll)
+        # Forward displacement of each point; the map needs the inverse, which for
+        # displacements this small is the forward one with its sign flipped.
+        move_x = (c - 1.0) * dx0 - s * dy0 - yaw * self._gz
+        move_y = s * dx0 + (c - 1.0) * dy0 - pitch * self._gz
+        breath = -self._head_breath * pose.breath
+        map_x = self._gx - move_x * self._gw
+        map_y = self._gy - move_y * self._gw - breath
+        # The bend box is a whole number of blocks, so this is exactly its size.
+        size = (map_x.shape[1] * _MAP_STEP, map_x.shape[0] * _MAP_STEP)
+        full_x = cv2.resize(map_x, size, interpolation=cv2.INTER_LINEAR)
+        full_y = cv2.resize(map_y, size, interpolation=cv2.INTER_LINEAR)
+        bent = cv2.remap(canvas, full_x, full_y, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
+        return np.asarray(bent, dtype=np.uint8)
+
+    def _prepare_breath(self, body: U8, breath_px: float) -> None:
+        """The room with the body at each breath level, and the body over the head box."""
+        h, w = body.shape[:2]
+        top = self._body_top
+        x0, y0, x1, y1 = self._head_box
+        cx0, cy0, cx1, cy1 = self._bend_box
+        rows = max(0, y0 + cy1 - top)
+        room, over_head = [], []
+        for i in range(_BREATH_LEVELS):
+            breath = -1.0 + 2.0 * i / (_BREATH_LEVELS - 1)
+            # Shoulders rise most; the frame's bottom edge stays put.
+            k = breath_px * breath / max(h - 40.0, 1.0)
+            lift = np.array([[1.0, 0.0, 0.0], [0.0, 1.0 + k, -k * h]], dtype=np.float32)
+            moved = np.asarray(
+                cv2.warpAffine(body, lift, (w, h), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0)),
+                dtype=np.uint8,
+            )
+            composed = self._bg[top:].copy()
+            _over(composed, moved)
+            room.append(composed)
+            band = moved[max(0, y0 + cy0 - top):y0 + cy1 - top, x0 + cx0:x0 + cx1]
+            over_head.append(np.ascontiguousarray(band[:rows]))
+        self._room_body = np.stack(room)
+        self._body_in_head = np.stack(over_head)
