@@ -37,7 +37,7 @@ HEAD_BOX = (164, 16, 476, 424)  # x0, y0, x1, y1 of the head layer in the frame
 BODY_TOP = 300
 EYES_BOX = (260, 150, 380, 198)
 BROWS_BOX = (258, 146, 382, 172)
-MOUTH_BOX = (268, 238, 372, 340)
+MOUTH_BOX = (244, 238, 396, 340)
 PART_X = CX - 28.0
 EYE_L, EYE_R = (CX - 36.0, 178.0), (CX + 36.0, 178.0)
 EYE_HALF = 18.5  # half the corner-to-corner width
@@ -199,14 +199,14 @@ FACE_WINDOW = [(CX - 84, 150), (CX - 72, 122), (CX - 50, 104), (CX - 22, 98), (C
                (CX + 38, 112), (CX + 62, 129), (CX + 78, 150), (CX + 84, 170), (CX + 85, 200), (CX + 82, 236),
                (CX + 79, 270), (CX + 78, 330), (CX - 78, 330), (CX - 79, 270),
                (CX - 82, 236), (CX - 85, 200)]
-NECK = [(CX - 42, 240), (CX + 42, 240), (CX + 41, 290), (CX + 43, 318), (CX + 52, 338),
+NECK = [(CX - 47, 240), (CX + 47, 240), (CX + 46, 290), (CX + 47, 318), (CX + 54, 338),
         (CX + 70, 360), (CX + 100, 424), (CX - 100, 424), (CX - 70, 360), (CX - 52, 338),
-        (CX - 43, 318), (CX - 41, 290)]
+        (CX - 47, 318), (CX - 46, 290)]
 
 
 def jaw_weight(x: F, y: F) -> F:
     """How much of the jaw's drop a point of the lower face follows (0..1)."""
-    return ((1.0 - sstep(18.0, 40.0, np.abs(x - CX))) * sstep(STOMION - 6.0, STOMION + 8.0, y))
+    return ((1.0 - sstep(10.0, 72.0, np.abs(x - CX))) * sstep(STOMION - 6.0, STOMION + 8.0, y))
 
 
 def eye_curves(x: F, ex: float, ey: float, side: float, blink: float
@@ -215,8 +215,8 @@ def eye_curves(x: F, ex: float, ey: float, side: float, blink: float
     t = (side * (x - ex) / EYE_HALF + 1.0) * 0.5
     tc = np.clip(t, 0.0, 1.0)
     base = ey + 1.2 - 2.0 * tc
-    up = base - 8.0 * arch(tc ** 0.85, 0.85)
-    low = base + 4.8 * arch(tc ** 1.2, 0.9)
+    up = base - 8.8 * arch(tc ** 0.85, 0.85)
+    low = base + 5.0 * arch(tc ** 1.2, 0.9)
     closed = base + 3.0 * arch(tc ** 1.2)
     crease = up - 5.0 - 1.8 * arch(tc)
     lid = (1.0 - blink) * up + blink * closed
@@ -228,10 +228,10 @@ def mouth_curves(x: F, opening: float) -> dict[str, F]:
     jaw = JAW_DROP * opening
     dx = x - CX
     u = np.clip(1.0 - (dx / half) ** 2, 0.0, 1.0)
-    stom = STOMION - 2.6 * (dx / MOUTH_HALF) ** 4 + 0.4 * u
+    stom = STOMION - 3.4 * (dx / MOUTH_HALF) ** 4 + 0.4 * u
     prof = u ** 0.9
     upper_out = STOMION - 8.2 * np.clip(1.0 - (dx / (half + 0.5)) ** 2, 0, 1) ** 0.55 \
-        + 1.5 * np.exp(-((dx / 3.2) ** 2)) - 2.4 * (dx / MOUTH_HALF) ** 4
+        + 1.5 * np.exp(-((dx / 3.2) ** 2)) - 3.2 * (dx / MOUTH_HALF) ** 4
     u2 = np.clip(1.0 - (dx / (half + 1.5)) ** 2, 0.0, 1.0)
     lower_out = stom + (9.8 - 1.8 * opening) * u2 ** 0.62 + jaw * u2 ** 0.5
     return {"stom": stom.astype(np.float32), "upper_out": upper_out.astype(np.float32),
@@ -361,12 +361,12 @@ def render_head(box: tuple[int, int, int, int], tx: Textures, opening: float = 0
                                             face_poly[:, 1:2].astype(np.float32))[:, 0]
     face_sdf = poly_sdf(np.stack([face_poly[:, 0], fy], 1), box)
     face_cov = cover(face_sdf)
-    neck_h = 44.0 * np.sqrt(np.clip(1 - ((x - CX) / 60.0) ** 2, 0.0, 1.0))
+    neck_h = 44.0 * np.sqrt(np.clip(1 - ((x - CX) / 64.0) ** 2, 0.0, 1.0))
     neck_h -= 6.0 * gauss(x, y, CX, 350.0, 8.0, 14.0)  # hollow between the collarbones
     neck_alb = skin_albedo(x, y, tx.crop(tx.skin, box)) * np.array([0.93, 0.9, 0.88], np.float32)
     neck_rgb = shade(neck_h, neck_alb, ao=0.0)
-    shifted = np.roll(face_cov, int(9 * SUPER), axis=0)
-    shadow = np.clip(blur(shifted, 4.0) * 1.2, 0, 1) * 0.65 + 0.25 * sstep(330, 250, y)
+    shifted = np.roll(face_cov, int(12 * SUPER), axis=0)
+    shadow = np.clip(blur(shifted, 4.0) * 1.3, 0, 1) * 0.75 + 0.2 * sstep(340, 260, y)
     neck_rgb *= (1.0 - shadow)[..., None]
     neck_cov = cover(poly_sdf(np.array(NECK, np.float64), box), 1.0)
     over(rgb, alpha, neck_rgb, neck_cov)
@@ -473,7 +473,7 @@ def render_head(box: tuple[int, int, int, int], tx: Textures, opening: float = 0
     tongue = gauss(x, y, CX, mc["lower_in"].max() - 2.5, 9.0, 3.0) * sstep(6.0, 12.0, gap)
     cav = cav * (1 - tongue[..., None]) + lin((0.5, 0.18, 0.18)) * 0.5 * tongue[..., None]
     face_rgb = face_rgb * (1 - cav_cov[..., None]) + cav * cav_cov[..., None]
-    corner_y = float(STOMION - 2.6)
+    corner_y = float(STOMION - 3.4)
     for s_ in (-1.0, 1.0):
         dent = gauss(x, y, CX + s_ * (float(mc["half"].max()) + 0.8), corner_y, 1.6, 1.2)
         face_rgb *= (1.0 - 0.45 * dent)[..., None]
@@ -595,9 +595,9 @@ def render_brows() -> tuple[F, F, tuple[int, int, int, int]]:
     strokes = np.zeros(x.shape, np.uint8)
     rng = np.random.default_rng(17)
     for (ex, _), side in ((EYE_L, -1.0), (EYE_R, 1.0)):
-        spine = catmull([(ex - side * 16, 160.5), (ex - side * 4, 156.8), (ex + side * 7, 155.2),
-                         (ex + side * 21, 159.0)], False, 20)
-        width = np.interp(np.linspace(0, 1, len(spine)), [0, 0.3, 0.7, 1], [4.6, 4.0, 3.0, 1.2])
+        spine = catmull([(ex - side * 16, 159.2), (ex - side * 4, 156.2), (ex + side * 7, 154.8),
+                         (ex + side * 21, 158.8)], False, 20)
+        width = np.interp(np.linspace(0, 1, len(spine)), [0, 0.3, 0.7, 1], [3.8, 3.7, 2.9, 1.2])
         for (px, py), wd in zip(spine, width, strict=True):
             dens = np.maximum(dens, gauss(x, y, px, py, wd * 0.75, wd * 0.45))
         for _ in range(170):

@@ -109,3 +109,24 @@ async def test_peer_that_vanishes_is_cleaned_up(live_server: Any, grid_clip: Pat
             await asyncio.sleep(0.2)
         reason = _row(live_server.db, call_id)[1]  # type: ignore[index]
         assert reason != "hangup"
+
+
+async def test_silent_page_is_given_up_as_lost(live_server: Any, grid_clip: Path) -> None:
+    """A page whose heartbeats stop (network gone) is ended within the heartbeat timeout."""
+    timeout = Config().call.heartbeat_timeout_s
+    async with aiohttp.ClientSession() as http:
+        client = CustomerClient(live_server.url, grid_clip)
+        try:
+            call_id = await client.connect(http)
+            assert await client.wait_for(lambda: client.rx.video_times, 10)
+            await asyncio.sleep(2.5)  # at least one heartbeat went out
+            for task in client._tasks:  # the network drops: no more heartbeats arrive
+                task.cancel()
+            t0 = time.monotonic()
+            while _row(live_server.db, call_id)[0] is None:  # type: ignore[index]
+                assert time.monotonic() - t0 < timeout + 5, "silent call not ended"
+                await asyncio.sleep(0.2)
+            assert _row(live_server.db, call_id)[1] == "connection_lost"  # type: ignore[index]
+            assert time.monotonic() - t0 >= timeout - 2.5
+        finally:
+            await client.close()

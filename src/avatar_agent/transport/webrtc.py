@@ -98,7 +98,7 @@ class AvatarVideoTrack(MediaStreamTrack):  # type: ignore[misc]
         started = time.perf_counter()
         try:
             img = await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._stream.render, pose
+                self._pool, self._stream.render_i420, pose
             )
             self._last = img
         except Exception:
@@ -108,7 +108,7 @@ class AvatarVideoTrack(MediaStreamTrack):  # type: ignore[misc]
                 raise
             img = self._last
         self._metrics.stage_seconds.labels("render").observe(time.perf_counter() - started)
-        frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+        frame = av.VideoFrame.from_ndarray(img, format="yuv420p")
         frame.pts = round(t * VIDEO_CLOCK)
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
         self._next = p.index + 1
