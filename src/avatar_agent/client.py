@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
@@ -94,12 +95,12 @@ class CustomerClient:
             except MediaStreamError:
                 return
             now = time.monotonic()
-            if track.kind == "video":
+            if isinstance(frame, av.VideoFrame):
                 self.rx.video_times.append(now)
                 self.rx.video_size = (frame.width, frame.height)
                 if self.rx.keep_video:
                     self.rx.video.append((now, frame.to_ndarray(format="rgb24")))
-            else:
+            elif isinstance(frame, av.AudioFrame):
                 self.rx.audio_frames += 1
                 pcm = frame.to_ndarray().astype(np.float32)
                 self.rx.audio_peak_rms = max(

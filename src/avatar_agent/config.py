@@ -75,11 +75,11 @@ class StorageConfig(Section):
 
 
 class Config(Section):
-    server: ServerConfig = Field(default_factory=ServerConfig)
-    call: CallConfig = Field(default_factory=CallConfig)
-    avatar: AvatarConfig = Field(default_factory=AvatarConfig)
-    tts: TTSConfig = Field(default_factory=TTSConfig)
-    storage: StorageConfig = Field(default_factory=StorageConfig)
+    server: ServerConfig = ServerConfig()
+    call: CallConfig = CallConfig()
+    avatar: AvatarConfig = AvatarConfig()
+    tts: TTSConfig = TTSConfig()
+    storage: StorageConfig = StorageConfig()
 
 
 @dataclass(frozen=True)

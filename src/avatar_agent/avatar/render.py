@@ -160,7 +160,6 @@ class AvatarRenderer:
         self._gz = cv2.remap(padded, self._gx, self._gy, cv2.INTER_LINEAR) - self._depth_axis
         t = np.clip((self._gy - bend0) / max(bend1 - bend0, 1.0), 0.0, 1.0)
         self._gw = 1.0 - t * t * (3.0 - 2.0 * t)
-        self._canvas = np.empty_like(self._head)
 
         body = rig["body"]
         body_img = _load(root / body["image"], 4)
@@ -211,8 +210,7 @@ class AvatarRenderer:
     # ------------------------------------------------------------------ per frame
 
     def render(self, pose: Pose) -> U8:
-        canvas = self._canvas
-        np.copyto(canvas, self._head)
+        canvas = self._head.copy()  # per frame, so concurrent renders never share a buffer
         self._draw_eyes(canvas, pose)
         self._paste_box(canvas, self._brows_box, self._brows, over=True)
         self._draw_mouth(canvas, pose.mouth_open)

@@ -68,7 +68,7 @@ class MediaClock:
         return 0.0 if self._t0 is None else time.monotonic() - self._t0
 
 
-class AvatarVideoTrack(MediaStreamTrack):  # type: ignore[misc]
+class AvatarVideoTrack(MediaStreamTrack):
     kind = "video"
 
     def __init__(
@@ -116,7 +116,7 @@ class AvatarVideoTrack(MediaStreamTrack):  # type: ignore[misc]
         return frame
 
 
-class AvatarAudioTrack(MediaStreamTrack):  # type: ignore[misc]
+class AvatarAudioTrack(MediaStreamTrack):
     kind = "audio"
 
     def __init__(
