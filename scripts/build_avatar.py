@@ -5,16 +5,17 @@ the resolution and averaged down, so edges are anti-aliased. Skin, lips, hair
 and cloth are shaded from height fields with a soft key light, a fill light and
 ambient occlusion; this is what gives the face the depth a face detector expects.
 
-Outputs (RGBA layers are premultiplied):
-  background.png      RGB wall behind the person
-  body.png            RGBA blazer, blouse and chest, moved by breath
-  head.png            RGBA head, hair and neck at rest (no brows, no irises)
-  eyes.png            RGB atlas: the eye strip at BLINK_LEVELS lid positions
-  eyes_mask.png       G: where the eyeball shows, B: its shading, per level
-  iris.png            RGBA one iris (pupil, limbus, catch light)
-  brows.png           RGBA both eyebrows
-  mouth.png           RGBA atlas: the mouth and chin at MOUTH_LEVELS openings
-  rig.json            where each part sits and how it moves
+Outputs (sRGB; RGBA layers are premultiplied):
+  background.png   RGB wall behind the person
+  body.png         RGBA blazer and blouse, lifted by breath
+  head.png         RGBA head, hair, neck and chest at rest (no brows, no irises)
+  head_depth.png   grey: distance toward the viewer, for head-turn parallax
+  eyes.png         RGB atlas: the eye strip at BLINK_LEVELS lid positions
+  eyes_ball.png    R: where the eyeball shows, G: its shading, per lid position
+  iris.png         RGBA one iris (pupil, limbus, catch light)
+  brows.png        RGBA both eyebrows, a separate part so they can move
+  mouth.png        RGBA atlas: lips, mouth and chin at MOUTH_LEVELS jaw openings
+  rig.json         where each part sits and how it moves
 
 Run: .venv/bin/python scripts/build_avatar.py [--out DIR]
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -35,9 +37,9 @@ W, H = 640, 480
 CX = 320.0
 HEAD_BOX = (164, 16, 476, 424)  # x0, y0, x1, y1 of the head layer in the frame
 BODY_TOP = 300
-EYES_BOX = (260, 150, 380, 198)
+EYES_BOX = (250, 146, 390, 200)
 BROWS_BOX = (258, 146, 382, 172)
-MOUTH_BOX = (244, 238, 396, 340)
+MOUTH_BOX = (244, 222, 396, 342)
 PART_X = CX - 28.0
 EYE_L, EYE_R = (CX - 36.0, 178.0), (CX + 36.0, 178.0)
 EYE_HALF = 18.5  # half the corner-to-corner width
@@ -82,10 +84,7 @@ def sstep(e0: float, e1: float, v: F) -> F:
 
 def catmull(points: list[tuple[float, float]], closed: bool, n: int = 16) -> NDArray[np.float64]:
     p = np.array(points, np.float64)
-    if closed:
-        p = np.vstack([p[-1], p, p[0], p[1]])
-    else:
-        p = np.vstack([p[0], p, p[-1]])
+    p = np.vstack([p[-1], p, p[0], p[1]]) if closed else np.vstack([p[0], p, p[-1]])
     out = []
     for i in range(1, len(p) - 2):
         for t in np.linspace(0.0, 1.0, n, endpoint=False):
@@ -196,7 +195,8 @@ HAIR_OUT = [(0, 42), (35, 45), (64, 55), (88, 72), (105, 96), (114, 126), (118, 
             (119, 200), (117, 236), (113, 266), (107, 289), (96, 299), (72, 298), (50, 292),
             (0, 292)]
 FACE_WINDOW = [(CX - 84, 150), (CX - 72, 122), (CX - 50, 104), (CX - 22, 98), (CX + 8, 101),
-               (CX + 38, 112), (CX + 62, 129), (CX + 78, 150), (CX + 84, 170), (CX + 85, 200), (CX + 82, 236),
+               (CX + 38, 112), (CX + 62, 129), (CX + 78, 150), (CX + 84, 170), (CX + 85, 200),
+               (CX + 82, 236),
                (CX + 79, 270), (CX + 78, 330), (CX - 78, 330), (CX - 79, 270),
                (CX - 82, 236), (CX - 85, 200)]
 NECK = [(CX - 47, 240), (CX + 47, 240), (CX + 46, 290), (CX + 47, 318), (CX + 54, 338),
@@ -209,9 +209,8 @@ def jaw_weight(x: F, y: F) -> F:
     return ((1.0 - sstep(10.0, 72.0, np.abs(x - CX))) * sstep(STOMION - 6.0, STOMION + 8.0, y))
 
 
-def eye_curves(x: F, ex: float, ey: float, side: float, blink: float
-               ) -> tuple[F, F, F, F, F]:
-    """t across the eye (inner 0 → outer 1) and upper-lid, lower-lid, crease, rest-lid y."""
+def eye_curves(x: F, ex: float, ey: float, side: float, blink: float) -> tuple[F, F, F, F]:
+    """t across the eye (inner corner 0 → outer 1) and the upper-lid, lower-lid, crease y."""
     t = (side * (x - ex) / EYE_HALF + 1.0) * 0.5
     tc = np.clip(t, 0.0, 1.0)
     base = ey + 1.2 - 2.0 * tc
@@ -220,7 +219,7 @@ def eye_curves(x: F, ex: float, ey: float, side: float, blink: float
     closed = base + 3.0 * arch(tc ** 1.2)
     crease = up - 5.0 - 1.8 * arch(tc)
     lid = (1.0 - blink) * up + blink * closed
-    return t.astype(np.float32), lid, low, crease, up
+    return t.astype(np.float32), lid, low, crease
 
 
 def mouth_curves(x: F, opening: float) -> dict[str, F]:
@@ -349,9 +348,9 @@ def render_head(box: tuple[int, int, int, int], tx: Textures, opening: float = 0
     # The bob's ends thin out strand by strand instead of being cut straight.
     tip = 3.0 * coarse + 2.0 * np.clip(fine, -1.5, 1.5)
     ends = sstep(298.0 + tip, 291.0 + tip, y)
-    part = np.exp(-(((x - PART_X) / 1.0) ** 2)) * sstep(46.0, 60.0, y) * sstep(96.0, 84.0, y)
-    hair_rgb = hair_rgb * (1.0 - 0.5 * blur(part, 1.0))[..., None] + \
-        (0.25 * part)[..., None] * lin(SKIN)
+    part = np.exp(-(((x - PART_X) / 0.7) ** 2)) * sstep(50.0, 64.0, y) * sstep(96.0, 86.0, y)
+    hair_rgb = hair_rgb * (1.0 - 0.4 * blur(part, 1.0))[..., None] + \
+        (0.12 * part)[..., None] * lin(SKIN)
     back_cov = cover(hair_out + edge_rough, 1.4) * ends
     over(rgb, alpha, hair_rgb * 0.55, back_cov)
     depth = (hair_h - 40.0) * back_cov
@@ -378,7 +377,7 @@ def render_head(box: tuple[int, int, int, int], tx: Textures, opening: float = 0
     lid_band = np.zeros_like(x)
     crease_band = np.zeros_like(x)
     for (ex, ey), side in ((EYE_L, -1.0), (EYE_R, 1.0)):
-        t, lid, low, crease, up = eye_curves(x, ex, ey, side, blink)
+        t, lid, low, crease = eye_curves(x, ex, ey, side, blink)
         inside = np.minimum(y - lid, low - y)
         inside = np.where((t > 0) & (t < 1), inside, -5.0)
         vis = cover(-inside, 0.6)
@@ -391,22 +390,23 @@ def render_head(box: tuple[int, int, int, int], tx: Textures, opening: float = 0
         thick = 1.2 + 1.8 * np.clip(t, 0, 1) ** 1.5
         lash = np.maximum(lash, near * cover(np.abs(y - lid + thick * 0.5) - thick * 0.5, 0.7))
         lash = np.maximum(lash, 0.35 * near * cover(np.abs(y - low - 0.4) - 0.35, 0.6))
-        lid_band = np.maximum(lid_band, near * sstep(1.0, 5.0, lid - y) * sstep(crease - 4, crease, y))
+        lid_band = np.maximum(lid_band,
+                              near * sstep(1.0, 5.0, lid - y) * sstep(crease - 4, crease, y))
         crease_band = np.maximum(crease_band, near * np.exp(-(((y - crease) / 1.3) ** 2))
                                  * arch(t * 1.05, 0.5))
         rng = np.random.default_rng(7 if side < 0 else 8)
         lashes = np.zeros(x.shape, np.uint8)
         for tt in np.linspace(0.15, 1.04, 24):
             px = ex + side * EYE_HALF * (2 * tt - 1)
-            _, lid_p, _, _, _ = eye_curves(np.array([px], np.float32), ex, ey, side, blink)
-            py = float(lid_p[0])
-            ang = np.radians(-100 + side * (35 + 40 * tt) * (1 - 2 * blink * 0) * 1)
+            py = float(eye_curves(np.array([px], np.float32), ex, ey, side, blink)[1][0])
+            # Lashes fan outward; a closing lid turns them from up to down.
+            ang = np.radians(-100 + side * (35 + 40 * tt))
             ln = 2.2 + 3.0 * tt + rng.uniform(-0.4, 0.4)
             dxl, dyl = np.cos(ang) * ln, np.sin(ang) * ln * (1 - 2 * blink)
             p0 = ((px - box[0] + 0.5) * SUPER - 0.5, (py - box[1] + 0.5) * SUPER - 0.5)
             p1 = (p0[0] + dxl * SUPER, p0[1] + dyl * SUPER)
-            cv2.line(lashes, (int(p0[0] * 16), int(p0[1] * 16)), (int(p1[0] * 16), int(p1[1] * 16)),
-                     255, max(1, SUPER // 2), cv2.LINE_AA, shift=4)
+            cv2.line(lashes, (int(p0[0] * 16), int(p0[1] * 16)),
+                     (int(p1[0] * 16), int(p1[1] * 16)), 255, 1, cv2.LINE_AA, shift=4)
         lash = np.maximum(lash, lashes.astype(np.float32) / 255.0 * 0.9)
     sclera = lin((0.93, 0.89, 0.87)) * 0.92
     pink = lin((0.86, 0.6, 0.58))
@@ -448,11 +448,13 @@ def render_head(box: tuple[int, int, int, int], tx: Textures, opening: float = 0
         crease = np.exp(-(((ring - 1.0) / 0.16) ** 2)) * sstep(235.0, 226.0, wy)
         alb *= 1.0 - (0.22 * crease)[..., None]
     alb *= (1.0 + 0.05 * tx.crop(tx.pores, box))[..., None]
-    spec = 0.02 + 0.05 * gauss(x, y, CX, 223.0, 5.0, 5.0) + 0.03 * gauss(x, y, CX - 20, 110, 25, 14)
-    face_rgb = shade(fh, alb, spec=0.0, shadows=True)
-    hl = np.clip(np.asarray(spec, np.float32), 0, 1)
-    face_rgb = face_rgb + 0.5 * hl[..., None] * np.clip(face_rgb.mean(axis=2, keepdims=True) * 3, 0, 1)
-    face_rgb += (0.05 * lower_cov * gauss(x, y, CX - 5, float(STOMION + 3 + jaw), 7, 1.8))[..., None]
+    face_rgb = shade(fh, alb, shadows=True)
+    # Skin sheen on the nose tip and the lit forehead, a moist glint on the lower lip.
+    sheen = 0.02 + 0.05 * gauss(x, y, CX, 223.0, 5.0, 5.0) \
+        + 0.03 * gauss(x, y, CX - 20, 110, 25, 14)
+    face_rgb += (0.5 * sheen)[..., None] * np.clip(face_rgb.mean(axis=2, keepdims=True) * 3, 0, 1)
+    glint = lower_cov * gauss(x, y, CX - 5, float(STOMION + 3 + jaw), 7, 1.8)
+    face_rgb += (0.05 * glint)[..., None]
     # inside of the mouth
     gap = mc["lower_in"] - mc["upper_in"]
     ty = y - mc["upper_in"]
@@ -484,7 +486,7 @@ def render_head(box: tuple[int, int, int, int], tx: Textures, opening: float = 0
     window = poly_sdf(catmull(FACE_WINDOW, True, 10), box)
     front_hair = cover(hair_out + edge_rough, 1.4) * cover(-window - coarse, 1.2) * ends
     hs = blur(np.roll(np.roll(front_hair, 5 * SUPER, 0), 3 * SUPER, 1), 3.0)
-    face_rgb *= (1.0 - 0.45 * hs)[..., None]
+    face_rgb *= (1.0 - 0.4 * hs - 0.3 * blur(front_hair, 2.5))[..., None]
     over(rgb, alpha, face_rgb, face_cov * (1.0 - ball))
     over(rgb, alpha, hair_rgb, front_hair)
     depth += (fh - depth) * face_cov
@@ -520,7 +522,7 @@ def build_iris() -> tuple[F, F]:
 # ---------------------------------------------------------------- body and room
 
 BODY = [(0, 334), (48, 334), (84, 344), (130, 354), (176, 366), (206, 384), (226, 410),
-        (238, 444), (246, 486), (0, 486)]
+        (238, 444), (245, 490), (248, 540), (0, 540)]
 BLOUSE = [(CX - 44, 330), (CX + 44, 330), (CX + 30, 404), (CX, 462), (CX - 30, 404)]
 SKIN_V = [(CX - 33, 330), (CX + 33, 330), (CX + 16, 380), (CX, 408), (CX - 16, 380)]
 
@@ -535,7 +537,7 @@ def render_body(tx_seed: int = 5) -> tuple[F, F]:
     box = (0, BODY_TOP, W, H)
     x, y = grid(box)
     dx = x - CX
-    body_sdf = poly_sdf(np.array(mirror(BODY), np.float64), box)
+    body_sdf = poly_sdf(catmull(mirror(BODY), True, 8), box)
     body = cover(body_sdf, 1.0)
     h = 80.0 * np.sqrt(np.clip(1 - (dx / 290.0) ** 2, 0.0, 1.0))
     h += 16.0 * np.sqrt(np.clip(-body_sdf / 16.0, 0.0, 1.0))  # rounded shoulder tops
@@ -616,7 +618,8 @@ def render_brows() -> tuple[F, F, tuple[int, int, int, int]]:
             q1 = ((p1 - box[:2] + 0.5) * SUPER - 0.5) * 16
             cv2.line(strokes, tuple(int(v) for v in q0), tuple(int(v) for v in q1),
                      int(rng.integers(150, 256)), 1, cv2.LINE_AA, shift=4)
-    alpha = np.clip(0.75 * dens ** 1.3 + strokes.astype(np.float32) / 255.0 * 0.7 * dens ** 0.3, 0, 0.92)
+    hairs = strokes.astype(np.float32) / 255.0
+    alpha = np.clip(0.75 * dens ** 1.3 + 0.7 * hairs * dens ** 0.3, 0, 0.92)
     col = np.broadcast_to(lin((0.27, 0.18, 0.13)), x.shape + (3,)).astype(np.float32)
     col = col * (1.0 - 0.25 * sstep(CX - 20, CX + 20, x))[..., None]
     return down(col), down(alpha.astype(np.float32)), box
@@ -700,6 +703,23 @@ def build(out: Path) -> None:
         "mouth": {"image": "mouth.png", "box": MOUTH_BOX, "levels": MOUTH_LEVELS},
     }
     (out / "rig.json").write_text(json.dumps(rig, indent=2) + "\n")
+    check_seams(out, rig)
+
+
+def check_seams(out: Path, rig: dict[str, Any]) -> None:
+    """Every atlas cell must match the head layer along its border, or the pasted
+    cell would show as a rectangle."""
+    head = cv2.imread(str(out / "head.png"), cv2.IMREAD_UNCHANGED).astype(int)
+    hb = rig["head"]["box"]
+    for part in ("eyes", "mouth"):
+        x0, y0, x1, y1 = rig[part]["box"]
+        cells = cv2.imread(str(out / rig[part]["image"]), cv2.IMREAD_UNCHANGED).astype(int)
+        base = head[y0 - hb[1]:y1 - hb[1], x0 - hb[0]:x1 - hb[0], :cells.shape[2]]
+        for cell in cells.reshape(-1, y1 - y0, *cells.shape[1:]):
+            diff = np.abs(cell - base)
+            worst = max(diff[0].max(), diff[-1].max(), diff[:, 0].max(), diff[:, -1].max())
+            if worst > 2:
+                raise ValueError(f"{part} atlas differs from head.png on its border by {worst}")
 
 
 def main() -> None:

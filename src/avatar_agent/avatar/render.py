@@ -255,33 +255,32 @@ class AvatarRenderer:
     def _draw_eyes(self, canvas: U8, pose: Pose) -> None:
         lo, hi, f = self._level(pose.blink, self._eyes.shape[0])
         if f < 1e-3 or f > 1 - 1e-3:
-            k = lo if f < 0.5 else hi
-            strip = self._eyes[k].astype(np.float32)
-            vis, shade = self._ball_vis[k], self._ball_shade[k]
+            lo = hi = lo if f < 0.5 else hi
+            strip = self._eyes[lo].copy()
         else:
-            strip = cv2.addWeighted(self._eyes[lo], 1 - f, self._eyes[hi], f, 0.0,
-                                    dtype=cv2.CV_32F)
-            vis = cv2.addWeighted(self._ball_vis[lo], 1 - f, self._ball_vis[hi], f, 0.0)
-            shade = cv2.addWeighted(self._ball_shade[lo], 1 - f, self._ball_shade[hi], f, 0.0)
+            strip = np.asarray(cv2.addWeighted(self._eyes[lo], 1 - f, self._eyes[hi], f, 0.0),
+                               dtype=np.uint8)
         ex0, ey0 = self._eyes_box[0], self._eyes_box[1]
         gx = max(-1.0, min(1.0, pose.gaze_x)) * self._gaze_px[0]
         gy = max(-1.0, min(1.0, pose.gaze_y)) * self._gaze_px[1]
         r = self._iris_half
-        size = 2 * r + 1
+        size = 2 * r + 2  # one spare pixel for the sub-pixel shift
         for cx, cy in self._eye_centres:
             px, py = cx + gx - ex0, cy + gy - ey0
-            ix, iy = int(math.floor(px)) - r, int(math.floor(py)) - r
-            shift = np.array([[1.0, 0.0, px - math.floor(px)], [0.0, 1.0, py - math.floor(py)]],
-                             dtype=np.float32)
-            iris = cv2.warpAffine(self._iris, shift, (size + 1, size + 1),
-                                  flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            region = strip[iy:iy + size + 1, ix:ix + size + 1]
-            v = vis[iy:iy + size + 1, ix:ix + size + 1]
-            sh = shade[iy:iy + size + 1, ix:ix + size + 1]
-            region *= (1.0 - iris[..., 3] * v)[..., None]
-            region += iris[..., :3] * (255.0 * v * sh)[..., None]
+            ix, iy = math.floor(px), math.floor(py)
+            shift = np.array([[1.0, 0.0, px - ix], [0.0, 1.0, py - iy]], dtype=np.float32)
+            iris = cv2.warpAffine(self._iris, shift, (size, size), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_CONSTANT)
+            ys, xs = slice(iy - r, iy - r + size), slice(ix - r, ix - r + size)
+            # The lids cover the iris exactly where they cover the eyeball.
+            vis = self._ball_vis[lo, ys, xs] * (1 - f) + self._ball_vis[hi, ys, xs] * f
+            shade = self._ball_shade[lo, ys, xs] * (1 - f) + self._ball_shade[hi, ys, xs] * f
+            region = strip[ys, xs].astype(np.float32)
+            region *= (1.0 - iris[..., 3] * vis)[..., None]
+            region += iris[..., :3] * (255.0 * vis * shade)[..., None]
+            strip[ys, xs] = np.clip(region + 0.5, 0.0, 255.0).astype(np.uint8)
         ys, xs = self._local(self._eyes_box)
-        canvas[ys, xs, :3] = np.clip(strip + 0.5, 0, 255).astype(np.uint8)
+        canvas[ys, xs, :3] = strip
 
     def _draw_mouth(self, canvas: U8, opening: float) -> None:
         lo, hi, f = self._level(opening, self._mouth.shape[0])
