@@ -9,6 +9,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import cv2
+
 from avatar_agent.aio import TaskSet
 from avatar_agent.avatar.render import default_avatar_dir
 from avatar_agent.config import Config
@@ -48,6 +50,9 @@ class Runtime:
         """Load everything heavy once, off the event loop, before the first call."""
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
+        # Calls already run in parallel on the render pool; OpenCV's own worker threads
+        # on top of that only fight over the same cores and stretch the slowest frames.
+        cv2.setNumThreads(1)
         store = await loop.run_in_executor(None, Store, config.storage.url)
         closed = await loop.run_in_executor(None, store.end_orphans)
         if closed:
