@@ -1,0 +1,1 @@
+"""Procedural art of the default avatar, drawn by scripts/build_avatar.py."""
