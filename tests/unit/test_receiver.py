@@ -37,3 +37,13 @@ async def test_receiver_drains_until_track_ends() -> None:
     assert rx.frames == 10
     assert slot.take() == 9  # nobody read: only the newest is kept
     assert len(drops) == 9 == slot.dropped
+
+
+def test_bounded_queue_keeps_order_and_counts_overflow() -> None:
+    from avatar_agent.transport.receiver import BoundedQueue
+
+    q: BoundedQueue[int] = BoundedQueue(3)
+    assert [q.put(i) for i in range(5)] == [False, False, False, True, True]
+    assert q.drain() == [2, 3, 4]
+    assert q.drain() == []
+    assert (q.received, q.dropped) == (5, 2)

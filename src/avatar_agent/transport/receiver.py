@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 T = TypeVar("T")
+T_in = TypeVar("T_in", contravariant=True)
 log = logging.getLogger(__name__)
 
 
@@ -38,6 +40,36 @@ class LatestSlot(Generic[T]):
         return item
 
 
+class BoundedQueue(Generic[T]):
+    """Keeps up to `maxlen` items in order; when full the oldest is dropped and counted.
+
+    For audio analysis, which needs contiguous samples rather than only the newest.
+    Pure: no clock, no asyncio.
+    """
+
+    def __init__(self, maxlen: int) -> None:
+        self._items: deque[T] = deque(maxlen=maxlen)
+        self.received = 0
+        self.dropped = 0
+
+    def put(self, item: T) -> bool:
+        full = len(self._items) == self._items.maxlen
+        if full:
+            self.dropped += 1
+        self._items.append(item)
+        self.received += 1
+        return full
+
+    def drain(self) -> list[T]:
+        items = list(self._items)
+        self._items.clear()
+        return items
+
+
+class Sink(Protocol[T_in]):
+    def put(self, item: T_in) -> bool: ...
+
+
 class Receiver(Generic[T]):
     """Reads a media track until it ends, handing each frame to the latest-frame slots."""
 
@@ -52,13 +84,20 @@ class Receiver(Generic[T]):
         self._recv = recv
         self._on_frame = on_frame
         self._on_drop = on_drop
-        self._slots: list[LatestSlot[T]] = []
+        self._sinks: list[Sink[T]] = []
         self.frames = 0
 
     def subscribe(self) -> LatestSlot[T]:
+        """Latest frame wins: for analysis that only wants the newest picture."""
         slot: LatestSlot[T] = LatestSlot()
-        self._slots.append(slot)
+        self._sinks.append(slot)
         return slot
+
+    def subscribe_queue(self, maxlen: int) -> BoundedQueue[T]:
+        """Frames in order, bounded: for analysis that needs a continuous signal."""
+        queue: BoundedQueue[T] = BoundedQueue(maxlen)
+        self._sinks.append(queue)
+        return queue
 
     async def run(self) -> None:
         while True:
@@ -72,6 +111,6 @@ class Receiver(Generic[T]):
             self.frames += 1
             if self._on_frame is not None:
                 self._on_frame(frame)
-            for slot in self._slots:
-                if slot.put(frame) and self._on_drop is not None:
+            for sink in self._sinks:
+                if sink.put(frame) and self._on_drop is not None:
                     self._on_drop()
