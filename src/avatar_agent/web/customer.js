@@ -30,6 +30,7 @@
     transcript: $("transcript"),
     transcriptEmpty: $("transcript-empty"),
     title: $("disclosure-title"),
+    placeholderText: document.querySelector("#placeholder p"),
   };
 
   const config = readConfig();
@@ -63,9 +64,7 @@
     return call.state === "connecting" || call.state === "in-call";
   }
 
-  function setStatus(message) {
-    els.status.textContent = message;
-  }
+  const setStatus = (message) => { els.status.textContent = message; };
 
   function setState(state, message) {
     call.state = state;
@@ -88,8 +87,8 @@
     els.title.textContent = active
       ? "You are talking to an AI agent"
       : "You are about to talk to an AI agent";
-    const label = call.state === "ended" || call.state === "error" ? "Start a new call" : "Start call";
-    els.start.lastChild.textContent = label;
+    const again = call.state === "ended" || call.state === "error";
+    els.start.lastChild.textContent = again ? "Start a new call" : "Start call";
   }
 
   async function openLocalMedia() {
@@ -134,9 +133,7 @@
         pc.removeEventListener("icegatheringstatechange", check);
         resolve();
       };
-      const check = () => {
-        if (pc.iceGatheringState === "complete") done();
-      };
+      const check = () => pc.iceGatheringState === "complete" && done();
       const timer = setTimeout(done, timeoutMs);
       pc.addEventListener("icegatheringstatechange", check);
     });
@@ -152,15 +149,9 @@
         body: body ? JSON.stringify(body) : undefined,
         signal: abort.signal,
       });
-      let data = null;
-      try {
-        data = await res.json();
-      } catch {
-        data = null;
-      }
+      const data = await res.json().catch(() => null);
       if (!res.ok) {
-        const reason = data && data.error ? data.error : `server answered ${res.status}`;
-        throw new Error(reason);
+        throw new Error(data && data.error ? data.error : `server answered ${res.status}`);
       }
       return data || {};
     } catch (err) {
@@ -288,21 +279,24 @@
     if (attempt.over) return;
     attempt.over = true;
     clearInterval(attempt.heartbeat);
-    if (attempt.pc) {
-      try {
-        attempt.pc.close();
-      } catch {
-        // Already closed; nothing left to release.
-      }
-    }
+    if (attempt.pc) attempt.pc.close();
     stopStream(attempt.stream);
     els.avatar.srcObject = null;
     els.selfView.srcObject = null;
     els.selfView.hidden = true;
     els.unmute.hidden = true;
     els.frame.classList.remove("has-video");
-    hideCaption(0);
-    if (attempt === current) setState(state, message);
+    // Drop the caption at once: a line fading out over an ended call reads as still talking.
+    captionSeq += 1;
+    clearTimeout(captionTimer);
+    els.captions.classList.remove("visible");
+    els.captions.textContent = "";
+    if (attempt === current) {
+      els.placeholderText.textContent = state === "ended"
+        ? "The call has ended. You can start a new one at any time."
+        : "The call could not continue. You can try again.";
+      setState(state, message);
+    }
   }
 
   function stopStream(stream) {
@@ -316,24 +310,21 @@
   }
 
   function playAvatar() {
-    const p = els.avatar.play();
-    if (p && typeof p.catch === "function") {
-      p.then(() => {
-        els.unmute.hidden = true;
-      }).catch((err) => {
-        // Autoplay with sound can be blocked; a tap on the page is enough to allow it.
-        if (err && err.name === "NotAllowedError") els.unmute.hidden = false;
-      });
-    }
+    els.avatar.play().then(() => {
+      els.unmute.hidden = true;
+    }, (err) => {
+      // Autoplay with sound can be blocked; a tap on the page is enough to allow it.
+      if (err && err.name === "NotAllowedError") els.unmute.hidden = false;
+    });
   }
 
   function handleMessage(raw) {
     if (typeof raw !== "string") return;
-    let msg;
+    let msg = null;
     try {
       msg = JSON.parse(raw);
     } catch {
-      return;
+      // Not JSON: nothing this page can use.
     }
     if (!msg || typeof msg !== "object") return;
     if (msg.type === "speech") {
