@@ -64,6 +64,43 @@ def check_config(path: Annotated[Path, typer.Argument(help="YAML file to validat
     print(f"{path}: OK")
 
 
+@app.command()
+def analyze(
+    clip: Annotated[Path, typer.Argument(help="Video or audio file (mp4, wav, flac, mp3, ...)")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the outputs")],
+    max_fps: Annotated[
+        float | None, typer.Option(help="Analyse at most this many video frames per second")
+    ] = None,
+) -> None:
+    """Face and voice features of a clip: features.csv, summary.json, features.png."""
+    from tqdm import tqdm
+
+    from avatar_agent.perception.offline import AnalyzeError, analyze_file, probe
+    from avatar_agent.perception.report import write_outputs
+
+    logging.basicConfig(level=logging.WARNING)
+    bar = tqdm(total=None, unit="s", desc=clip.name, bar_format="{l_bar}{bar}| {n:.1f}/{total} s")
+
+    def progress(t: float) -> None:
+        bar.update(max(0.0, t - bar.n))
+
+    try:
+        bar.total = round(probe(clip)[2], 1) or None
+        result = analyze_file(clip, progress, max_fps)
+    except AnalyzeError as exc:
+        bar.close()
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    bar.close()
+    paths = write_outputs(result, out)
+    print(
+        f"{clip.name}: {result.duration:.1f} s analysed in {result.elapsed_s:.1f} s "
+        f"({result.speed:.1f}x real time)"
+    )
+    for p in paths.values():
+        print(f"  {p}")
+
+
 def main() -> None:
     app()
 

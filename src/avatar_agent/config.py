@@ -69,6 +69,16 @@ class TTSConfig(Section):
     )
 
 
+class PerceptionConfig(Section):
+    # Face analysis rate per call; frames in between are dropped (latest frame wins).
+    face_fps: float = Field(15.0, gt=0, le=60)
+    # Seconds of features each call keeps for the affect stage.
+    ring_seconds: float = Field(10.0, ge=2, le=120)
+    # A customer's first seconds of visible face / voiced speech set their reference.
+    baseline_face_s: float = Field(5.0, gt=0, le=60)
+    baseline_voice_s: float = Field(3.0, gt=0, le=60)
+
+
 class StorageConfig(Section):
     # Any SQLAlchemy URL; a relative SQLite path is relative to the working directory.
     url: str = "sqlite:///var/avatar-agent.db"
@@ -79,6 +89,7 @@ class Config(Section):
     call: CallConfig = CallConfig()
     avatar: AvatarConfig = AvatarConfig()
     tts: TTSConfig = TTSConfig()
+    perception: PerceptionConfig = PerceptionConfig()
     storage: StorageConfig = StorageConfig()
 
 

@@ -28,6 +28,12 @@ class Metrics:
             ["kind", "where"],
             registry=r,
         )
+        self.frames_analysed = Counter(
+            "avatar_agent_frames_analysed",
+            "Customer frames analysed (face) or audio hops analysed (voice)",
+            ["kind"],
+            registry=r,
+        )
         self.stage_seconds = Histogram(
             "avatar_agent_stage_seconds",
             "Latency of each processing stage",
@@ -41,7 +47,9 @@ class Metrics:
             self.frames_out.labels(kind)
             for where in ("receive", "send"):
                 self.frames_dropped.labels(kind, where)
-        for stage in ("call_setup", "render", "tts_sentence"):
+        for kind in ("face", "voice"):
+            self.frames_analysed.labels(kind)
+        for stage in ("call_setup", "render", "tts_sentence", "face", "voice"):
             self.stage_seconds.labels(stage)
 
     def render(self) -> bytes:

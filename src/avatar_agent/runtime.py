@@ -43,6 +43,9 @@ class Runtime:
             max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="render"
         )
         self.tts_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts")
+        # Customer analysis (face mesh, pitch, VAD): its own pool, so a backlog of
+        # analysis can never hold up the avatar's frames.
+        self.analysis_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="analysis")
         self._speech_cache: dict[str, list[Utterance]] = {}
 
     @classmethod
@@ -76,4 +79,5 @@ class Runtime:
         await self.tasks.cancel_all()
         self.render_pool.shutdown(wait=True, cancel_futures=True)
         self.tts_pool.shutdown(wait=True, cancel_futures=True)
+        self.analysis_pool.shutdown(wait=True, cancel_futures=True)
         self.store.close()

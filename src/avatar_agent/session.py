@@ -15,6 +15,8 @@ from avatar_agent.aio import TaskSet
 from avatar_agent.avatar.animator import IdleAnimator
 from avatar_agent.avatar.render import AvatarRenderer
 from avatar_agent.avatar.stream import AvatarStream
+from avatar_agent.perception.live import CallPerception
+from avatar_agent.perception.vad import VadEvent
 from avatar_agent.speech.playout import Playout, SpeechEvent
 from avatar_agent.speech.tts import stream_sentences
 from avatar_agent.speech.types import Utterance
@@ -50,6 +52,7 @@ class CallSession:
         self._greeted = False
         self.transport: WebRTCTransport | None = None
         self.stream: AvatarStream | None = None
+        self.perception: CallPerception | None = None
 
     async def start(self, sdp: str, kind: str) -> RTCSessionDescription:
         """Answer the customer's offer; raises OfferError for an offer we cannot take."""
@@ -85,9 +88,29 @@ class CallSession:
             await self.transport.close()
             raise
         await self.rt.store.call_started(self.call_id, self.consent_analysis)
+        if self.consent_analysis:
+            self._start_perception(self.transport)
         self._tasks.spawn(self._connect_watchdog(cfg.call.connect_timeout_s), "connect-watchdog")
         self.rt.metrics.stage_seconds.labels("call_setup").observe(time.perf_counter() - t0)
         return answer
+
+    def _start_perception(self, transport: WebRTCTransport) -> None:
+        """Analyse the customer's face and voice; only ever called with consent."""
+        self.perception = CallPerception(
+            self.rt.config.perception,
+            self.rt.analysis_pool,
+            self.rt.metrics,
+            transport.media_time,
+            on_voice_event=self._voice_event,
+        )
+        if transport.video_in is not None:
+            self._tasks.spawn(self.perception.run_face(transport.video_in), "face")
+        if transport.audio_in is not None:
+            self._tasks.spawn(self.perception.run_voice(transport.audio_in), "voice")
+
+    def _voice_event(self, ev: VadEvent) -> None:
+        # Customer speech start/end; the speech stage will use it for barge-in.
+        log.debug("call %s: customer %s at %.2f s", self.call_id[:8], ev.kind, ev.t)
 
     # --- speech -----------------------------------------------------------------
 

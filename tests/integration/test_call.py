@@ -130,3 +130,40 @@ async def test_silent_page_is_given_up_as_lost(live_server: Any, grid_clip: Path
             assert time.monotonic() - t0 >= timeout - 2.5
         finally:
             await client.close()
+
+
+async def _analysed(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    async with http.get(url + "/metrics") as r:
+        text = await r.text()
+    out = {}
+    for kind in ("face", "voice"):
+        line = next(
+            ln for ln in text.splitlines()
+            if ln.startswith(f'avatar_agent_frames_analysed_total{{kind="{kind}"}}')
+        )
+        out[kind] = float(line.split()[-1])
+    return out
+
+
+@pytest.mark.parametrize("consent", [True, False], ids=["consent", "no-consent"])
+async def test_customer_is_analysed_only_with_consent(
+    live_server: Any, grid_clip: Path, consent: bool
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        before = await _analysed(http, live_server.url)
+        client = CustomerClient(live_server.url, grid_clip, consent=consent)
+        try:
+            await client.connect(http)
+            assert await client.wait_for(lambda: client.rx.video_times, 10)
+            await asyncio.sleep(3.0)
+            after = await _analysed(http, live_server.url)
+            assert await client.hangup(http) == 200
+        finally:
+            await client.close()
+    face = after["face"] - before["face"]
+    voice = after["voice"] - before["voice"]
+    if consent:
+        assert face >= 15, f"only {face} face frames analysed in 3 s"
+        assert voice >= 100, f"only {voice} voice hops analysed in 3 s"
+    else:
+        assert face == 0 and voice == 0

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from avatar_agent.perception.prosody import ProsodyFrame, hz_to_semitones
+
 Vector = npt.NDArray[np.float32]
 
 
@@ -90,3 +92,22 @@ class Baseline:
         if self._n == 0:
             return np.zeros(self.size, np.float32)
         return (np.asarray(x, np.float64) - self._mean).astype(np.float32)
+
+
+class VoiceBaseline:
+    """Pitch (semitones) and loudness (dB) of voiced speech against the speaker's own.
+
+    Only voiced frames teach the reference: silence says nothing about a voice.
+    """
+
+    def __init__(self, warmup_s: float = 3.0) -> None:
+        self.baseline = Baseline(2, warmup_s=warmup_s)
+
+    def update(self, t: float, frame: ProsodyFrame) -> tuple[float, float]:
+        """Feed one hop at time t; returns (pitch offset in st, energy offset in dB)."""
+        if not frame.voiced:
+            return 0.0, 0.0
+        x = np.array([float(hz_to_semitones(frame.f0)), frame.energy_db], np.float32)
+        self.baseline.update(t, x)
+        off = self.baseline.offset(x)
+        return float(off[0]), float(off[1])

@@ -250,7 +250,7 @@ def _load_voice(model_path: Path, config_path: Path) -> Any:
 def _open_voice(model_path: Path, config_path: Path) -> Any:
     # What PiperVoice.load(include_alignments=True) does, but with our session options,
     # and failing loudly where Piper only logs and then synthesizes without timings.
-    import onnxruntime  # type: ignore[import-untyped]  # ships no type information
+    import onnxruntime
     from piper.config import PiperConfig
     from piper.voice import PiperVoice
 

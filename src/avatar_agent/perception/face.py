@@ -1,0 +1,271 @@
+"""Face perception: MediaPipe face mesh -> head pose, gaze, blink and AU-like geometry.
+
+Split in two so the maths can be tested frame by frame without a model:
+
+* :func:`features_from_landmarks` is pure: 478 normalised landmarks in,
+  :class:`FaceFeatures` out.
+* :class:`FaceAnalyzer` owns one stateful MediaPipe graph (tracking mode) per
+  stream and is blocking; the async shell runs it in an executor.
+
+Frames are only ever held in memory; nothing here writes them anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType, TracebackType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from avatar_agent.perception.aus import AU_NAMES, eye_openness, measure_aus
+from avatar_agent.perception.face_geometry import (
+    CANONICAL_IOD,
+    N_LANDMARKS,
+    euler_degrees,
+    fit_head,
+    frontalize,
+    to_camera,
+)
+
+log = logging.getLogger(__name__)
+
+# Continuous features only: ``present`` and ``blink`` are flags on FaceFeatures,
+# so a per-person baseline over this vector never averages a boolean.
+FACE_FEATURE_NAMES: tuple[str, ...] = (
+    "yaw",
+    "pitch",
+    "roll",
+    "gaze_x",
+    "gaze_y",
+    "eye_open",
+    "face_size",
+    *AU_NAMES,
+)
+
+DEFAULT_OPEN_EAR = 0.28
+"""Typical open-eye aspect ratio, used when the caller has no per-person level yet."""
+BLINK_RATIO = 0.6
+"""A frame is a blink when the eye aspect ratio falls below this share of the open level."""
+MAX_FIT_RESIDUAL = 0.25
+"""Rigid-fit RMS (inter-ocular units) above which the landmarks are not a plausible face."""
+# Largest iris travel from the eye centre, as a share of the corner-to-corner eye
+# width: roughly half the width minus the iris radius horizontally, less vertically
+# because the lids cover the iris first.
+_GAZE_RANGE_X = 0.28
+_GAZE_RANGE_Y = 0.14
+_MIN_SIDE_PX = 32  # below this the detector cannot find a face anyway
+_R_IRIS, _L_IRIS = 468, 473
+
+
+def _zero_aus() -> Mapping[str, float]:
+    return MappingProxyType(dict.fromkeys(AU_NAMES, 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class FaceFeatures:
+    """One frame's face reading. Angles in degrees, gaze in -1..1, AUs in face-size units.
+
+    Sign conventions: yaw > 0 the face turns to the image's right (the person's left),
+    pitch > 0 looks up, roll > 0 tilts counter-clockwise in the image; gaze_x > 0 the
+    eyes look to the person's left, gaze_y > 0 up. Every AU grows with its action.
+    """
+
+    t: float
+    present: bool = False
+    yaw: float = 0.0
+    pitch: float = 0.0
+    roll: float = 0.0
+    gaze_x: float = 0.0
+    gaze_y: float = 0.0
+    eye_open: float = 0.0
+    blink: bool = False
+    face_size: float = 0.0
+    au: Mapping[str, float] = field(default_factory=_zero_aus)
+
+    @classmethod
+    def absent(cls, t: float) -> FaceFeatures:
+        return cls(t=t)
+
+    def vector(self) -> npt.NDArray[np.float32]:
+        """Numeric features in :data:`FACE_FEATURE_NAMES` order; never NaN, zeros if absent."""
+        if not self.present:
+            return np.zeros(len(FACE_FEATURE_NAMES), dtype=np.float32)
+        head = [self.yaw, self.pitch, self.roll, self.gaze_x, self.gaze_y,
+                self.eye_open, self.face_size]
+        aus = [float(self.au.get(name, 0.0)) for name in AU_NAMES]
+        v = np.asarray(head + aus, dtype=np.float32)
+        return np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _gaze_one_eye(
+    p: npt.NDArray[np.float64], outer: int, inner: int, iris: int
+) -> tuple[float, float]:
+    centre = 0.5 * (p[outer] + p[inner])
+    width = float(np.linalg.norm(p[outer, :2] - p[inner, :2]))
+    if width <= 0:
+        return 0.0, 0.0
+    off = p[iris] - centre
+    return float(off[0]) / (_GAZE_RANGE_X * width), float(off[1]) / (_GAZE_RANGE_Y * width)
+
+
+def gaze(p: npt.NDArray[np.float64]) -> tuple[float, float]:
+    """Iris centre (R 468, L 473) relative to the mid-point of its eye corners
+    (R 33/133, L 263/362), in the frontal frame, averaged over both eyes, clipped to -1..1.
+    """
+    rx, ry = _gaze_one_eye(p, 33, 133, _R_IRIS)
+    lx, ly = _gaze_one_eye(p, 263, 362, _L_IRIS)
+    gx = float(np.clip(0.5 * (rx + lx), -1.0, 1.0))
+    gy = float(np.clip(0.5 * (ry + ly), -1.0, 1.0))
+    return gx, gy
+
+
+def features_from_landmarks(
+    points: npt.NDArray[np.float32],
+    width: int,
+    height: int,
+    t: float,
+    *,
+    open_level: float | None = None,
+) -> FaceFeatures:
+    """Features of one face from MediaPipe's normalised landmarks, shape (478, 3).
+
+    ``open_level`` is the person's usual open-eye aspect ratio (see
+    :class:`FaceAnalyzer`); without it a population default decides blinks.
+    Non-finite or degenerate landmarks give an absent face rather than an error.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.shape != (N_LANDMARKS, 3):
+        raise ValueError(f"expected ({N_LANDMARKS}, 3) landmarks, got {pts.shape}")
+    if width <= 0 or height <= 0 or not np.isfinite(pts).all():
+        return FaceFeatures.absent(t)
+    cam = to_camera(pts, width, height)
+    fit = fit_head(cam)
+    if fit.scale <= 0 or not fit.rms_residual < MAX_FIT_RESIDUAL:
+        return FaceFeatures.absent(t)
+    frontal = frontalize(cam, fit)
+    yaw, pitch, roll = euler_degrees(fit.rotation)
+    gx, gy = gaze(frontal)
+    ear = eye_openness(frontal)
+    level = open_level if open_level is not None and open_level > 0 else DEFAULT_OPEN_EAR
+    aus = measure_aus(frontal)
+    if not all(math.isfinite(v) for v in aus.values()):
+        return FaceFeatures.absent(t)
+    return FaceFeatures(
+        t=t,
+        present=True,
+        yaw=yaw,
+        pitch=pitch,
+        roll=roll,
+        gaze_x=gx,
+        gaze_y=gy,
+        eye_open=ear,
+        blink=ear < BLINK_RATIO * level,
+        face_size=fit.scale * CANONICAL_IOD,  # outer-eye-corner distance, px
+        au=MappingProxyType(aus),
+    )
+
+
+class FaceAnalyzer:
+    """MediaPipe face mesh for ONE stream (its tracker carries state between frames).
+
+    ``analyze`` blocks for a few milliseconds; run it in an executor. It never
+    raises on bad input: anything unreadable is reported as an absent face.
+    """
+
+    def __init__(self, *, static_image_mode: bool = False, max_faces: int = 3,
+                 open_window_s: float = 3.0) -> None:
+        import mediapipe as mp  # heavy import, deferred until a stream needs it
+
+        self._mesh: Any = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=static_image_mode,
+            max_num_faces=max(1, max_faces),
+            refine_landmarks=True,
+            min_detection_confidence=0.5,
+            min_tracking_confidence=0.5,
+        )
+        self._open_window_s = open_window_s
+        # Recent eye-aspect ratios: their median is this person's "open" level, so
+        # narrow or squinting eyes are not read as a permanent blink.
+        self._ears: deque[tuple[float, float]] = deque()
+        self._warned_layout = False
+
+    def analyze(self, rgb: npt.NDArray[Any], t: float) -> FaceFeatures:
+        """Features of the largest face in an RGB uint8 (H, W, 3) frame.
+
+        Typed loosely because decoders (PyAV) return a union of array types; any
+        other dtype or layout is logged once and read as an absent face.
+        """
+        points = self.detect(rgb)
+        if points is None:
+            return FaceFeatures.absent(t)
+        height, width = int(rgb.shape[0]), int(rgb.shape[1])
+        feats = features_from_landmarks(points, width, height, t, open_level=self._open_level(t))
+        if feats.present:
+            self._ears.append((t, feats.eye_open))
+        return feats
+
+    def detect(self, rgb: npt.NDArray[Any]) -> npt.NDArray[np.float32] | None:
+        """Normalised (478, 3) landmarks of the largest face, or None."""
+        if self._mesh is None:
+            raise RuntimeError("FaceAnalyzer is closed")
+        if (
+            not isinstance(rgb, np.ndarray)
+            or rgb.dtype != np.uint8
+            or rgb.ndim != 3
+            or rgb.shape[2] != 3
+        ):
+            if not self._warned_layout:
+                self._warned_layout = True
+                log.warning("face analysis expects uint8 (H, W, 3) RGB, got %s %s",
+                            getattr(rgb, "dtype", type(rgb)), getattr(rgb, "shape", ""))
+            return None
+        if min(rgb.shape[0], rgb.shape[1]) < _MIN_SIDE_PX:
+            return None
+        height, width = int(rgb.shape[0]), int(rgb.shape[1])
+        try:
+            result = self._mesh.process(np.ascontiguousarray(rgb))
+        except Exception:  # a broken frame must degrade this call, not end it
+            log.exception("face mesh failed on a %dx%d frame", width, height)
+            return None
+        faces = result.multi_face_landmarks or []
+        if not faces:
+            return None
+        points = max(
+            (np.array([(p.x, p.y, p.z) for p in f.landmark], dtype=np.float32) for f in faces),
+            key=lambda a: _box_area(a, width, height),
+        )
+        return points if points.shape == (N_LANDMARKS, 3) else None
+
+    def _open_level(self, t: float) -> float | None:
+        while self._ears and (self._ears[0][0] < t - self._open_window_s or self._ears[0][0] > t):
+            self._ears.popleft()
+        if not self._ears:
+            return None
+        return float(np.median([e for _, e in self._ears]))
+
+    def close(self) -> None:
+        if self._mesh is not None:
+            self._mesh.close()
+            self._mesh = None
+
+    def __enter__(self) -> FaceAnalyzer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _box_area(points: npt.NDArray[np.float32], width: int, height: int) -> float:
+    span = points[:, :2].max(axis=0) - points[:, :2].min(axis=0)
+    return float(span[0] * width * span[1] * height)

@@ -1,0 +1,151 @@
+"""Perception during a call: face and voice features of the customer, as they happen.
+
+Runs only for customers who consented. Face analysis takes the newest video frame
+at most `face_fps` times a second (frames in between are dropped and counted); the
+voice is analysed continuously from a bounded queue. Heavy work (MediaPipe, pitch,
+VAD) runs in the analysis pool, never on the event loop. Results go into bounded
+per-call rings that the affect stage reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from avatar_agent.config import PerceptionConfig
+from avatar_agent.metrics import Metrics
+from avatar_agent.perception.audio import Downsampler
+from avatar_agent.perception.baseline import Baseline, VoiceBaseline
+from avatar_agent.perception.face import FACE_FEATURE_NAMES, FaceAnalyzer, FaceFeatures
+from avatar_agent.perception.microexpr import MicroExpression, MicroExpressionDetector
+from avatar_agent.perception.prosody import ProsodyFrame, ProsodyTracker
+from avatar_agent.perception.ring import FeatureRing
+from avatar_agent.perception.vad import VadEvent, VoiceActivity
+from avatar_agent.transport.receiver import Receiver
+
+log = logging.getLogger(__name__)
+
+VOICE_COLUMNS = ("f0_hz", "voiced", "energy_db", "f0_rel_st", "energy_rel_db")
+VOICE_STEP_S = 0.1  # how often queued audio is analysed
+AUDIO_QUEUE = 100  # 2 s of 20 ms frames: beyond that the analysis is too far behind
+
+
+class CallPerception:
+    def __init__(
+        self,
+        cfg: PerceptionConfig,
+        pool: Executor,
+        metrics: Metrics,
+        media_time: Callable[[], float],
+        on_voice_event: Callable[[VadEvent], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self._pool = pool
+        self._metrics = metrics
+        self._media_time = media_time
+        self._on_voice_event = on_voice_event
+        n_face = len(FACE_FEATURE_NAMES)
+        self.face_raw = FeatureRing(n_face, round(cfg.ring_seconds * cfg.face_fps) + 1)
+        self.face_rel = FeatureRing(n_face, self.face_raw.capacity)
+        self.voice = FeatureRing(len(VOICE_COLUMNS), round(cfg.ring_seconds * 100) + 1)
+        self.micro: deque[MicroExpression] = deque(maxlen=64)
+        self.face_baseline = Baseline(n_face, warmup_s=cfg.baseline_face_s)
+        self.voice_baseline = VoiceBaseline(cfg.baseline_voice_s)
+        self.last_face: FaceFeatures | None = None
+        self.speaking = False
+        self.face_frames = 0
+        self.voice_hops = 0
+
+    # --- face -----------------------------------------------------------------
+
+    async def run_face(self, receiver: Receiver[av.VideoFrame]) -> None:
+        loop = asyncio.get_running_loop()
+        slot = receiver.subscribe()
+        analyzer: FaceAnalyzer = await loop.run_in_executor(self._pool, FaceAnalyzer)
+        micro = MicroExpressionDetector()
+        period = 1.0 / self.cfg.face_fps
+        latency = self._metrics.stage_seconds.labels("face")
+        try:
+            while True:
+                await asyncio.sleep(period)
+                frame = slot.take()
+                if frame is None:
+                    continue
+                t = self._media_time()
+                t0 = time.perf_counter()
+                try:
+                    feats = await loop.run_in_executor(self._pool, _analyze, analyzer, frame, t)
+                except Exception:  # one bad frame must not end analysis, let alone the call
+                    log.exception("face analysis failed")
+                    continue
+                latency.observe(time.perf_counter() - t0)
+                self._face_result(feats, micro)
+        finally:
+            await loop.run_in_executor(self._pool, analyzer.close)
+
+    def _face_result(self, feats: FaceFeatures, micro: MicroExpressionDetector) -> None:
+        self.face_frames += 1
+        self._metrics.frames_analysed.labels("face").inc()
+        self.last_face = feats
+        vec = feats.vector()
+        if feats.present:
+            self.face_baseline.update(feats.t, vec)
+        rel = self.face_baseline.relative(vec) if feats.present else np.zeros_like(vec)
+        self.face_raw.append(feats.t, vec)
+        self.face_rel.append(feats.t, rel)
+        self.micro.extend(micro.update(feats))
+
+    # --- voice ----------------------------------------------------------------
+
+    async def run_voice(self, receiver: Receiver[av.AudioFrame]) -> None:
+        loop = asyncio.get_running_loop()
+        queue = receiver.subscribe_queue(AUDIO_QUEUE)
+        tracker = ProsodyTracker()
+        vad: VoiceActivity = await loop.run_in_executor(self._pool, VoiceActivity)
+        down = Downsampler()
+        latency = self._metrics.stage_seconds.labels("voice")
+        t_start: float | None = None
+        while True:
+            await asyncio.sleep(VOICE_STEP_S)
+            frames = queue.drain()
+            if not frames:
+                continue
+            if t_start is None:
+                # place the audio on the call's media clock where it started arriving
+                t_start = max(0.0, self._media_time() - len(frames) * 0.02)
+            pcm = np.concatenate([down.push_frame(f) for f in frames])
+            t0 = time.perf_counter()
+            hops, events = await loop.run_in_executor(self._pool, _voice_step, tracker, vad, pcm)
+            latency.observe(time.perf_counter() - t0)
+            self._metrics.frames_analysed.labels("voice").inc(len(hops))
+            for fr in hops:
+                self._voice_hop(t_start, fr)
+            for ev in events:
+                self.speaking = ev.kind == "speech_start"
+                if self._on_voice_event is not None:
+                    self._on_voice_event(VadEvent(ev.kind, t_start + ev.t))
+
+    def _voice_hop(self, t_start: float, fr: ProsodyFrame) -> None:
+        self.voice_hops += 1
+        t = t_start + fr.t
+        f0_rel, en_rel = self.voice_baseline.update(t, fr)
+        row = np.array([fr.f0, float(fr.voiced), fr.energy_db, f0_rel, en_rel], np.float32)
+        self.voice.append(t, row)
+
+
+def _analyze(analyzer: FaceAnalyzer, frame: av.VideoFrame, t: float) -> FaceFeatures:
+    return analyzer.analyze(frame.to_ndarray(format="rgb24"), t)
+
+
+def _voice_step(
+    tracker: ProsodyTracker, vad: VoiceActivity, pcm: npt.NDArray[np.float32]
+) -> tuple[list[ProsodyFrame], list[VadEvent]]:
+    return tracker.push(pcm), vad.push(pcm)
