@@ -243,3 +243,36 @@ def test_frames_without_a_face(data_dir: Path) -> None:
         # The stream recovers once a face shows up again.
         assert fa.analyze(real, 10.0).present
         assert not fa.analyze(junk[0], 10.1).present
+
+
+@pytest.mark.parametrize("max_faces", [3, 1])
+def test_several_faces_the_largest_is_used(data_dir: Path, max_faces: int) -> None:
+    """A small face is tracked first, then a larger person steps in.
+
+    The mesh tracker keeps following whatever it found first, so without the search
+    for other faces (max_faces=1) it stays on the small face; with it, the analysis
+    moves to the larger face within about a second.
+    """
+    import cv2
+
+    big_clip = sorted((data_dir / "talking_face" / "grid").glob("*.mpg"))[0]
+    small_clip = data_dir / "face_video" / "mead" / "W009_front_neutral_level1_001.mp4"
+    bigs = [f for _, f in frames(big_clip, stride=1)][:60]
+    smalls = [f for _, f in frames(small_clip, stride=1)][:60]
+    centres = []
+    with FaceAnalyzer(max_faces=max_faces) as fa:
+        for i, (big, small) in enumerate(zip(bigs, smalls, strict=True)):
+            canvas = np.full((480, 640, 3), 90, np.uint8)
+            canvas[160:310, 470:620] = cv2.resize(small, (150, 150))
+            if i >= 15:  # the larger person appears after 0.6 s
+                canvas[80:400, 20:420] = cv2.resize(big, (400, 320))
+            points = fa.detect(canvas, i / 25)
+            # a frame or two may be lost while the mesh lets go of the small face
+            centres.append(math.nan if points is None else float(points[:, 0].mean()) * 640)
+    assert all(c > 470 for c in centres[:15])  # only the small face at first
+    assert sum(math.isnan(c) for c in centres) <= 2
+    on_big = [c < 420 for c in centres[15 + 30 :]]  # from 1.2 s after the big face appears
+    if max_faces > 1:
+        assert all(on_big), centres
+    else:
+        assert not any(on_big), centres

@@ -179,16 +179,30 @@ class FaceAnalyzer:
     """
 
     def __init__(self, *, static_image_mode: bool = False, max_faces: int = 3,
-                 open_window_s: float = 3.0) -> None:
+                 open_window_s: float = 3.0, find_faces_every_s: float = 1.0) -> None:
         import mediapipe as mp  # heavy import, deferred until a stream needs it
 
+        # The mesh tracks ONE face: asking it for several makes it run its detector on
+        # every frame, which doubles the cost. Instead a cheap face detector looks for
+        # all faces now and then, and every face but the largest is masked out of the
+        # frames the mesh sees, so the mesh can only lock onto the largest.
         self._mesh: Any = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=static_image_mode,
-            max_num_faces=max(1, max_faces),
+            max_num_faces=1,
             refine_landmarks=True,
             min_detection_confidence=0.5,
             min_tracking_confidence=0.5,
         )
+        self._finder: Any = (
+            mp.solutions.face_detection.FaceDetection(
+                model_selection=0, min_detection_confidence=0.5
+            )
+            if max_faces > 1
+            else None
+        )
+        self._find_every_s = find_faces_every_s
+        self._next_find: float | None = None
+        self._mask_boxes: list[tuple[int, int, int, int]] = []
         self._open_window_s = open_window_s
         # Recent eye-aspect ratios: their median is this person's "open" level, so
         # narrow or squinting eyes are not read as a permanent blink.
@@ -201,7 +215,7 @@ class FaceAnalyzer:
         Typed loosely because decoders (PyAV) return a union of array types; any
         other dtype or layout is logged once and read as an absent face.
         """
-        points = self.detect(rgb)
+        points = self.detect(rgb, t)
         if points is None:
             return FaceFeatures.absent(t)
         height, width = int(rgb.shape[0]), int(rgb.shape[1])
@@ -210,8 +224,13 @@ class FaceAnalyzer:
             self._ears.append((t, feats.eye_open))
         return feats
 
-    def detect(self, rgb: npt.NDArray[Any]) -> npt.NDArray[np.float32] | None:
-        """Normalised (478, 3) landmarks of the largest face, or None."""
+    def detect(
+        self, rgb: npt.NDArray[Any], t: float | None = None
+    ) -> npt.NDArray[np.float32] | None:
+        """Normalised (478, 3) landmarks of the largest face, or None.
+
+        `t` (seconds) paces the search for other faces; without it every frame is searched.
+        """
         if self._mesh is None:
             raise RuntimeError("FaceAnalyzer is closed")
         if (
@@ -229,7 +248,17 @@ class FaceAnalyzer:
             return None
         height, width = int(rgb.shape[0]), int(rgb.shape[1])
         try:
-            result = self._mesh.process(np.ascontiguousarray(rgb))
+            if self._finder is not None and (
+                t is None or self._next_find is None or t >= self._next_find
+            ):
+                self._mask_boxes = self._smaller_faces(rgb)
+                self._next_find = None if t is None else t + self._find_every_s
+            frame = np.ascontiguousarray(rgb)
+            if self._mask_boxes:
+                frame = frame.copy()
+                for x0, y0, x1, y1 in self._mask_boxes:
+                    frame[y0:y1, x0:x1] = frame[y0:y1, x0:x1].mean(axis=(0, 1), dtype=np.float32)
+            result = self._mesh.process(frame)
         except Exception:  # a broken frame must degrade this call, not end it
             log.exception("face mesh failed on a %dx%d frame", width, height)
             return None
@@ -242,6 +271,21 @@ class FaceAnalyzer:
         )
         return points if points.shape == (N_LANDMARKS, 3) else None
 
+    def _smaller_faces(self, rgb: npt.NDArray[np.uint8]) -> list[tuple[int, int, int, int]]:
+        """Pixel boxes (a little enlarged) of every detected face but the largest."""
+        height, width = int(rgb.shape[0]), int(rgb.shape[1])
+        found = self._finder.process(np.ascontiguousarray(rgb)).detections or []
+        boxes = []
+        for d in found:
+            b = d.location_data.relative_bounding_box
+            pad_w, pad_h = 0.5 * b.width, 0.6 * b.height
+            x0, y0 = (b.xmin - pad_w) * width, (b.ymin - pad_h) * height
+            x1, y1 = (b.xmin + b.width + pad_w) * width, (b.ymin + b.height + pad_h) * height
+            box = (max(0, int(x0)), max(0, int(y0)), min(width, int(x1)), min(height, int(y1)))
+            boxes.append(((box[2] - box[0]) * (box[3] - box[1]), box))
+        boxes.sort(reverse=True)
+        return [box for _, box in boxes[1:]]
+
     def _open_level(self, t: float) -> float | None:
         while self._ears and (self._ears[0][0] < t - self._open_window_s or self._ears[0][0] > t):
             self._ears.popleft()
@@ -253,6 +297,9 @@ class FaceAnalyzer:
         if self._mesh is not None:
             self._mesh.close()
             self._mesh = None
+        if self._finder is not None:
+            self._finder.close()
+            self._finder = None
 
     def __enter__(self) -> FaceAnalyzer:
         return self
