@@ -69,8 +69,9 @@ def analyze(
     clip: Annotated[Path, typer.Argument(help="Video or audio file (mp4, wav, flac, mp3, ...)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the outputs")],
     max_fps: Annotated[
-        float | None, typer.Option(help="Analyse at most this many video frames per second")
-    ] = None,
+        float,
+        typer.Option(help="Analyse at most this many video frames per second (0 = every frame)"),
+    ] = 15.0,
 ) -> None:
     """Face and voice features of a clip: features.csv, summary.json, features.png."""
     from tqdm import tqdm
@@ -86,7 +87,7 @@ def analyze(
 
     try:
         bar.total = round(probe(clip)[2], 1) or None
-        result = analyze_file(clip, progress, max_fps)
+        result = analyze_file(clip, progress, max_fps or None)
     except AnalyzeError as exc:
         bar.close()
         err.print(f"error: {exc}", highlight=False, markup=False)

@@ -64,6 +64,7 @@ class Runtime:
         if not avatar_dir.is_dir():
             raise FileNotFoundError(f"avatar {config.avatar.name!r} not found at {avatar_dir}")
         tts = await loop.run_in_executor(None, lambda: PiperTTS(speed=config.tts.speed))
+        await loop.run_in_executor(None, _warm_perception)
         rt = cls(config, AsyncStore(store), tts, avatar_dir)
         # The greeting is the same for every call: synthesize it once so a call
         # hears it as soon as media flows.
@@ -81,3 +82,19 @@ class Runtime:
         self.tts_pool.shutdown(wait=True, cancel_futures=True)
         self.analysis_pool.shutdown(wait=True, cancel_futures=True)
         self.store.close()
+
+
+def _warm_perception() -> None:
+    """Import and initialise the analysis models once, before the first call.
+
+    Loading MediaPipe takes most of a second; done lazily it would cost the first
+    consenting customer that second of analysis.
+    """
+    import numpy as np
+
+    from avatar_agent.perception.face import FaceAnalyzer
+    from avatar_agent.perception.vad import VoiceActivity
+
+    with FaceAnalyzer() as fa:
+        fa.analyze(np.zeros((64, 64, 3), np.uint8), 0.0)
+    VoiceActivity().push(np.zeros(512, np.float32))

@@ -73,9 +73,12 @@ class CallPerception:
         micro = MicroExpressionDetector()
         period = 1.0 / self.cfg.face_fps
         latency = self._metrics.stage_seconds.labels("face")
+        due = loop.time()
         try:
             while True:
-                await asyncio.sleep(period)
+                # paced on absolute times, so the analysis itself does not lower the rate
+                due = max(due + period, loop.time())
+                await asyncio.sleep(due - loop.time())
                 frame = slot.take()
                 if frame is None:
                     continue
