@@ -34,6 +34,12 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.customer_speech = Counter(
+            "avatar_agent_customer_speech_events",
+            "Customer speech starts and ends found by voice activity detection",
+            ["event"],
+            registry=r,
+        )
         self.stage_seconds = Histogram(
             "avatar_agent_stage_seconds",
             "Latency of each processing stage",
@@ -49,6 +55,8 @@ class Metrics:
                 self.frames_dropped.labels(kind, where)
         for kind in ("face", "voice"):
             self.frames_analysed.labels(kind)
+        for event in ("speech_start", "speech_end"):
+            self.customer_speech.labels(event)
         for stage in ("call_setup", "render", "tts_sentence", "face", "voice"):
             self.stage_seconds.labels(stage)
 

@@ -53,6 +53,8 @@ class CallSession:
         self.transport: WebRTCTransport | None = None
         self.stream: AvatarStream | None = None
         self.perception: CallPerception | None = None
+        self.customer_speaking = False
+        self.voice_listeners: list[Callable[[VadEvent], None]] = []
 
     async def start(self, sdp: str, kind: str) -> RTCSessionDescription:
         """Answer the customer's offer; raises OfferError for an offer we cannot take."""
@@ -109,8 +111,11 @@ class CallSession:
             self._tasks.spawn(self.perception.run_voice(transport.audio_in), "voice")
 
     def _voice_event(self, ev: VadEvent) -> None:
-        # Customer speech start/end; the speech stage will use it for barge-in.
-        log.debug("call %s: customer %s at %.2f s", self.call_id[:8], ev.kind, ev.t)
+        """Customer speech start/end: published to the call's listeners (barge-in)."""
+        self.customer_speaking = ev.kind == "speech_start"
+        self.rt.metrics.customer_speech.labels(ev.kind).inc()
+        for listener in list(self.voice_listeners):
+            listener(ev)
 
     # --- speech -----------------------------------------------------------------
 

@@ -142,6 +142,9 @@ async def _analysed(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
             if ln.startswith(f'avatar_agent_frames_analysed_total{{kind="{kind}"}}')
         )
         out[kind] = float(line.split()[-1])
+    start = 'avatar_agent_customer_speech_events_total{event="speech_start"}'
+    line = next(ln for ln in text.splitlines() if ln.startswith(start))
+    out["speech_start"] = float(line.split()[-1])
     return out
 
 
@@ -162,8 +165,10 @@ async def test_customer_is_analysed_only_with_consent(
             await client.close()
     face = after["face"] - before["face"]
     voice = after["voice"] - before["voice"]
+    speech = after["speech_start"] - before["speech_start"]
     if consent:
         assert face >= 15, f"only {face} face frames analysed in 3 s"
         assert voice >= 100, f"only {voice} voice hops analysed in 3 s"
+        assert speech >= 1, "the customer's speech in the GRID clip was not detected"
     else:
-        assert face == 0 and voice == 0
+        assert face == 0 and voice == 0 and speech == 0

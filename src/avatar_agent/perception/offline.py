@@ -156,14 +156,15 @@ def _analyze_video(
     progress: Callable[[float], None] | None,
     max_fps: float | None,
 ) -> None:
-    analyzer = FaceAnalyzer()
-    detector = MicroExpressionDetector()
-    base = Baseline(len(FACE_FEATURE_NAMES), warmup_s=FACE_BASELINE_S)
-    frames: queue.Queue[tuple[float, Any] | BaseException | None] = queue.Queue(maxsize=8)
+    # Up to ~1 s of frames in memory: decoding starts while the face mesh is loading.
+    frames: queue.Queue[tuple[float, Any] | BaseException | None] = queue.Queue(maxsize=32)
     decoder = threading.Thread(
         target=_decode_frames, args=(path, max_fps, frames), name="decode", daemon=True
     )
     decoder.start()
+    analyzer = FaceAnalyzer()
+    detector = MicroExpressionDetector()
+    base = Baseline(len(FACE_FEATURE_NAMES), warmup_s=FACE_BASELINE_S)
     try:
         while (item := frames.get()) is not None:
             if isinstance(item, BaseException):

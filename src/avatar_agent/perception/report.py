@@ -112,18 +112,19 @@ def plot(a: FileAnalysis, path: Path) -> None:
     if a.has_video:
         t = np.array([f.t for f in a.face])
         present = np.array([f.present for f in a.face])
-        vec = np.array([f.vector() for f in a.face])
+        # relative to the person's own baseline: what stands out is what changed
+        rel = np.array(a.face_rel)
         ax = axes[ax_i]
         for name in PLOT_AUS:
-            if name in FACE_FEATURE_NAMES:
-                y = vec[:, FACE_FEATURE_NAMES.index(name)].astype(float)
-                ax.plot(t, np.where(present, y, np.nan), lw=1.2, label=name.replace("_", " "))
+            y = rel[:, FACE_FEATURE_NAMES.index(name)].astype(float)
+            ax.plot(t, np.where(present, y, np.nan), lw=1.2, label=name.replace("_", " "))
+        ax.axhline(0, color="0.5", lw=0.6)
         for f in a.face:
             if f.blink:
                 ax.axvline(f.t, color="0.8", lw=0.6, zorder=0)
         for m in a.micro:
             ax.axvspan(m.onset, m.onset + m.duration, color="tab:red", alpha=0.15)
-        ax.set_ylabel("face action\n(size-normalised)")
+        ax.set_ylabel("face action\n(z vs own baseline)")
         ax.legend(loc="upper right", fontsize=8, ncol=4)
         ax.set_title(f"{a.path.name}: face (grey = blinks, red = micro-expressions) and voice")
         ax = axes[ax_i + 1]
@@ -141,11 +142,17 @@ def plot(a: FileAnalysis, path: Path) -> None:
         for s, e in a.voice.speech:
             ax.axvspan(s, e, color="tab:green", alpha=0.12)
         ax.plot(t, f0, ".", ms=2, color="tab:blue")
+        if not np.isfinite(f0).any():
+            ax.text(0.5, 0.5, "no voiced speech", transform=ax.transAxes, ha="center",
+                    color="0.4")
+            ax.set_yticks([])
         ax.set_ylabel("pitch F0 (Hz)\n(green = speech)")
         ax = axes[ax_i + 1]
-        ax.plot(t, [f.energy_db for f in fr], lw=0.8, color="tab:orange")
+        energy = np.array([f.energy_db for f in fr])
+        ax.plot(t, energy, lw=0.8, color="tab:orange")
         ax.set_ylabel("energy (dBFS)")
-        ax.set_ylim(bottom=max(-90.0, float(np.nanmin([f.energy_db for f in fr] or [-90]))))
+        if energy.size:
+            ax.set_ylim(float(energy.min()) - 3, max(float(energy.max()) + 3, -20.0))
     axes[-1].set_xlabel("time (s)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -251,6 +251,10 @@ class WebRTCTransport(CallTransport):
         # The page opens this channel for the whole call; it closing means the page is gone.
         channel.on("close", lambda: None if self._closed else self._on_end("customer_left"))
         channel.on("message", self._message)
+        # The page pings on this channel; watching starts now, not at the first ping, so a
+        # page that dies before its first ping reaches us is still noticed.
+        self._last_heartbeat = time.monotonic()
+        self._tasks.spawn(self._watch_heartbeat(), "heartbeat")
         while self._pending:
             self._send(self._pending.popleft())
 
@@ -260,15 +264,13 @@ class WebRTCTransport(CallTransport):
         except ValueError:
             return
         if isinstance(msg, dict) and msg.get("type") == "ping":
-            if self._last_heartbeat is None:
-                self._tasks.spawn(self._watch_heartbeat(), "heartbeat")
             self._last_heartbeat = time.monotonic()
 
     async def _watch_heartbeat(self) -> None:
-        """End the call when a page that sent heartbeats falls silent (network lost).
+        """End the call when the page falls silent on the `agent` channel (network lost).
 
         aiortc only notices a dead peer after ICE consent fails (about 30 s); the page's
-        heartbeat lets us give up sooner. Peers that never send one are not watched.
+        heartbeat lets us give up sooner. Peers without the channel are not watched.
         """
         while True:
             await asyncio.sleep(min(1.0, self._heartbeat_timeout / 4))
