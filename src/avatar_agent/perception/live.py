@@ -18,7 +18,6 @@ from concurrent.futures import Executor
 
 import av
 import numpy as np
-import numpy.typing as npt
 
 from avatar_agent.config import PerceptionConfig
 from avatar_agent.metrics import Metrics
@@ -124,9 +123,10 @@ class CallPerception:
             if t_start is None:
                 # place the audio on the call's media clock where it started arriving
                 t_start = max(0.0, self._media_time() - len(frames) * 0.02)
-            pcm = np.concatenate([down.push_frame(f) for f in frames])
             t0 = time.perf_counter()
-            hops, events = await loop.run_in_executor(self._pool, _voice_step, tracker, vad, pcm)
+            hops, events = await loop.run_in_executor(
+                self._pool, _voice_step, down, tracker, vad, frames
+            )
             latency.observe(time.perf_counter() - t0)
             self._metrics.frames_analysed.labels("voice").inc(len(hops))
             for fr in hops:
@@ -149,6 +149,7 @@ def _analyze(analyzer: FaceAnalyzer, frame: av.VideoFrame, t: float) -> FaceFeat
 
 
 def _voice_step(
-    tracker: ProsodyTracker, vad: VoiceActivity, pcm: npt.NDArray[np.float32]
+    down: Downsampler, tracker: ProsodyTracker, vad: VoiceActivity, frames: list[av.AudioFrame]
 ) -> tuple[list[ProsodyFrame], list[VadEvent]]:
+    pcm = np.concatenate([down.push_frame(f) for f in frames])
     return tracker.push(pcm), vad.push(pcm)
