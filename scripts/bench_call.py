@@ -11,18 +11,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
 
-from avatar_agent.client import CustomerClient
+from avatar_agent.client import CustomerClient, spawn_server
 
 REPO = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -43,37 +40,10 @@ async def frames_sent(http: aiohttp.ClientSession, url: str) -> float:
 
 
 def start_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cfg = tmp / "bench.yaml"
-    cfg.write_text(f"storage:\n  url: sqlite:///{tmp / 'bench.db'}\n")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "avatar_agent.cli",
-            "serve",
-            "--config",
-            str(cfg),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp / "server.log").open("wb"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1):
-                return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("server did not start: " + (tmp / "server.log").read_text()[-2000:])
+    try:
+        return spawn_server(tmp, REPO)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 async def run_calls(url: str, pid: int, clip: Path, n: int, seconds: float) -> dict[str, float]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 import uuid
 from importlib.resources import files
 from pathlib import Path
@@ -24,6 +23,7 @@ WEB_DIR = Path(str(files("avatar_agent").joinpath("web")))
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
 CALLS: web.AppKey[dict[str, CallSession]] = web.AppKey("calls", dict)
 CONFIG: web.AppKey[Config] = web.AppKey("config", Config)
+PAGE: web.AppKey[str] = web.AppKey("page", str)
 
 
 def error(status: int, message: str) -> web.Response:
@@ -50,7 +50,7 @@ async def index(request: web.Request) -> web.Response:
     }
     # `</` cannot close the script element from inside a JSON string.
     blob = json.dumps(page_cfg).replace("</", "<\\/")
-    html = (WEB_DIR / "customer.html").read_text(encoding="utf-8").replace("{{CONFIG_JSON}}", blob)
+    html = request.app[PAGE].replace("{{CONFIG_JSON}}", blob)
     return web.Response(text=html, content_type="text/html")
 
 
@@ -97,8 +97,9 @@ async def create_call(request: web.Request) -> web.Response:
         calls.pop(call_id, None)
         return error(400, str(exc))
     except Exception:
-        calls.pop(call_id, None)
         log.exception("call setup failed")
+        await session.close("setup_failed")  # its peer and tasks may already exist
+        calls.pop(call_id, None)
         return error(500, "the call could not be set up")
     rt.metrics.calls_live.set(len(calls))
     return web.json_response(
@@ -149,6 +150,8 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[json_errors], client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
     app[CALLS] = {}
+    # read once: the page is served on every visit and never changes while running
+    app[PAGE] = (WEB_DIR / "customer.html").read_text(encoding="utf-8")
     app.cleanup_ctx.append(_runtime_ctx)
     app.router.add_get("/", index)
     app.router.add_static("/static/", WEB_DIR)
@@ -156,5 +159,4 @@ def create_app(config: Config) -> web.Application:
     app.router.add_delete("/api/calls/{call_id}", end_call)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
-    app["started"] = time.time()
     return app

@@ -9,7 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,42 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamError
+
+
+def spawn_server(
+    workdir: Path, cwd: Path, timeout: float = 90.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`avatar-agent serve` in a subprocess on a free port, with its own SQLite file.
+
+    Writes `config.yaml`, `calls.db` and `server.log` into workdir; returns the
+    process and its base URL once `/healthz` answers. Raises RuntimeError with the
+    end of the server's log if it does not come up.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    cfg = workdir / "config.yaml"
+    cfg.write_text(f"storage:\n  url: sqlite:///{workdir / 'calls.db'}\n")
+    log = workdir / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "avatar_agent.cli", "serve", "--config", str(cfg),
+             "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("server did not start:\n" + log.read_text()[-4000:])
+        time.sleep(0.3)
 
 
 @dataclass

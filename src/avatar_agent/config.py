@@ -41,8 +41,6 @@ class CallConfig(Section):
     heartbeat_timeout_s: float = Field(10.0, gt=0, le=300)
     # Upper bound on a call with no live connection at all (ICE never completed).
     connect_timeout_s: float = Field(30.0, gt=0, le=300)
-    # How many customer frames may wait for analysis: 1 = latest frame wins.
-    receive_slots: int = Field(1, ge=1, le=8)
 
 
 class AvatarConfig(Section):

@@ -34,6 +34,11 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.events_dropped = Counter(
+            "avatar_agent_events_dropped",
+            "Data-channel events to customers dropped (channel not open, or backlogged)",
+            registry=r,
+        )
         self.customer_speech = Counter(
             "avatar_agent_customer_speech_events",
             "Customer speech starts and ends found by voice activity detection",

@@ -44,7 +44,6 @@ class CallSession:
         self.call_id = call_id
         self.consent_analysis = consent_analysis
         self.rt = runtime
-        self.started = time.monotonic()
         self.end_reason: str | None = None
         self._on_closed = on_closed
         self._tasks = TaskSet(f"call-{call_id[:8]}")
@@ -178,7 +177,3 @@ class CallSession:
                 await self.rt.store.call_ended(self.call_id, reason)
             finally:
                 self._on_closed(self)
-
-    @property
-    def task_count(self) -> int:
-        return len(self._tasks)

@@ -115,10 +115,6 @@ class AsyncStore:
     async def call_ended(self, call_id: str, reason: str) -> None:
         await self._run(self.store.call_ended, call_id, reason)
 
-    async def get_call(self, call_id: str) -> CallRecord | None:
-        rec: CallRecord | None = await self._run(self.store.get_call, call_id)
-        return rec
-
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 

@@ -59,9 +59,6 @@ class CallPerception:
         self.face_baseline = Baseline(n_face, warmup_s=cfg.baseline_face_s)
         self.voice_baseline = VoiceBaseline(cfg.baseline_voice_s)
         self.last_face: FaceFeatures | None = None
-        self.speaking = False
-        self.face_frames = 0
-        self.voice_hops = 0
 
     # --- face -----------------------------------------------------------------
 
@@ -94,7 +91,6 @@ class CallPerception:
             await loop.run_in_executor(self._pool, analyzer.close)
 
     def _face_result(self, feats: FaceFeatures, micro: MicroExpressionDetector) -> None:
-        self.face_frames += 1
         self._metrics.frames_analysed.labels("face").inc()
         self.last_face = feats
         vec = feats.vector()
@@ -132,12 +128,10 @@ class CallPerception:
             for fr in hops:
                 self._voice_hop(t_start, fr)
             for ev in events:
-                self.speaking = ev.kind == "speech_start"
                 if self._on_voice_event is not None:
                     self._on_voice_event(VadEvent(ev.kind, t_start + ev.t))
 
     def _voice_hop(self, t_start: float, fr: ProsodyFrame) -> None:
-        self.voice_hops += 1
         t = t_start + fr.t
         f0_rel, en_rel = self.voice_baseline.update(t, fr)
         row = np.array([fr.f0, float(fr.voiced), fr.energy_db, f0_rel, en_rel], np.float32)

@@ -162,10 +162,11 @@ def _analyze_video(
         target=_decode_frames, args=(path, max_fps, frames), name="decode", daemon=True
     )
     decoder.start()
-    analyzer = FaceAnalyzer()
     detector = MicroExpressionDetector()
     base = Baseline(len(FACE_FEATURE_NAMES), warmup_s=FACE_BASELINE_S)
+    analyzer: FaceAnalyzer | None = None
     try:
+        analyzer = FaceAnalyzer()  # inside try: if it fails, the decoder is still drained
         while (item := frames.get()) is not None:
             if isinstance(item, BaseException):
                 if isinstance(item, av.FFmpegError) and not result.face:
@@ -187,4 +188,5 @@ def _analyze_video(
         while decoder.is_alive():  # unblock a producer waiting on a full queue
             with contextlib.suppress(queue.Empty):
                 frames.get(timeout=0.1)
-        analyzer.close()
+        if analyzer is not None:
+            analyzer.close()

@@ -196,7 +196,6 @@ class WebRTCTransport(CallTransport):
         self._channel: RTCDataChannel | None = None
         self._pending: deque[str] = deque(maxlen=32)
         self._closed = False
-        self.events_dropped = 0
         self._video = AvatarVideoTrack(stream, self.clock, fps, render_pool, metrics)
         self._audio = AvatarAudioTrack(stream, self.clock, metrics, on_speech)
         self.pc.on("connectionstatechange", self._state_changed)
@@ -283,7 +282,7 @@ class WebRTCTransport(CallTransport):
         text = json.dumps(message, separators=(",", ":"))
         if self._channel is None or self._channel.readyState != "open":
             if len(self._pending) == self._pending.maxlen:
-                self.events_dropped += 1
+                self._metrics.events_dropped.inc()
             self._pending.append(text)
             return
         self._send(text)
@@ -291,7 +290,7 @@ class WebRTCTransport(CallTransport):
     def _send(self, text: str) -> None:
         ch = self._channel
         if ch is None or ch.readyState != "open" or ch.bufferedAmount > MAX_CHANNEL_BUFFER:
-            self.events_dropped += 1
+            self._metrics.events_dropped.inc()
             return
         ch.send(text)
 
