@@ -10,6 +10,9 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.25, 0.
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # Outgoing video frames skipped in this process, readable without the registry:
+        # analysis pauses when it grows (see perception/shedding.py).
+        self.video_send_skips = 0
         r = self.registry
         self.calls_live = Gauge("avatar_agent_calls_live", "Calls in progress", registry=r)
         self.calls_ended = Counter(
@@ -24,7 +27,8 @@ class Metrics:
         self.frames_dropped = Counter(
             "avatar_agent_frames_dropped",
             "Frames dropped so media never waits (where: receive = replaced before analysis, "
-            "send = skipped because producing them fell behind the clock)",
+            "send = skipped because producing them fell behind the clock, shed = not analysed "
+            "because the avatar's media was behind)",
             ["kind", "where"],
             registry=r,
         )
@@ -58,6 +62,7 @@ class Metrics:
             self.frames_out.labels(kind)
             for where in ("receive", "send"):
                 self.frames_dropped.labels(kind, where)
+        self.frames_dropped.labels("video", "shed")
         for kind in ("face", "voice"):
             self.frames_analysed.labels(kind)
         for event in ("speech_start", "speech_end"):

@@ -27,6 +27,7 @@ from avatar_agent.perception.face import FACE_FEATURE_NAMES, FaceAnalyzer, FaceF
 from avatar_agent.perception.microexpr import MicroExpression, MicroExpressionDetector
 from avatar_agent.perception.prosody import ProsodyFrame, ProsodyTracker
 from avatar_agent.perception.ring import FeatureRing
+from avatar_agent.perception.shedding import LoadShedder
 from avatar_agent.perception.vad import VadEvent, VoiceActivity
 from avatar_agent.transport.receiver import Receiver
 
@@ -69,6 +70,8 @@ class CallPerception:
         micro = MicroExpressionDetector()
         period = 1.0 / self.cfg.face_fps
         latency = self._metrics.stage_seconds.labels("face")
+        shedder = LoadShedder()
+        shed = self._metrics.frames_dropped.labels("video", "shed")
         due = loop.time()
         try:
             while True:
@@ -77,6 +80,9 @@ class CallPerception:
                 await asyncio.sleep(due - loop.time())
                 frame = slot.take()
                 if frame is None:
+                    continue
+                if not shedder.allow(loop.time(), self._metrics.video_send_skips):
+                    shed.inc()  # the avatar's media is behind: this frame goes unanalysed
                     continue
                 t = self._media_time()
                 t0 = time.perf_counter()

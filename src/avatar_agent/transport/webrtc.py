@@ -91,6 +91,7 @@ class AvatarVideoTrack(MediaStreamTrack):
         p = pace(elapsed, self._next, self._period, max_late_frames=0)
         if p.skipped:
             self._metrics.frames_dropped.labels("video", "send").inc(p.skipped)
+            self._metrics.video_send_skips += p.skipped
         if p.wait > 0:
             await asyncio.sleep(p.wait)
         t = p.index * self._period
