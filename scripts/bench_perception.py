@@ -61,7 +61,7 @@ def bench_analyze(clips: list[Path]) -> None:
     for clip in clips:
         r = analyze_file(clip)
         print(f"  {clip.name:32s} {r.duration:5.1f} s in {r.elapsed_s:5.2f} s = "
-              f"{r.speed:5.1f}x real time ({len(r.face)} frames)")
+              f"{r.speed:5.1f}x real time ({len(r.face)} frames at {r.fps} fps)")
 
 
 async def live_share(url: str, clip: Path) -> dict[str, float]:

@@ -71,7 +71,7 @@ def analyze(
     max_fps: Annotated[
         float,
         typer.Option(help="Analyse at most this many video frames per second (0 = every frame)"),
-    ] = 15.0,
+    ] = 10.0,
 ) -> None:
     """Face and voice features of a clip: features.csv, summary.json, features.png."""
     from tqdm import tqdm
@@ -96,7 +96,8 @@ def analyze(
     paths = write_outputs(result, out)
     print(
         f"{clip.name}: {result.duration:.1f} s analysed in {result.elapsed_s:.1f} s "
-        f"({result.speed:.1f}x real time)"
+        f"({result.speed:.1f}x real time; {result.speed_after_startup:.1f}x after "
+        f"{result.startup_s:.1f} s of start-up)"
     )
     for p in paths.values():
         print(f"  {p}")

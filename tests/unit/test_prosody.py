@@ -146,3 +146,15 @@ def test_ravdess_angry_higher_pitch_and_energy_than_neutral(data_dir: Path) -> N
     share = sum(r[-1] for r in rows) / len(rows)
     print(f"share of actors with angry > neutral in both: {share:.0%}")
     assert share >= 0.8
+
+
+def test_nuclei_peaks_match_scipy_find_peaks() -> None:
+    from scipy import signal
+
+    from avatar_agent.perception.prosody import _nuclei_peaks
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        x = np.convolve(rng.normal(0, 5, rng.integers(3, 300)), np.ones(5) / 5, mode="same")
+        expected, _ = signal.find_peaks(x, height=-5.0, prominence=2.0, distance=8)
+        np.testing.assert_array_equal(_nuclei_peaks(x, -5.0, 2.0, 8), expected)

@@ -14,7 +14,6 @@ from pathlib import Path
 import av
 import numpy as np
 import numpy.typing as npt
-from scipy import signal
 
 TARGET_RATE = 16_000
 
@@ -35,11 +34,12 @@ class AudioFileError(ValueError):
 
 
 def _design_lowpass(in_rate: int, factor: int) -> npt.NDArray[np.float64]:
+    """Kaiser-windowed sinc, normalised to unity gain at DC (the window method)."""
     taps = _TAPS_PER_FACTOR.get(factor, 64 * factor + 1)
-    return np.asarray(
-        signal.firwin(taps, _CUTOFF_HZ, window=("kaiser", _KAISER_BETA), fs=in_rate),
-        dtype=np.float64,
-    )
+    n = np.arange(taps, dtype=np.float64) - (taps - 1) / 2.0
+    cutoff = 2.0 * _CUTOFF_HZ / in_rate  # as a share of Nyquist
+    h = cutoff * np.sinc(cutoff * n) * np.kaiser(taps, _KAISER_BETA)
+    return np.asarray(h / h.sum(), dtype=np.float64)
 
 
 def to_mono(samples: npt.ArrayLike, channels: int) -> npt.NDArray[np.float64]:
@@ -76,8 +76,8 @@ def to_mono(samples: npt.ArrayLike, channels: int) -> npt.NDArray[np.float64]:
 class Downsampler:
     """Streaming ``in_rate`` → 16 kHz mono converter with carried filter state.
 
-    Each chunk is mixed to mono, low-pass filtered by a linear-phase FIR whose state
-    (``lfilter``'s ``zi``) carries over to the next chunk, then every ``factor``-th
+    Each chunk is mixed to mono, low-pass filtered by a linear-phase FIR whose input
+    history carries over to the next chunk, then every ``factor``-th
     sample is kept, continuing the decimation phase across chunks. Pushing a signal
     in any chunking therefore gives exactly the one-shot result. The output lags the
     input by :attr:`delay_s` (2 ms at 48 kHz). ``in_rate`` must be a multiple of 16 kHz.
@@ -116,8 +116,13 @@ class Downsampler:
         if self._taps is None:
             kept = mono
         else:
-            filtered, self._zi = signal.lfilter(self._taps, 1.0, mono, zi=self._zi)
-            kept = np.asarray(filtered, dtype=np.float64)[self._phase :: self.factor]
+            # The last taps-1 input samples carry over, so chunking never changes the output.
+            padded = np.concatenate((self._zi, mono))
+            self._zi = padded[padded.size - (self._taps.size - 1) :]
+            # Only the kept outputs are computed: a strided view, one dot product each.
+            starts = np.arange(self._phase, mono.size, self.factor)
+            windows = np.lib.stride_tricks.sliding_window_view(padded, self._taps.size)
+            kept = windows[starts] @ self._taps[::-1]
             self._phase = (self._phase - mono.size) % self.factor
         out: FloatArray = np.clip(kept, -1.0, 1.0).astype(np.float32)
         return out

@@ -216,9 +216,19 @@ class FaceAnalyzer:
         other dtype or layout is logged once and read as an absent face.
         """
         points = self.detect(rgb, t)
+        height, width = (int(rgb.shape[0]), int(rgb.shape[1])) if points is not None else (0, 0)
+        return self.measure(points, width, height, t)
+
+    def measure(
+        self, points: npt.NDArray[np.float32] | None, width: int, height: int, t: float
+    ) -> FaceFeatures:
+        """The second half of :meth:`analyze`: landmarks from :meth:`detect` to features.
+
+        Split out so a file can be analysed as a pipeline, the mesh of frame N+1
+        running while this measures frame N. Call it from one thread, in time order.
+        """
         if points is None:
             return FaceFeatures.absent(t)
-        height, width = int(rgb.shape[0]), int(rgb.shape[1])
         feats = features_from_landmarks(points, width, height, t, open_level=self._open_level(t))
         if feats.present:
             self._ears.append((t, feats.eye_open))

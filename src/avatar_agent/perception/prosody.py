@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal
 
 with warnings.catch_warnings():
     # pyworld's __init__ imports pkg_resources only to read its own version.
@@ -223,6 +222,34 @@ class ProsodyTracker:
         return frames
 
 
+def _nuclei_peaks(
+    x: Float64Array, height: float, min_prominence: float, min_distance: int
+) -> npt.NDArray[np.intp]:
+    """Indices of local maxima >= ``height`` with the given prominence and spacing.
+
+    Prominence is the peak's height above the higher of the two lowest points between
+    it and the nearest higher sample on each side (or the contour's end). Spacing is
+    enforced first, greedily from the tallest peak down, so a weaker neighbour gives way.
+    """
+    inner = x[1:-1]
+    cand = np.flatnonzero((inner > x[:-2]) & (inner >= x[2:]) & (inner >= height)) + 1
+    spaced: list[int] = []
+    for i in sorted(cand.tolist(), key=lambda k: -x[k]):
+        if all(abs(i - j) >= min_distance for j in spaced):
+            spaced.append(i)
+    keep: list[int] = []
+    for i in sorted(spaced):
+        left = x[:i][::-1]
+        higher = np.flatnonzero(left > x[i])
+        left_min = left[: higher[0] if higher.size else left.size].min()
+        right = x[i + 1 :]
+        higher = np.flatnonzero(right > x[i])
+        right_min = right[: higher[0] if higher.size else right.size].min()
+        if x[i] - max(left_min, right_min) >= min_prominence:
+            keep.append(i)
+    return np.asarray(keep, dtype=np.intp)
+
+
 def syllable_nuclei(
     energy_db: Float64Array, voiced: npt.NDArray[np.bool_], threshold_db: float
 ) -> int:
@@ -237,7 +264,7 @@ def syllable_nuclei(
     if energy_db.size < 3:
         return 0
     smooth = np.convolve(energy_db, np.ones(5) / 5.0, mode="same")
-    peaks, _ = signal.find_peaks(smooth, height=threshold_db, prominence=2.0, distance=8)
+    peaks = _nuclei_peaks(smooth, threshold_db, min_prominence=2.0, min_distance=8)
     near_voiced = np.convolve(voiced.astype(np.float64), np.ones(5), mode="same") > 0
     return int(np.count_nonzero(near_voiced[peaks]))
 

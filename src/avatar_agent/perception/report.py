@@ -63,6 +63,9 @@ def summary(a: FileAnalysis) -> dict[str, Any]:
         "duration_s": round(a.duration, 3),
         "analysis_s": round(a.elapsed_s, 3),
         "x_real_time": round(a.speed, 1),
+        "startup_s": round(a.startup_s, 3),
+        "x_real_time_after_startup": round(a.speed_after_startup, 1),
+        "face_fps": a.fps,
     }
     if a.has_video:
         present = [f for f in a.face if f.present]
