@@ -103,6 +103,73 @@ def analyze(
         print(f"  {p}")
 
 
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Folder of labelled clips, e.g. ../shared/data")],
+    out: Annotated[Path, typer.Option(help="Folder for affect.pt and MODEL_CARD.md")] = Path(
+        "assets/models"
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    max_epochs: Annotated[int, typer.Option(help="Upper bound on epochs per model")] = 40,
+    cache: Annotated[
+        Path | None, typer.Option(help="Feature cache folder (default ~/.cache/avatar-agent)")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Feature extraction processes")] = 2,
+) -> None:
+    """Train the affect model speaker-independently; writes affect.pt and MODEL_CARD.md."""
+    from avatar_agent.affect.training_run import TrainRunError, run_training
+
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        run_training(data, out, seed=seed, max_epochs=max_epochs, cache=cache, workers=workers)
+    except TrainRunError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="Folder searched recursively for labelled clips")],
+    out: Annotated[Path, typer.Option(help="report.json to write (a .png goes beside it)")],
+    model: Annotated[Path, typer.Option(help="Trained weights")] = Path(
+        "assets/models/affect.pt"
+    ),
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    cache: Annotated[Path | None, typer.Option(help="Feature cache folder")] = None,
+    no_cache: Annotated[bool, typer.Option(help="Do not read or write the cache")] = False,
+    workers: Annotated[int, typer.Option(help="Feature extraction processes")] = 2,
+) -> None:
+    """Score the affect model on any folder of RAVDESS/CREMA-D/EmoDB/MEAD-named clips."""
+    from tqdm import tqdm
+
+    from avatar_agent.affect.evaluate import EvaluateError, default_cache
+    from avatar_agent.affect.evaluate import evaluate as run_evaluate
+    from avatar_agent.affect.metrics import headline
+
+    logging.basicConfig(level=logging.WARNING)
+    bar = tqdm(total=None, unit="clip", desc="features")
+
+    def on_total(n: int) -> None:
+        bar.total = n
+        bar.refresh()
+
+    try:
+        report = run_evaluate(
+            data, model, out, device=device,
+            cache=None if no_cache else (cache or default_cache()),
+            workers=workers, progress=bar.update, on_total=on_total,
+        )
+    except (EvaluateError, FileNotFoundError, ValueError) as exc:
+        bar.close()
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    bar.close()
+    print(headline(report))
+    print(f"  {out}\n  {out.with_suffix('.png')}")
+    if report["skipped"]:
+        print(f"  {len(report['skipped'])} file(s) skipped, listed in the report")
+
+
 def main() -> None:
     app()
 

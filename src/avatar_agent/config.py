@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -77,6 +77,37 @@ class PerceptionConfig(Section):
     baseline_voice_s: float = Field(3.0, gt=0, le=60)
 
 
+class LevelConfig(Section):
+    """Customer level from the smoothed anger index, with hysteresis and a minimum dwell."""
+
+    # enter a level when the index reaches its `enter`, leave it when it falls below `exit`
+    dissatisfied_enter: float = Field(40.0, ge=0, le=100)
+    dissatisfied_exit: float = Field(30.0, ge=0, le=100)
+    furious_enter: float = Field(70.0, ge=0, le=100)
+    furious_exit: float = Field(58.0, ge=0, le=100)
+    min_dwell_s: float = Field(3.0, ge=0, le=120)  # a level is held at least this long
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LevelConfig:
+        if not self.dissatisfied_exit < self.dissatisfied_enter:
+            raise ValueError("dissatisfied_exit must be below dissatisfied_enter")
+        if not self.furious_exit < self.furious_enter:
+            raise ValueError("furious_exit must be below furious_enter")
+        if not self.dissatisfied_enter < self.furious_enter:
+            raise ValueError("dissatisfied_enter must be below furious_enter")
+        return self
+
+
+class AffectConfig(Section):
+    model: str = "assets/models/affect.pt"  # relative paths are taken from the project root
+    device: str = Field("auto", pattern="^(auto|cpu|cuda)$")  # auto = CUDA when present
+    max_batch: int = Field(64, ge=1, le=1024)
+    max_wait_ms: float = Field(5.0, ge=0, le=200)
+    rate_hz: float = Field(4.0, ge=2, le=20)  # affect updates per call per second
+    smoothing_s: float = Field(1.0, ge=0, le=30)  # time constant of the output smoothing
+    level: LevelConfig = LevelConfig()
+
+
 class StorageConfig(Section):
     # Any SQLAlchemy URL; a relative SQLite path is relative to the working directory.
     url: str = "sqlite:///var/avatar-agent.db"
@@ -88,6 +119,7 @@ class Config(Section):
     avatar: AvatarConfig = AvatarConfig()
     tts: TTSConfig = TTSConfig()
     perception: PerceptionConfig = PerceptionConfig()
+    affect: AffectConfig = AffectConfig()
     storage: StorageConfig = StorageConfig()
 
 

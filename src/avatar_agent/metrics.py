@@ -56,6 +56,18 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.affect_windows = Counter(
+            "avatar_agent_affect_windows",
+            "Affect windows submitted by calls, by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.affect_batch_size = Histogram(
+            "avatar_agent_affect_batch_size",
+            "Windows per forward pass of the shared affect model",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
         # Export every series from the start, so dashboards see zeros instead of gaps.
         for kind in ("video", "audio"):
             self.frames_in.labels(kind)
@@ -67,7 +79,9 @@ class Metrics:
             self.frames_analysed.labels(kind)
         for event in ("speech_start", "speech_end"):
             self.customer_speech.labels(event)
-        for stage in ("call_setup", "render", "tts_sentence", "face", "voice"):
+        for outcome in ("ok", "failed"):
+            self.affect_windows.labels(outcome)
+        for stage in ("call_setup", "render", "tts_sentence", "face", "voice", "affect"):
             self.stage_seconds.labels(stage)
 
     def render(self) -> bytes:

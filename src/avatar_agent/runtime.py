@@ -11,10 +11,13 @@ from pathlib import Path
 
 import cv2
 
+from avatar_agent.affect.engine import AffectEngine
+from avatar_agent.affect.model import AffectOutput, AffectPredictor, AffectWindow, validate_window
 from avatar_agent.aio import TaskSet
 from avatar_agent.avatar.render import default_avatar_dir
 from avatar_agent.config import Config
 from avatar_agent.metrics import Metrics
+from avatar_agent.operators.events import EventBus
 from avatar_agent.speech.tts import PiperTTS, TTSEngine
 from avatar_agent.speech.types import Utterance
 from avatar_agent.store import AsyncStore, Store
@@ -30,6 +33,7 @@ class Runtime:
         tts: TTSEngine,
         avatar_dir: Path,
         metrics: Metrics | None = None,
+        predictor: AffectPredictor | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -47,6 +51,21 @@ class Runtime:
         # analysis can never hold up the avatar's frames.
         self.analysis_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="analysis")
         self._speech_cache: dict[str, list[Utterance]] = {}
+        self.events = EventBus()
+        self.predictor = predictor
+        self.affect: AffectEngine[AffectWindow, AffectOutput] | None = None
+        if predictor is not None:
+            self.affect = AffectEngine(
+                self._predict,
+                validate_window,
+                max_batch=config.affect.max_batch,
+                max_wait_s=config.affect.max_wait_ms / 1000.0,
+            )
+
+    def _predict(self, windows: list[AffectWindow]) -> list[AffectOutput]:
+        assert self.predictor is not None
+        self.metrics.affect_batch_size.observe(len(windows))
+        return self.predictor.predict(windows)
 
     @classmethod
     async def start(cls, config: Config) -> Runtime:
@@ -65,7 +84,8 @@ class Runtime:
             raise FileNotFoundError(f"avatar {config.avatar.name!r} not found at {avatar_dir}")
         tts = await loop.run_in_executor(None, lambda: PiperTTS(speed=config.tts.speed))
         await loop.run_in_executor(None, _warm_perception)
-        rt = cls(config, AsyncStore(store), tts, avatar_dir)
+        predictor = await loop.run_in_executor(None, load_predictor, config)
+        rt = cls(config, AsyncStore(store), tts, avatar_dir, predictor=predictor)
         # The greeting is the same for every call: synthesize it once so a call
         # hears it as soon as media flows.
         greeting = await loop.run_in_executor(rt.tts_pool, tts.synthesize, config.tts.greeting)
@@ -78,10 +98,36 @@ class Runtime:
 
     async def close(self) -> None:
         await self.tasks.cancel_all()
+        if self.affect is not None:
+            await self.affect.close()
+        self.events.close()
         self.render_pool.shutdown(wait=True, cancel_futures=True)
         self.tts_pool.shutdown(wait=True, cancel_futures=True)
         self.analysis_pool.shutdown(wait=True, cancel_futures=True)
         self.store.close()
+
+
+def model_path(config: Config) -> Path:
+    path = Path(config.affect.model)
+    if not path.is_absolute():
+        path = default_avatar_dir().parents[2] / path  # the project root
+    return path
+
+
+def load_predictor(config: Config) -> AffectPredictor | None:
+    """The affect model, or None (calls then run without affect) if it cannot load."""
+    import torch
+
+    # Batches are small and the cores are shared with rendering and perception.
+    torch.set_num_threads(1)
+    path = model_path(config)
+    try:
+        predictor = AffectPredictor.load(path, config.affect.device)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        log.error("affect disabled: %s", exc)
+        return None
+    log.info("affect model %s on %s", path, predictor.device)
+    return predictor
 
 
 def _warm_perception() -> None:

@@ -7,10 +7,11 @@ import logging
 import time
 import zlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiortc import RTCSessionDescription
 
+from avatar_agent.affect.live import CallAffect
 from avatar_agent.aio import TaskSet
 from avatar_agent.avatar.animator import IdleAnimator
 from avatar_agent.avatar.render import AvatarRenderer
@@ -52,6 +53,7 @@ class CallSession:
         self.transport: WebRTCTransport | None = None
         self.stream: AvatarStream | None = None
         self.perception: CallPerception | None = None
+        self.affect: CallAffect | None = None
         self.customer_speaking = False
         self.voice_listeners: list[Callable[[VadEvent], None]] = []
 
@@ -89,6 +91,8 @@ class CallSession:
             await self.transport.close()
             raise
         await self.rt.store.call_started(self.call_id, self.consent_analysis)
+        self.rt.events.publish({"type": "call", "event": "started", "call_id": self.call_id,
+                                "consent_analysis": self.consent_analysis})
         if self.consent_analysis:
             self._start_perception(self.transport)
         self._tasks.spawn(self._connect_watchdog(cfg.call.connect_timeout_s), "connect-watchdog")
@@ -108,6 +112,25 @@ class CallSession:
             self._tasks.spawn(self.perception.run_face(transport.video_in), "face")
         if transport.audio_in is not None:
             self._tasks.spawn(self.perception.run_voice(transport.audio_in), "voice")
+        if self.rt.affect is not None:
+            self.affect = CallAffect(
+                self.call_id,
+                self.rt.config.affect,
+                self.rt.affect,
+                self.perception,
+                self.rt.metrics,
+                transport.media_time,
+                send=transport.send_event,
+                publish=self.rt.events.publish,
+                store=self._store_timeline,
+            )
+            self._tasks.spawn(self.affect.run(), "affect")
+
+    async def _store_timeline(
+        self, points: list[dict[str, Any]], events: list[dict[str, Any]]
+    ) -> None:
+        await self.rt.store.add_affect_points(self.call_id, points)
+        await self.rt.store.add_events(self.call_id, events)
 
     def _voice_event(self, ev: VadEvent) -> None:
         """Customer speech start/end: published to the call's listeners (barge-in)."""
@@ -176,4 +199,6 @@ class CallSession:
             try:
                 await self.rt.store.call_ended(self.call_id, reason)
             finally:
+                self.rt.events.publish({"type": "call", "event": "ended",
+                                        "call_id": self.call_id, "reason": reason})
                 self._on_closed(self)

@@ -1,6 +1,7 @@
 """Persistence of calls: SQLAlchemy, SQLite by default, any SQLAlchemy URL by config.
 
-Only metadata about a call is stored here, never customers' audio or video.
+Only metadata about a call and derived data (its emotion curve and events) are
+stored here, never customers' audio or video.
 All methods block; the async shell calls them through `AsyncStore`, which keeps
 them on one worker thread so the event loop never waits on disk.
 """
@@ -14,7 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from sqlalchemy import Boolean, DateTime, String, create_engine, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    create_engine,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -34,6 +47,38 @@ class CallRow(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     end_reason: Mapped[str | None] = mapped_column(String(64), default=None)
     consent_analysis: Mapped[bool] = mapped_column(Boolean)
+
+
+class AffectPointRow(Base):
+    """One point of a call's emotion curve (t: seconds on the call's media clock)."""
+
+    __tablename__ = "affect_points"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    t: Mapped[float] = mapped_column(Float)
+    arousal: Mapped[float] = mapped_column(Float)
+    valence: Mapped[float] = mapped_column(Float)
+    anger_index: Mapped[float] = mapped_column(Float)
+    level: Mapped[str] = mapped_column(String(16))
+    emotion: Mapped[str] = mapped_column(String(16))
+
+
+class CallEventRow(Base):
+    """Something that happened in a call: a micro-expression, a level change, ..."""
+
+    __tablename__ = "call_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    t: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+AFFECT_FIELDS = ("t", "arousal", "valence", "anger_index", "level", "emotion")
 
 
 @dataclass(frozen=True)
@@ -96,6 +141,39 @@ class Store:
             row = s.get(CallRow, call_id)
             return _record(row) if row else None
 
+    def add_affect_points(self, call_id: str, points: list[dict[str, Any]]) -> None:
+        """Append points (dicts with AFFECT_FIELDS) to a call's emotion curve."""
+        if not points:
+            return
+        now = _now()
+        rows = [{"call_id": call_id, "created_at": now, **{k: p[k] for k in AFFECT_FIELDS}}
+                for p in points]
+        with Session(self.engine) as s, s.begin():
+            s.execute(insert(AffectPointRow), rows)
+
+    def add_events(self, call_id: str, events: list[dict[str, Any]]) -> None:
+        """Append events: dicts with "t", "kind" and any JSON-able details."""
+        if not events:
+            return
+        now = _now()
+        rows = [{"call_id": call_id, "created_at": now, "t": float(e["t"]), "kind": e["kind"],
+                 "data": {k: v for k, v in e.items() if k not in ("t", "kind")}}
+                for e in events]
+        with Session(self.engine) as s, s.begin():
+            s.execute(insert(CallEventRow), rows)
+
+    def affect_points(self, call_id: str) -> list[dict[str, Any]]:
+        with Session(self.engine) as s:
+            rows = s.scalars(select(AffectPointRow).where(AffectPointRow.call_id == call_id)
+                             .order_by(AffectPointRow.t, AffectPointRow.id))
+            return [{k: getattr(r, k) for k in AFFECT_FIELDS} for r in rows]
+
+    def events(self, call_id: str) -> list[dict[str, Any]]:
+        with Session(self.engine) as s:
+            rows = s.scalars(select(CallEventRow).where(CallEventRow.call_id == call_id)
+                             .order_by(CallEventRow.t, CallEventRow.id))
+            return [{"t": r.t, "kind": r.kind, **r.data} for r in rows]
+
     def list_calls(self, limit: int = 100) -> list[CallRecord]:
         with Session(self.engine) as s:
             rows = s.scalars(select(CallRow).order_by(CallRow.started_at.desc()).limit(limit))
@@ -114,6 +192,12 @@ class AsyncStore:
 
     async def call_ended(self, call_id: str, reason: str) -> None:
         await self._run(self.store.call_ended, call_id, reason)
+
+    async def add_affect_points(self, call_id: str, points: list[dict[str, Any]]) -> None:
+        await self._run(self.store.add_affect_points, call_id, points)
+
+    async def add_events(self, call_id: str, events: list[dict[str, Any]]) -> None:
+        await self._run(self.store.add_events, call_id, events)
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)

@@ -159,13 +159,34 @@ async def test_customer_is_analysed_only_with_consent(
         before = await _analysed(http, live_server.url)
         client = CustomerClient(live_server.url, grid_clip, consent=consent)
         try:
-            await client.connect(http)
+            call_id = await client.connect(http)
             assert await client.wait_for(lambda: client.rx.video_times, 10)
             await asyncio.sleep(3.0)
             after = await _analysed(http, live_server.url)
             assert await client.hangup(http) == 200
         finally:
             await client.close()
+        await asyncio.sleep(0.5)  # the call's last curve points are written as it closes
+    affect = [e for e in client.rx.events if e.get("type") == "affect"]
+    with sqlite3.connect(live_server.db) as db:
+        stored = db.execute(
+            "select t, anger_index, level from affect_points where call_id = ?", (call_id,)
+        ).fetchall()
+    if consent:
+        assert len(affect) >= 4, f"only {len(affect)} affect messages"
+        for e in affect:
+            assert set(e) - {"_received"} == {
+                "type", "t", "arousal", "valence", "anger_index", "level", "emotion"
+            }
+            assert 0 <= e["arousal"] <= 1 and -1 <= e["valence"] <= 1
+            assert 0 <= e["anger_index"] <= 100
+            assert e["level"] in ("calm", "dissatisfied", "furious")
+        span = affect[-1]["_received"] - affect[0]["_received"]
+        rate = (len(affect) - 1) / span
+        assert rate >= 2.0, f"affect at {rate:.1f} Hz"
+        assert len(stored) >= len(affect) - 1, "the emotion curve was not stored"
+    else:
+        assert affect == [] and stored == []
     face = after["face"] - before["face"]
     voice = after["voice"] - before["voice"]
     speech = after["speech_start"] - before["speech_start"]

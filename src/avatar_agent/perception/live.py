@@ -18,7 +18,19 @@ from concurrent.futures import Executor
 
 import av
 import numpy as np
+import numpy.typing as npt
 
+from avatar_agent.affect.features import (
+    FACE_DIM,
+    PRESENT_COL,
+    VOICE_DIM,
+    VOICE_HZ,
+    VOICED_COL,
+    LogMelStream,
+    RunningBaseline,
+    face_row,
+    voice_rows,
+)
 from avatar_agent.config import PerceptionConfig
 from avatar_agent.metrics import Metrics
 from avatar_agent.perception.audio import Downsampler
@@ -57,9 +69,15 @@ class CallPerception:
         self.face_rel = FeatureRing(n_face, self.face_raw.capacity)
         self.voice = FeatureRing(len(VOICE_COLUMNS), round(cfg.ring_seconds * 100) + 1)
         self.micro: deque[MicroExpression] = deque(maxlen=64)
+        self.micro_total = 0  # ever found, so a reader of `micro` can tell what is new
         self.face_baseline = Baseline(n_face, warmup_s=cfg.baseline_face_s)
         self.voice_baseline = VoiceBaseline(cfg.baseline_voice_s)
         self.last_face: FaceFeatures | None = None
+        # What the affect model reads: rows and the customer's running reference.
+        self.model_voice = FeatureRing(VOICE_DIM, self.voice.capacity)
+        self.model_face = FeatureRing(FACE_DIM, self.face_raw.capacity)
+        self.model_voice_base = RunningBaseline(VOICE_DIM, VOICED_COL, VOICE_HZ)
+        self.model_face_base = RunningBaseline(FACE_DIM, PRESENT_COL, cfg.face_fps)
 
     # --- face -----------------------------------------------------------------
 
@@ -105,7 +123,12 @@ class CallPerception:
         rel = self.face_baseline.relative(vec) if feats.present else np.zeros_like(vec)
         self.face_raw.append(feats.t, vec)
         self.face_rel.append(feats.t, rel)
-        self.micro.extend(micro.update(feats))
+        row = face_row(feats)
+        self.model_face.append(feats.t, row)
+        self.model_face_base.update(row[None, :])
+        found = micro.update(feats)
+        self.micro.extend(found)
+        self.micro_total += len(found)
 
     # --- voice ----------------------------------------------------------------
 
@@ -115,6 +138,7 @@ class CallPerception:
         tracker = ProsodyTracker()
         vad: VoiceActivity = await loop.run_in_executor(self._pool, VoiceActivity)
         down = Downsampler()
+        mel = LogMelStream()
         latency = self._metrics.stage_seconds.labels("voice")
         t_start: float | None = None
         while True:
@@ -126,13 +150,16 @@ class CallPerception:
                 # place the audio on the call's media clock where it started arriving
                 t_start = max(0.0, self._media_time() - len(frames) * 0.02)
             t0 = time.perf_counter()
-            hops, events = await loop.run_in_executor(
-                self._pool, _voice_step, down, tracker, vad, frames
+            hops, rows, events = await loop.run_in_executor(
+                self._pool, _voice_step, down, tracker, vad, mel, frames
             )
             latency.observe(time.perf_counter() - t0)
             self._metrics.frames_analysed.labels("voice").inc(len(hops))
             for fr in hops:
                 self._voice_hop(t_start, fr)
+            for fr, row in zip(hops, rows, strict=True):
+                self.model_voice.append(t_start + fr.t, row)
+            self.model_voice_base.update(rows)
             for ev in events:
                 if self._on_voice_event is not None:
                     self._on_voice_event(VadEvent(ev.kind, t_start + ev.t))
@@ -149,7 +176,14 @@ def _analyze(analyzer: FaceAnalyzer, frame: av.VideoFrame, t: float) -> FaceFeat
 
 
 def _voice_step(
-    down: Downsampler, tracker: ProsodyTracker, vad: VoiceActivity, frames: list[av.AudioFrame]
-) -> tuple[list[ProsodyFrame], list[VadEvent]]:
+    down: Downsampler,
+    tracker: ProsodyTracker,
+    vad: VoiceActivity,
+    mel: LogMelStream,
+    frames: list[av.AudioFrame],
+) -> tuple[list[ProsodyFrame], npt.NDArray[np.float32], list[VadEvent]]:
     pcm = np.concatenate([down.push_frame(f) for f in frames])
-    return tracker.push(pcm), vad.push(pcm)
+    mel.push(pcm)
+    hops = tracker.push(pcm)
+    first = round(hops[0].t * VOICE_HZ) if hops else 0
+    return hops, voice_rows(mel.rows(first, len(hops)), hops), vad.push(pcm)

@@ -1,0 +1,113 @@
+"""Benchmark the affect model: latency per batch size, windows per second, and the shared
+engine under many concurrent calls. CPU always; CUDA too when a GPU is present.
+
+    .venv/bin/python scripts/bench_affect.py [--model assets/models/affect.pt] [--calls 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from avatar_agent.affect.engine import AffectEngine
+from avatar_agent.affect.features import (
+    FACE_DIM,
+    FACE_FRAMES,
+    VOICE_DIM,
+    VOICE_FRAMES,
+    SpeakerBaseline,
+)
+from avatar_agent.affect.model import AffectPredictor, AffectWindow, validate_window
+
+
+def windows(n: int, seed: int = 0) -> list[AffectWindow]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        v = rng.normal(-40, 10, (VOICE_FRAMES, VOICE_DIM)).astype(np.float32)
+        f = rng.normal(0, 0.1, (FACE_FRAMES, FACE_DIM)).astype(np.float32)
+        f[:, -1] = 1
+        vb = SpeakerBaseline(
+            np.full(VOICE_DIM, -40, np.float32), np.full(VOICE_DIM, 10, np.float32), 5
+        )
+        fb = SpeakerBaseline(
+            np.zeros(FACE_DIM, np.float32), np.full(FACE_DIM, 0.1, np.float32), 5
+        )
+        out.append(AffectWindow(v, vb, f, fb))
+    return out
+
+
+def latency(pred: AffectPredictor, batch: int, repeat: int) -> tuple[float, float, float]:
+    wins = windows(batch)
+    for _ in range(5):
+        pred.predict(wins)
+    if pred.device.type == "cuda":
+        torch.cuda.synchronize()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        pred.predict(wins)  # includes moving results back to the CPU
+        times.append(time.perf_counter() - t0)
+    p50, p95 = np.percentile(times, [50, 95]) * 1000
+    return float(p50), float(p95), batch / (float(np.median(times)))
+
+
+async def engine_load(pred: AffectPredictor, calls: int, rate_hz: float, seconds: float) -> None:
+    engine: AffectEngine[AffectWindow, object] = AffectEngine(
+        pred.predict, validate_window, max_batch=64, max_wait_s=0.005
+    )
+    wins = windows(8)
+    lat: list[float] = []
+
+    async def call(i: int) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep((i / calls) / rate_hz)  # calls are not in step
+        end = loop.time() + seconds
+        due = loop.time()
+        while loop.time() < end:
+            t0 = time.perf_counter()
+            await engine.submit(f"c{i}", wins[i % len(wins)])
+            lat.append(time.perf_counter() - t0)
+            due += 1 / rate_hz
+            await asyncio.sleep(max(0.0, due - loop.time()))
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(call(i) for i in range(calls)))
+    wall = time.perf_counter() - t0
+    await engine.close()
+    sizes = engine.batch_sizes
+    mean_batch = sum(k * v for k, v in sizes.items()) / max(1, sum(sizes.values()))
+    p50, p95 = np.percentile(lat, [50, 95]) * 1000
+    print(f"  engine, {calls} calls at {rate_hz:g} Hz for {seconds:g} s: "
+          f"{len(lat) / wall:7.0f} windows/s, mean batch {mean_batch:5.1f}, "
+          f"submit->result p50 {p50:6.1f} ms p95 {p95:6.1f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", type=Path, default=Path("assets/models/affect.pt"))
+    ap.add_argument("--calls", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if len(devices) == 1:
+        print("no CUDA device available: CPU figures only")
+    for dev in devices:
+        pred = AffectPredictor.load(args.model, dev)
+        name = torch.cuda.get_device_name(0) if dev == "cuda" else f"CPU, {args.threads} thread(s)"
+        print(f"{dev} ({name}):")
+        for batch in (1, 8, 64):
+            p50, p95, wps = latency(pred, batch, 200 if batch < 64 else 50)
+            print(f"  batch {batch:3d}: p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  "
+                  f"{wps:8.0f} windows/s")
+        asyncio.run(engine_load(pred, args.calls, 4.0, 5.0))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Feature rows of labelled clips, for `train` and `evaluate`.
+
+Each clip is read with the same perception cores a call uses (MediaPipe face mesh at
+10 fps, pyworld prosody, the log-mel of :mod:`avatar_agent.affect.features`). Rows
+are cached on disk by file identity, because extracting a corpus takes minutes and
+training runs many times; the cache holds derived features only, never media.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from avatar_agent.affect.features import (
+    FACE_DIM,
+    FACE_FRAMES,
+    FACE_HZ,
+    VOICE_DIM,
+    VOICE_FRAMES,
+    VOICE_HZ,
+    SpeakerBaseline,
+    face_baseline,
+    face_row,
+    fit_length,
+    log_mel,
+    resample_face,
+    silence_row,
+    voice_baseline,
+    voice_rows,
+)
+from avatar_agent.affect.labels import ClipLabel
+from avatar_agent.affect.model import AffectWindow
+
+log = logging.getLogger(__name__)
+F32 = npt.NDArray[np.float32]
+FEATURES_VERSION = "1"
+
+
+@dataclass
+class ClipFeatures:
+    path: Path
+    label: ClipLabel
+    voice: F32 | None  # (T, VOICE_DIM) at 100 Hz
+    face: F32 | None  # (T, FACE_DIM) at 10 Hz
+    error: str | None = None
+
+    @property
+    def duration(self) -> float:
+        v = len(self.voice) / VOICE_HZ if self.voice is not None else 0.0
+        f = len(self.face) / FACE_HZ if self.face is not None else 0.0
+        return max(v, f)
+
+
+def extract(path: Path) -> tuple[F32 | None, F32 | None]:
+    """Voice rows and 10 Hz face rows of one clip (None for a modality it lacks)."""
+    from avatar_agent.perception.audio import load_audio
+    from avatar_agent.perception.offline import analyze_file, probe
+    from avatar_agent.perception.prosody import analyze_prosody
+
+    has_video, has_audio, _ = probe(path)
+    voice = face = None
+    if has_audio:
+        samples, _dur = load_audio(path)
+        if samples.size >= 1600 and float(np.abs(samples).max()) > 1e-4:
+            voice = voice_rows(log_mel(samples), analyze_prosody(samples))
+    if has_video:
+        result = analyze_file(path, max_fps=FACE_HZ)
+        if result.face:
+            times = np.array([f.t for f in result.face])
+            rows = np.stack([face_row(f) for f in result.face])
+            n = int(np.floor(times[-1] * FACE_HZ)) + 1
+            face = resample_face(times, rows, (n - 1) / FACE_HZ, n=n)
+            if not (face[:, -1] > 0.5).any():
+                face = None
+    return voice, face
+
+
+def _cache_key(path: Path) -> str:
+    st = path.stat()
+    ident = f"{FEATURES_VERSION}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    return hashlib.sha1(ident.encode()).hexdigest()
+
+
+def _extract_cached(path: Path, cache: Path | None) -> tuple[F32 | None, F32 | None, str | None]:
+    file = cache / f"{_cache_key(path)}.npz" if cache is not None else None
+    if file is not None and file.is_file():
+        with np.load(file) as z:
+            voice = np.asarray(z["voice"], np.float32) if "voice" in z.files else None
+            face = np.asarray(z["face"], np.float32) if "face" in z.files else None
+            return voice, face, None
+    try:
+        voice, face = extract(path)
+    except Exception as exc:  # reported per clip, never silently dropped
+        return None, None, " ".join(str(exc).split()) or type(exc).__name__
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {k: v for k, v in (("voice", voice), ("face", face)) if v is not None}
+        tmp = file.with_suffix(".tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(file)
+    return voice, face, None
+
+
+def _init_worker() -> None:
+    import cv2
+    import torch
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    logging.getLogger().setLevel(logging.ERROR)
+
+
+def load_clips(
+    clips: Sequence[tuple[Path, ClipLabel]],
+    cache: Path | None,
+    workers: int = 2,
+    progress: Callable[[int], object] | None = None,
+) -> list[ClipFeatures]:
+    """Features of every clip, in order; a clip that cannot be read carries `error`."""
+    out: list[ClipFeatures] = []
+    paths = [p for p, _ in clips]
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+        results = pool.map(_extract_cached, paths, [cache] * len(paths), chunksize=4)
+        for (path, label), (voice, face, error) in zip(clips, results, strict=True):
+            if error is None and voice is None and face is None:
+                error = "no speech and no face found"
+            out.append(ClipFeatures(path, label, voice, face, error))
+            if progress is not None:
+                progress(1)
+    return out
+
+
+@dataclass(frozen=True)
+class Baselines:
+    voice: SpeakerBaseline | None
+    face: SpeakerBaseline | None
+
+
+def speaker_baseline(clips: Sequence[ClipFeatures]) -> Baselines:
+    """One person's reference from all their clips: what the first minute of a call gives."""
+    vs = [c.voice for c in clips if c.voice is not None]
+    fs = [c.face for c in clips if c.face is not None]
+    return Baselines(
+        voice_baseline(np.concatenate(vs)) if vs else None,
+        face_baseline(np.concatenate(fs)) if fs else None,
+    )
+
+
+def windows_of(clip: ClipFeatures, base: Baselines, hop_s: float = 1.0) -> list[AffectWindow]:
+    """2 s windows over a clip, every `hop_s`, the last one ending at the clip's end."""
+    n_v = len(clip.voice) if clip.voice is not None else 0
+    n_f = len(clip.face) if clip.face is not None else 0
+    dur = max(n_v / VOICE_HZ, n_f / FACE_HZ)
+    ends = sorted({*np.arange(min(2.0, dur), dur + 1e-6, hop_s).tolist(), dur})
+    wins = []
+    for end in ends:
+        wins.append(window_at(clip, base, end))
+    return wins
+
+
+def window_at(clip: ClipFeatures, base: Baselines, end_s: float) -> AffectWindow:
+    voice = face = None
+    if clip.voice is not None and base.voice is not None:
+        stop = min(len(clip.voice), round(end_s * VOICE_HZ))
+        voice = fit_length(clip.voice[:stop], VOICE_FRAMES, silence_row())
+    if clip.face is not None and base.face is not None:
+        stop = min(len(clip.face), round(end_s * FACE_HZ))
+        face = fit_length(clip.face[:stop], FACE_FRAMES, np.zeros(FACE_DIM, np.float32))
+    return AffectWindow(voice, base.voice if voice is not None else None,
+                        face, base.face if face is not None else None)
+
+
+__all__ = ["VOICE_DIM", "Baselines", "ClipFeatures", "load_clips", "speaker_baseline",
+           "window_at", "windows_of"]

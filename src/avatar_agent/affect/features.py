@@ -1,0 +1,291 @@
+"""What the affect model sees: per-frame voice and face rows, a speaker baseline, windows.
+
+Pure numpy, no I/O and no clock, so a live call and `train`/`evaluate` build exactly
+the same inputs:
+
+* voice rows, one per 10 ms prosody frame (frame ``i`` centred on ``t = i * 0.01`` s):
+  32 log-mel bands of the 25 ms window around ``t`` (dB), F0 in semitones re 55 Hz
+  (NaN when unvoiced), the voicing flag and the RMS energy in dB;
+* face rows at 10 Hz: the 28 continuous face features of
+  :data:`avatar_agent.perception.face.FACE_FEATURE_NAMES` and a face-present flag;
+* a :class:`SpeakerBaseline` per modality: mean and spread of the rows while the
+  customer speaks (voiced frames) or shows their face. The model reads every row
+  relative to it, so a naturally high or loud voice is not "aroused".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from avatar_agent.perception.face import FACE_FEATURE_NAMES, FaceFeatures
+from avatar_agent.perception.prosody import ProsodyFrame
+
+F32 = npt.NDArray[np.float32]
+
+RATE = 16_000
+HOP = 160  # 10 ms
+WIN = 400  # 25 ms, centred on the frame time like the prosody energy window
+N_FFT = 512
+N_MELS = 32
+MEL_FMIN, MEL_FMAX = 60.0, 7_600.0
+
+VOICE_HZ = 100
+FACE_HZ = 10
+WINDOW_S = 2.0
+VOICE_FRAMES = round(WINDOW_S * VOICE_HZ)  # 200
+FACE_FRAMES = round(WINDOW_S * FACE_HZ)  # 20
+
+VOICE_COLUMNS: tuple[str, ...] = (
+    *(f"mel{i:02d}" for i in range(N_MELS)), "f0_st", "voiced", "energy_db"
+)
+FACE_COLUMNS: tuple[str, ...] = (*FACE_FEATURE_NAMES, "present")
+VOICE_DIM = len(VOICE_COLUMNS)
+FACE_DIM = len(FACE_COLUMNS)
+F0_COL, VOICED_COL, ENERGY_COL = N_MELS, N_MELS + 1, N_MELS + 2
+PRESENT_COL = FACE_DIM - 1
+
+SILENCE_DB = -100.0
+MIN_BASELINE_VOICED_S = 1.0  # less voiced speech than this gives no usable voice baseline
+MIN_BASELINE_FACE_S = 1.0
+
+
+def _mel_filterbank() -> F32:
+    """Triangular filters on the HTK mel scale, each normalised to unit area (Slaney)."""
+
+    def mel(f: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.asarray(2595.0 * np.log10(1.0 + f / 700.0), np.float64)
+
+    def hz(m: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.asarray(700.0 * (10.0 ** (m / 2595.0) - 1.0), np.float64)
+
+    edges = hz(np.linspace(mel(np.array(MEL_FMIN)), mel(np.array(MEL_FMAX)), N_MELS + 2))
+    freqs = np.linspace(0.0, RATE / 2, N_FFT // 2 + 1)
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    up = (freqs[None, :] - lo) / (mid - lo)
+    down = (hi - freqs[None, :]) / (hi - mid)
+    fb = np.maximum(0.0, np.minimum(up, down)) * (2.0 / (hi - lo))
+    return np.asarray(fb, np.float32)
+
+
+_FILTERS = _mel_filterbank()
+_WINDOW = np.hanning(WIN).astype(np.float32)
+
+
+def log_mel(samples: npt.ArrayLike, first: int = 0, count: int | None = None) -> F32:
+    """Log-mel rows (dB) for frames ``first .. first+count-1`` of a 16 kHz recording.
+
+    Frame ``i`` covers samples ``[i*160 - 200, i*160 + 200)``; samples outside the
+    recording count as silence. Without ``count`` it gives as many frames as
+    :func:`avatar_agent.perception.prosody.analyze_prosody`: ``len // 160 + 1``.
+    """
+    x = np.asarray(samples, np.float32).reshape(-1)
+    n = x.size // HOP + 1 - first if count is None else count
+    if n <= 0:
+        return np.zeros((0, N_MELS), np.float32)
+    return _mel_rows(_segment(x, 0, first, n), n)
+
+
+def _segment(x: F32, x_start: int, first: int, n: int) -> F32:
+    """The samples frames first..first+n-1 need, zeros outside what ``x`` holds
+    (``x[0]`` is stream sample ``x_start``)."""
+    lo = first * HOP - WIN // 2
+    hi = (first + n - 1) * HOP + WIN // 2
+    seg = np.zeros(hi - lo, np.float32)
+    a, b = max(lo, x_start), min(hi, x_start + x.size)
+    if b > a:
+        seg[a - lo : b - lo] = x[a - x_start : b - x_start]
+    return seg
+
+
+def _mel_rows(seg: F32, n: int) -> F32:
+    frames = np.lib.stride_tricks.sliding_window_view(seg, WIN)[::HOP][:n] * _WINDOW
+    power = np.abs(np.fft.rfft(frames, N_FFT, axis=1)) ** 2
+    mel = power.astype(np.float32) @ _FILTERS.T
+    return np.asarray(10.0 * np.log10(np.maximum(mel, 1e-10)), np.float32)
+
+
+def semitones(f0_hz: npt.ArrayLike) -> F32:
+    """F0 in semitones re 55 Hz; NaN where unvoiced (f0 <= 0)."""
+    f = np.asarray(f0_hz, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        st = np.where(f > 0, 12.0 * np.log2(f / 55.0), np.nan)
+    return st.astype(np.float32)
+
+
+def voice_rows(mel: F32, frames: Sequence[ProsodyFrame]) -> F32:
+    """Join log-mel rows and prosody frames of the same indices into voice rows."""
+    n = min(len(mel), len(frames))
+    rows = np.empty((n, VOICE_DIM), np.float32)
+    rows[:, :N_MELS] = mel[:n]
+    rows[:, F0_COL] = semitones([fr.f0 if fr.voiced else 0.0 for fr in frames[:n]])
+    rows[:, VOICED_COL] = [float(fr.voiced) for fr in frames[:n]]
+    rows[:, ENERGY_COL] = [fr.energy_db for fr in frames[:n]]
+    return rows
+
+
+def face_row(feats: FaceFeatures) -> F32:
+    row = np.zeros(FACE_DIM, np.float32)
+    if feats.present:
+        row[:PRESENT_COL] = feats.vector()
+        row[PRESENT_COL] = 1.0
+    return row
+
+
+def resample_face(
+    times: npt.ArrayLike, rows: F32, t_end: float, n: int = FACE_FRAMES, hold_s: float = 0.3
+) -> F32:
+    """Face rows on the 10 Hz grid ending at ``t_end``: the latest row at or before each
+    grid time, if it is at most ``hold_s`` old, else an absent face."""
+    t = np.asarray(times, np.float64)
+    grid = t_end - (n - 1 - np.arange(n)) / FACE_HZ
+    out = np.zeros((n, FACE_DIM), np.float32)
+    if t.size == 0:
+        return out
+    idx = np.searchsorted(t, grid + 1e-6, side="right") - 1
+    ok = (idx >= 0) & (grid - t[np.clip(idx, 0, None)] <= hold_s)
+    out[ok] = rows[idx[ok]]
+    return out
+
+
+@dataclass(frozen=True)
+class SpeakerBaseline:
+    """Per-column mean and spread of one person's rows; ``seconds`` of data behind it."""
+
+    mean: F32
+    std: F32
+    seconds: float
+
+    def as_array(self) -> F32:
+        return np.stack([self.mean, self.std]).astype(np.float32)
+
+
+# Spread floors: a column that hardly moves for this person must not blow up.
+_VOICE_STD_FLOOR = np.array([3.0] * N_MELS + [1.0, 1.0, 3.0], np.float32)
+_FACE_STD_FLOOR = np.array(
+    [2.0, 2.0, 2.0, 0.05, 0.05, 0.02, 0.01] + [0.01] * (len(FACE_FEATURE_NAMES) - 7) + [1.0],
+    np.float32,
+)
+
+
+def voice_baseline(rows: F32) -> SpeakerBaseline | None:
+    """Baseline from voiced frames; None with less than a second of voiced speech."""
+    voiced = rows[rows[:, VOICED_COL] > 0.5] if len(rows) else rows
+    if len(voiced) < MIN_BASELINE_VOICED_S * VOICE_HZ:
+        return None
+    mean = np.nanmean(voiced, axis=0)
+    std = np.maximum(np.nanstd(voiced, axis=0), _VOICE_STD_FLOOR)
+    mean[VOICED_COL], std[VOICED_COL] = 0.0, 1.0  # the flag is read as is
+    return SpeakerBaseline(mean.astype(np.float32), std.astype(np.float32), len(voiced) / VOICE_HZ)
+
+
+def face_baseline(rows: F32, hz: float = FACE_HZ) -> SpeakerBaseline | None:
+    present = rows[rows[:, PRESENT_COL] > 0.5] if len(rows) else rows
+    if len(present) < MIN_BASELINE_FACE_S * hz:
+        return None
+    mean = present.mean(axis=0)
+    std = np.maximum(present.std(axis=0), _FACE_STD_FLOOR)
+    mean[PRESENT_COL], std[PRESENT_COL] = 0.0, 1.0
+    return SpeakerBaseline(mean.astype(np.float32), std.astype(np.float32), len(present) / hz)
+
+
+class RunningBaseline:
+    """A baseline built up during a call from the rows of voiced speech / visible face.
+
+    Counts rows until ``max_s`` seconds have been seen, then stays fixed: the first
+    minute of a call is the reference, and a customer who grows angry later does not
+    drag their own reference along.
+    """
+
+    def __init__(self, dim: int, flag_col: int, hz: float, max_s: float = 60.0) -> None:
+        self._flag_col = flag_col
+        self._hz = hz
+        self._max = round(max_s * hz)
+        self._n = np.zeros(dim, np.float64)
+        self._sum = np.zeros(dim, np.float64)
+        self._sq = np.zeros(dim, np.float64)
+        self._rows = 0
+        self._floor = _VOICE_STD_FLOOR if dim == VOICE_DIM else _FACE_STD_FLOOR
+
+    @property
+    def seconds(self) -> float:
+        return self._rows / self._hz
+
+    def update(self, rows: F32) -> None:
+        keep = rows[rows[:, self._flag_col] > 0.5][: max(0, self._max - self._rows)]
+        if not len(keep):
+            return
+        finite = np.isfinite(keep)
+        vals = np.where(finite, keep, 0.0).astype(np.float64)
+        self._n += finite.sum(axis=0)
+        self._sum += vals.sum(axis=0)
+        self._sq += (vals**2).sum(axis=0)
+        self._rows += len(keep)
+
+    def baseline(self, min_s: float = 1.0) -> SpeakerBaseline | None:
+        if self.seconds < min_s:
+            return None
+        n = np.maximum(self._n, 1.0)
+        mean = self._sum / n
+        std = np.sqrt(np.maximum(self._sq / n - mean**2, 0.0))
+        mean[self._flag_col], std[self._flag_col] = 0.0, 1.0
+        std = np.maximum(std, self._floor)
+        std[self._flag_col] = 1.0
+        return SpeakerBaseline(mean.astype(np.float32), std.astype(np.float32), self.seconds)
+
+
+def normalise(rows: F32, base: SpeakerBaseline, flag_col: int, clip: float = 6.0) -> F32:
+    """Rows as z-scores against the person's baseline; NaN (unvoiced F0) reads as 0."""
+    z = (rows - base.mean) / base.std
+    z = np.nan_to_num(z, nan=0.0, posinf=clip, neginf=-clip)
+    z = np.clip(z, -clip, clip)
+    z[:, flag_col] = rows[:, flag_col]
+    if flag_col == PRESENT_COL and FACE_DIM != VOICE_DIM:
+        z[rows[:, flag_col] < 0.5] = 0.0  # no face in that frame: nothing to compare
+    return z.astype(np.float32)
+
+
+def fit_length(rows: F32, n: int, fill: F32) -> F32:
+    """The last ``n`` rows; a shorter sequence is padded at the start with ``fill``."""
+    if len(rows) >= n:
+        return rows[len(rows) - n :]
+    pad = np.repeat(fill[None, :], n - len(rows), axis=0)
+    out: F32 = np.concatenate([pad, rows]).astype(np.float32)
+    return out
+
+
+def silence_row() -> F32:
+    row = np.full(VOICE_DIM, SILENCE_DB, np.float32)
+    row[F0_COL], row[VOICED_COL] = np.nan, 0.0
+    return row
+
+
+
+class LogMelStream:
+    """Log-mel rows of a live 16 kHz stream, for the frame indices prosody produced.
+
+    Prosody frames come out a little after their audio (see ProsodyTracker), so the
+    samples are kept until the frames that need them have been asked for. The rows are
+    the ones :func:`log_mel` gives for the whole recording.
+    """
+
+    def __init__(self) -> None:
+        self._buf = np.zeros(0, np.float32)
+        self._start = 0  # stream index of _buf[0]
+
+    def push(self, pcm: npt.ArrayLike) -> None:
+        self._buf = np.concatenate([self._buf, np.asarray(pcm, np.float32).reshape(-1)])
+
+    def rows(self, first: int, count: int) -> F32:
+        """Rows for frames first .. first+count-1; samples no later frame needs are dropped."""
+        if count <= 0:
+            return np.zeros((0, N_MELS), np.float32)
+        out = _mel_rows(_segment(self._buf, self._start, first, count), count)
+        keep_from = min(self._start + self._buf.size,
+                        max(self._start, (first + count) * HOP - WIN // 2))
+        self._buf = self._buf[keep_from - self._start :]
+        self._start = keep_from
+        return out

@@ -1,0 +1,153 @@
+"""Affect during a call: windows from the call's perception rings to the shared engine,
+the results smoothed into the customer's state and sent where they are needed.
+
+Only runs for customers who consented (it reads what CallPerception measured). A
+failed or rejected window costs that one update, never the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from avatar_agent.affect.engine import AffectEngine
+from avatar_agent.affect.features import (
+    FACE_FRAMES,
+    VOICE_FRAMES,
+    VOICE_HZ,
+    VOICED_COL,
+    WINDOW_S,
+    fit_length,
+    resample_face,
+    silence_row,
+)
+from avatar_agent.affect.labels import EMOTIONS
+from avatar_agent.affect.model import AffectOutput, AffectWindow
+from avatar_agent.affect.state import AffectSnapshot, AffectState
+from avatar_agent.config import AffectConfig
+from avatar_agent.metrics import Metrics
+from avatar_agent.perception.live import CallPerception
+
+log = logging.getLogger(__name__)
+
+MIN_VOICED_S = 0.3  # a window with less voiced speech than this is read from the face only
+STORE_EVERY_S = 2.0  # curve points are written in small batches
+
+
+def build_window(p: CallPerception, now: float) -> AffectWindow | None:
+    """The last 2 s of the call as the model reads it, or None when there is nothing yet."""
+    voice = face = None
+    vbase = p.model_voice_base.baseline()
+    if vbase is not None:
+        _, rows = p.model_voice.window(now - WINDOW_S)
+        if (rows[:, VOICED_COL] > 0.5).sum() >= MIN_VOICED_S * VOICE_HZ:
+            voice = fit_length(rows, VOICE_FRAMES, silence_row())
+    fbase = p.model_face_base.baseline()
+    if fbase is not None:
+        times, rows = p.model_face.window(now - WINDOW_S - 0.5)
+        grid = resample_face(times, rows, now, FACE_FRAMES)
+        if grid[:, -1].sum() >= FACE_FRAMES // 2:
+            face = grid
+    if voice is None and face is None:
+        return None
+    return AffectWindow(voice, vbase if voice is not None else None,
+                        face, fbase if face is not None else None)
+
+
+class CallAffect:
+    def __init__(
+        self,
+        call_id: str,
+        cfg: AffectConfig,
+        engine: AffectEngine[AffectWindow, AffectOutput],
+        perception: CallPerception,
+        metrics: Metrics,
+        media_time: Callable[[], float],
+        send: Callable[[dict[str, Any]], None],
+        publish: Callable[[dict[str, Any]], None],
+        store: Callable[[list[dict[str, Any]], list[dict[str, Any]]], Any],
+    ) -> None:
+        self.call_id = call_id
+        self.cfg = cfg
+        self._engine = engine
+        self._p = perception
+        self._metrics = metrics
+        self._media_time = media_time
+        self._send = send
+        self._publish = publish
+        self._store = store
+        self.state = AffectState(cfg)
+        self.last: AffectSnapshot | None = None
+        self.curve: list[dict[str, Any]] = []  # points not yet written
+        self.events: list[dict[str, Any]] = []
+        self._micro_seen = 0
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = 1.0 / self.cfg.rate_hz
+        latency = self._metrics.stage_seconds.labels("affect")
+        due = loop.time()
+        next_store = loop.time() + STORE_EVERY_S
+        try:
+            while True:
+                due = max(due + period, loop.time())
+                await asyncio.sleep(due - loop.time())
+                self._pass_micro()
+                now = self._media_time()
+                window = build_window(self._p, now)
+                if window is not None:
+                    t0 = time.perf_counter()
+                    try:
+                        out = await self._engine.submit(self.call_id, window)
+                    except Exception as exc:  # this update is lost, the call goes on
+                        self._metrics.affect_windows.labels("failed").inc()
+                        log.warning("affect window of call %s failed: %s", self.call_id, exc)
+                    else:
+                        latency.observe(time.perf_counter() - t0)
+                        self._metrics.affect_windows.labels("ok").inc()
+                        self._emit(now, out)
+                if loop.time() >= next_store:
+                    next_store = loop.time() + STORE_EVERY_S
+                    await self.flush()
+        finally:
+            await asyncio.shield(self.flush())
+
+    def _emit(self, now: float, out: AffectOutput) -> None:
+        snap = self.state.update(now, out.arousal, out.valence, out.probs, EMOTIONS)
+        self.last = snap
+        msg = snap.message()
+        self._send(msg)
+        self._publish({**msg, "call_id": self.call_id})
+        self.curve.append({k: msg[k] for k in
+                           ("t", "arousal", "valence", "anger_index", "level", "emotion")})
+        if snap.level_changed:
+            ev = {"t": snap.t, "kind": "level", "level": snap.level,
+                  "anger_index": msg["anger_index"]}
+            self.events.append(ev)
+            self._publish({"type": "event", "call_id": self.call_id, **ev})
+
+    def _pass_micro(self) -> None:
+        """Micro-expressions found by perception go to operators and the timeline as is."""
+        micro = list(self._p.micro)
+        total = self._p.micro_total
+        fresh = micro[len(micro) - min(len(micro), total - self._micro_seen):]
+        self._micro_seen = total
+        for m in fresh:
+            ev = {"t": m.onset, "kind": "micro_expression", "type": m.kind,
+                  "duration": m.duration, "peak": float(np.round(m.peak, 3))}
+            self.events.append(ev)
+            self._publish({"type": "event", "call_id": self.call_id, **ev})
+
+    async def flush(self) -> None:
+        points, events = self.curve, self.events
+        self.curve, self.events = [], []
+        if points or events:
+            try:
+                await self._store(points, events)
+            except Exception:  # storage trouble must not end the call
+                log.exception("could not store the affect timeline of call %s", self.call_id)

@@ -1,0 +1,137 @@
+"""In-process fan-out of live events (affect, escalations, calls) to operator dashboards.
+
+Publishing never waits: each subscriber has its own bounded buffer, and a subscriber
+that reads too slowly (a stalled WebSocket) loses its OLDEST events, counted in
+`Subscription.dropped`, rather than slowing the calls that publish or the other
+dashboards. For a live view the newest state matters most.
+
+Everything here runs on the event loop thread; `publish` is a plain function so the
+pure cores' results can be published without awaiting. Events are shared between
+subscribers as they are, so nobody may mutate an event after publishing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from types import TracebackType
+from typing import Any
+
+Event = dict[str, Any]
+
+
+class Subscription:
+    """One subscriber's view of the bus: an async iterator over events.
+
+    Use it as a context manager (`with` or `async with`) so it unsubscribes when the
+    reader goes away. After `close()` iteration yields what is still buffered, then stops.
+    """
+
+    def __init__(self, bus: EventBus, maxsize: int) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        self._bus = bus
+        self.maxsize = maxsize
+        self._items: collections.deque[Event] = collections.deque()
+        self._ready = asyncio.Event()
+        self._closed = False
+        self.dropped = 0
+        self.delivered = 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _put(self, event: Event) -> None:
+        if self._closed:
+            return
+        if len(self._items) >= self.maxsize:
+            self._items.popleft()
+            self.dropped += 1
+        self._items.append(event)
+        self._ready.set()
+
+    def get_nowait(self) -> Event | None:
+        """The oldest buffered event, or None when there is none."""
+        if not self._items:
+            return None
+        self.delivered += 1
+        return self._items.popleft()
+
+    async def get(self) -> Event:
+        """Wait for the next event; raises StopAsyncIteration once closed and drained."""
+        while not self._items:
+            if self._closed:
+                raise StopAsyncIteration
+            self._ready.clear()
+            await self._ready.wait()
+        self.delivered += 1
+        return self._items.popleft()
+
+    def close(self) -> None:
+        """Unsubscribe; idempotent. A reader waiting in `get` wakes up and stops."""
+        if self._closed:
+            return
+        self._closed = True
+        self._bus._remove(self)
+        self._ready.set()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        return await self.get()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subs: set[Subscription] = set()
+        self.published = 0
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subs)
+
+    def subscribe(self, maxsize: int = 256) -> Subscription:
+        sub = Subscription(self, maxsize)
+        self._subs.add(sub)
+        return sub
+
+    def publish(self, event: Event) -> None:
+        """Hand the event to every subscriber; never blocks, never raises for a slow reader."""
+        self.published += 1
+        for sub in tuple(self._subs):
+            sub._put(event)
+
+    def close(self) -> None:
+        """Close every subscription, so readers' loops end (server shutdown)."""
+        for sub in tuple(self._subs):
+            sub.close()
+
+    def _remove(self, sub: Subscription) -> None:
+        self._subs.discard(sub)

@@ -1,0 +1,97 @@
+"""The shipped affect model and `avatar-agent evaluate`, on real clips, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avatar_agent.affect.dataset import extract
+from avatar_agent.affect.features import voice_baseline
+from avatar_agent.affect.model import AffectPredictor
+from avatar_agent.config import Config
+from avatar_agent.runtime import model_path
+
+# Held out from the shipped weights (their early-stopping fold; see MODEL_CARD.md).
+HELD_OUT_ACTOR = "02"
+
+
+@pytest.fixture(scope="module")
+def predictor() -> AffectPredictor:
+    return AffectPredictor.load(model_path(Config()), "cpu")
+
+
+def test_shipped_weights_rank_anger_above_neutral_for_an_unseen_actor(
+    predictor: AffectPredictor, data_dir: Path
+) -> None:
+    from avatar_agent.affect.dataset import Baselines, ClipFeatures, window_at
+    from avatar_agent.affect.labels import parse_label
+
+    actor = data_dir / "speech_emotion" / "ravdess" / f"Actor_{HELD_OUT_ACTOR}"
+    clips = sorted(actor.glob("*.flac"))
+    rows = {p: extract(p)[0] for p in clips}
+    base = voice_baseline(np.concatenate([r for r in rows.values() if r is not None]))
+    assert base is not None
+
+    def anger(path: Path) -> float:
+        label = parse_label(path)
+        assert label is not None
+        clip = ClipFeatures(path, label, rows[path], None)
+        window = window_at(clip, Baselines(base, None), clip.duration)
+        return predictor.predict([window])[0].anger_index
+
+    angry = [anger(p) for p in clips if p.name.startswith("03-01-05-02")]
+    neutral = [anger(p) for p in clips if p.name.startswith("03-01-01-01")]
+    assert len(angry) == 4 and len(neutral) == 4
+    print(f"actor {HELD_OUT_ACTOR}: anger index angry {np.round(angry, 1)}, "
+          f"neutral {np.round(neutral, 1)}")
+    assert min(angry) > max(neutral)
+
+
+def test_evaluate_writes_every_key_and_lists_unreadable_clips(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    clips = tmp_path / "clips" / "nested"
+    clips.mkdir(parents=True)
+    actor = data_dir / "speech_emotion" / "ravdess" / f"Actor_{HELD_OUT_ACTOR}"
+    for p in sorted(actor.glob("*.flac"))[:24]:
+        (clips / p.name).symlink_to(p)
+    for name in ("M030_front_angry_level3_001.mp4", "M030_front_neutral_level1_001.mp4"):
+        (clips / name).symlink_to(data_dir / "face_video" / "mead" / name)
+    (clips / "03-01-05-01-01-01-02.wav").write_bytes(b"RIFF garbage, not audio")
+    (clips / "notes.wav").write_bytes(b"")  # no label in the name
+    out = tmp_path / "report.json"
+    res = subprocess.run(
+        [sys.executable, "-m", "avatar_agent.cli", "evaluate", "--data", str(tmp_path / "clips"),
+         "--out", str(out), "--no-cache", "--device", "cpu"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    report = json.loads(out.read_text())
+    for key in ("n_clips", "uar", "arousal_balanced_accuracy", "anger_auc", "confusion",
+                "per_speaker", "per_clip", "skipped"):
+        assert key in report, key
+    assert report["n_clips"] == 26
+    assert {"ravdess:02", "mead:M030"} <= set(report["per_speaker"])
+    skipped = {Path(s["file"]).name: s["reason"] for s in report["skipped"]}
+    assert set(skipped) == {"03-01-05-01-01-01-02.wav", "notes.wav"}
+    assert all(reason for reason in skipped.values())
+    png = out.with_suffix(".png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    clip = report["per_clip"][0]
+    assert {"file", "true", "probs", "anger_index"} <= set(clip)
+
+
+def test_evaluate_on_a_folder_without_labelled_clips_fails_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "bbaf2n.mpg").write_bytes(b"")
+    res = subprocess.run(
+        [sys.executable, "-m", "avatar_agent.cli", "evaluate", "--data", str(tmp_path),
+         "--out", str(tmp_path / "r.json"), "--no-cache"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert res.returncode == 2
+    assert "Traceback" not in res.stderr and "no clip" in res.stderr
