@@ -44,7 +44,10 @@ def build_window(p: CallPerception, now: float) -> AffectWindow | None:
     voice = face = None
     vbase = p.model_voice_base.baseline()
     if vbase is not None:
-        _, rows = p.model_voice.window(now - WINDOW_S)
+        # prosody runs a few hundred ms behind the audio: the window ends at the newest row
+        times, rows = p.model_voice.window(now - WINDOW_S - 0.5)
+        if len(times):
+            rows = rows[times > times[-1] - WINDOW_S + 1e-6]
         if (rows[:, VOICED_COL] > 0.5).sum() >= MIN_VOICED_S * VOICE_HZ:
             voice = fit_length(rows, VOICE_FRAMES, silence_row())
     fbase = p.model_face_base.baseline()
