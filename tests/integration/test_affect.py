@@ -95,3 +95,28 @@ def test_evaluate_on_a_folder_without_labelled_clips_fails_in_one_line(tmp_path:
     )
     assert res.returncode == 2
     assert "Traceback" not in res.stderr and "no clip" in res.stderr
+
+
+def test_train_on_a_small_speaker_split_writes_weights_card_and_report(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    ravdess = data_dir / "speech_emotion" / "ravdess"
+    for actor in ("01", "02", "03", "04", "05", "06"):
+        for p in sorted((ravdess / f"Actor_{actor}").glob("*.flac"))[::6]:
+            (clips / p.name).symlink_to(p)
+    out = tmp_path / "models"
+    res = subprocess.run(
+        [sys.executable, "-m", "avatar_agent.cli", "train", "--data", str(clips),
+         "--out", str(out), "--max-epochs", "2", "--cache", str(tmp_path / "cache")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    predictor = AffectPredictor.load(out / "affect.pt", "cpu")
+    assert predictor.meta["parameters"] > 10_000
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "speaker-independent" in card and "| 5 |" in card  # five folds listed
+    report = json.loads((out / "cv_report.json").read_text())
+    assert report["n_clips"] == len(list(clips.iterdir()))
+    assert (out / "cv_report.png").stat().st_size > 20_000
