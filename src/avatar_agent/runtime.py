@@ -86,6 +86,8 @@ class Runtime:
         await loop.run_in_executor(None, _warm_perception)
         predictor = await loop.run_in_executor(None, load_predictor, config)
         rt = cls(config, AsyncStore(store), tts, avatar_dir, predictor=predictor)
+        if rt.affect is not None:
+            await rt.affect.start()  # the shared batcher lives as long as the server
         # The greeting is the same for every call: synthesize it once so a call
         # hears it as soon as media flows.
         greeting = await loop.run_in_executor(rt.tts_pool, tts.synthesize, config.tts.greeting)

@@ -16,7 +16,8 @@ from avatar_agent.affect.model import AffectPredictor
 from avatar_agent.config import Config
 from avatar_agent.runtime import model_path
 
-# Held out from the shipped weights (their early-stopping fold; see MODEL_CARD.md).
+# Held out from the shipped weights: their early-stopping fold is emodb:11, emodb:16 and
+# ravdess:02, 07, 12, 17 (assign_folds on ../shared/data, fold 5 in MODEL_CARD.md).
 HELD_OUT_ACTOR = "02"
 
 
