@@ -49,7 +49,7 @@ def test_running_baseline_matches_the_batch_one_on_voiced_rows() -> None:
     rows = rng.normal(5, 2, (500, VOICE_DIM)).astype(np.float32)
     rows[:, VOICED_COL] = (rng.random(500) > 0.3).astype(np.float32)
     rows[rows[:, VOICED_COL] < 0.5, N_MELS] = np.nan  # unvoiced: no pitch
-    run = RunningBaseline(VOICE_DIM, VOICED_COL, 100)
+    run = RunningBaseline.for_voice()
     for chunk in np.array_split(rows, 7):
         run.update(chunk)
     a, b = run.baseline(), voice_baseline(rows)
@@ -60,7 +60,7 @@ def test_running_baseline_matches_the_batch_one_on_voiced_rows() -> None:
 
 
 def test_running_baseline_stops_learning_after_max_seconds() -> None:
-    run = RunningBaseline(VOICE_DIM, VOICED_COL, 100, max_s=1.0)
+    run = RunningBaseline.for_voice(max_s=1.0)
     calm = np.zeros((100, VOICE_DIM), np.float32)
     calm[:, VOICED_COL] = 1
     run.update(calm)
@@ -74,14 +74,14 @@ def test_running_baseline_stops_learning_after_max_seconds() -> None:
 def test_normalise_reads_rows_against_the_person_and_blanks_absent_faces() -> None:
     rows = np.ones((4, FACE_DIM), np.float32) * 3
     rows[:, PRESENT_COL] = [1, 1, 0, 1]
-    run = RunningBaseline(FACE_DIM, PRESENT_COL, 10)
+    run = RunningBaseline.for_face(hz=10)
     ref = np.ones((20, FACE_DIM), np.float32)
     ref[:, PRESENT_COL] = 1
     ref[::2, :PRESENT_COL] = 2  # mean 1.5, spread 0.5
     run.update(ref)
     base = run.baseline()
     assert base is not None
-    z = normalise(rows, base, PRESENT_COL)
+    z = normalise(rows, base, PRESENT_COL, blank_unflagged=True)
     assert np.all(z[2] == 0)
     assert z[0, 0] > 0 and z[0, PRESENT_COL] == 1
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ from avatar_agent.affect.features import (
     FACE_DIM,
     FACE_FRAMES,
     FACE_HZ,
-    VOICE_DIM,
     VOICE_FRAMES,
     VOICE_HZ,
     SpeakerBaseline,
@@ -40,7 +40,7 @@ from avatar_agent.affect.model import AffectWindow
 
 log = logging.getLogger(__name__)
 F32 = npt.NDArray[np.float32]
-FEATURES_VERSION = "1"
+FEATURES_VERSION = "2"  # 2: F0 in semitones re 100 Hz
 
 
 @dataclass
@@ -153,16 +153,19 @@ def speaker_baseline(clips: Sequence[ClipFeatures]) -> Baselines:
     )
 
 
+def speaker_bases(clips: Sequence[ClipFeatures]) -> dict[str, Baselines]:
+    """Each speaker's reference, from all of that speaker's clips among ``clips``."""
+    by: dict[str, list[ClipFeatures]] = defaultdict(list)
+    for c in clips:
+        by[c.label.speaker].append(c)
+    return {s: speaker_baseline(cs) for s, cs in by.items()}
+
+
 def windows_of(clip: ClipFeatures, base: Baselines, hop_s: float = 1.0) -> list[AffectWindow]:
     """2 s windows over a clip, every `hop_s`, the last one ending at the clip's end."""
-    n_v = len(clip.voice) if clip.voice is not None else 0
-    n_f = len(clip.face) if clip.face is not None else 0
-    dur = max(n_v / VOICE_HZ, n_f / FACE_HZ)
+    dur = clip.duration
     ends = sorted({*np.arange(min(2.0, dur), dur + 1e-6, hop_s).tolist(), dur})
-    wins = []
-    for end in ends:
-        wins.append(window_at(clip, base, end))
-    return wins
+    return [window_at(clip, base, end) for end in ends]
 
 
 def window_at(clip: ClipFeatures, base: Baselines, end_s: float) -> AffectWindow:
@@ -176,6 +179,3 @@ def window_at(clip: ClipFeatures, base: Baselines, end_s: float) -> AffectWindow
     return AffectWindow(voice, base.voice if voice is not None else None,
                         face, base.face if face is not None else None)
 
-
-__all__ = ["VOICE_DIM", "Baselines", "ClipFeatures", "load_clips", "speaker_baseline",
-           "window_at", "windows_of"]

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from avatar_agent.affect.dataset import ClipFeatures, load_clips, speaker_baseline, windows_of
-from avatar_agent.affect.labels import EMOTIONS, discover
+from avatar_agent.affect.dataset import ClipFeatures, load_clips, speaker_bases, windows_of
+from avatar_agent.affect.labels import discover
 from avatar_agent.affect.metrics import ClipResult, build_report
 from avatar_agent.affect.model import AffectPredictor
 from avatar_agent.affect.report_plot import write_report_png
@@ -36,10 +35,7 @@ class EvaluateError(Exception):
 def score_clips(
     predictor: AffectPredictor, clips: list[ClipFeatures]
 ) -> tuple[list[ClipResult], list[dict[str, str]]]:
-    by_speaker: dict[str, list[ClipFeatures]] = defaultdict(list)
-    for c in clips:
-        by_speaker[c.label.speaker].append(c)
-    bases = {s: speaker_baseline(cs) for s, cs in by_speaker.items()}
+    bases = speaker_bases(clips)
     results: list[ClipResult] = []
     skipped: list[dict[str, str]] = []
     for c in clips:
@@ -49,13 +45,9 @@ def score_clips(
                             "set the speaker's baseline"})
             continue
         outs = predictor.predict(wins)
-        probs = np.mean([o.probs for o in outs], axis=0)
-        results.append(ClipResult(
-            file=str(c.path), label=c.label,
-            probs={e: float(p) for e, p in zip(EMOTIONS, probs, strict=True)},
-            arousal=float(np.mean([o.arousal for o in outs])),
-            valence=float(np.mean([o.valence for o in outs])),
-            anger_index=float(100.0 * probs[EMOTIONS.index("angry")]),
+        results.append(ClipResult.from_probs(
+            str(c.path), c.label, np.mean([o.probs for o in outs], axis=0).tolist(),
+            float(np.mean([o.arousal for o in outs])), float(np.mean([o.valence for o in outs])),
         ))
     return results, skipped
 

@@ -4,8 +4,9 @@ Pure numpy, no I/O and no clock, so a live call and `train`/`evaluate` build exa
 the same inputs:
 
 * voice rows, one per 10 ms prosody frame (frame ``i`` centred on ``t = i * 0.01`` s):
-  32 log-mel bands of the 25 ms window around ``t`` (dB), F0 in semitones re 55 Hz
-  (NaN when unvoiced), the voicing flag and the RMS energy in dB;
+  32 log-mel bands of the 25 ms window around ``t`` (dB), F0 in semitones re 100 Hz
+  (:func:`~avatar_agent.perception.prosody.hz_to_semitones`, NaN when unvoiced), the
+  voicing flag and the RMS energy in dB;
 * face rows at 10 Hz: the 28 continuous face features of
   :data:`avatar_agent.perception.face.FACE_FEATURE_NAMES` and a face-present flag;
 * a :class:`SpeakerBaseline` per modality: mean and spread of the rows while the
@@ -15,6 +16,7 @@ the same inputs:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from avatar_agent.perception.face import FACE_FEATURE_NAMES, FaceFeatures
-from avatar_agent.perception.prosody import ProsodyFrame
+from avatar_agent.perception.prosody import ProsodyFrame, hz_to_semitones
 
 F32 = npt.NDArray[np.float32]
 
@@ -108,20 +110,14 @@ def _mel_rows(seg: F32, n: int) -> F32:
     return np.asarray(10.0 * np.log10(np.maximum(mel, 1e-10)), np.float32)
 
 
-def semitones(f0_hz: npt.ArrayLike) -> F32:
-    """F0 in semitones re 55 Hz; NaN where unvoiced (f0 <= 0)."""
-    f = np.asarray(f0_hz, np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        st = np.where(f > 0, 12.0 * np.log2(f / 55.0), np.nan)
-    return st.astype(np.float32)
-
-
 def voice_rows(mel: F32, frames: Sequence[ProsodyFrame]) -> F32:
     """Join log-mel rows and prosody frames of the same indices into voice rows."""
     n = min(len(mel), len(frames))
     rows = np.empty((n, VOICE_DIM), np.float32)
     rows[:, :N_MELS] = mel[:n]
-    rows[:, F0_COL] = semitones([fr.f0 if fr.voiced else 0.0 for fr in frames[:n]])
+    f0 = np.array([fr.f0 if fr.voiced else 0.0 for fr in frames[:n]], np.float64)
+    with np.errstate(divide="ignore"):
+        rows[:, F0_COL] = np.where(f0 > 0, hz_to_semitones(f0), np.nan)
     rows[:, VOICED_COL] = [float(fr.voiced) for fr in frames[:n]]
     rows[:, ENERGY_COL] = [fr.energy_db for fr in frames[:n]]
     return rows
@@ -159,9 +155,6 @@ class SpeakerBaseline:
     std: F32
     seconds: float
 
-    def as_array(self) -> F32:
-        return np.stack([self.mean, self.std]).astype(np.float32)
-
 
 # Spread floors: a column that hardly moves for this person must not blow up.
 _VOICE_STD_FLOOR = np.array([3.0] * N_MELS + [1.0, 1.0, 3.0], np.float32)
@@ -171,51 +164,45 @@ _FACE_STD_FLOOR = np.array(
 )
 
 
-def voice_baseline(rows: F32) -> SpeakerBaseline | None:
-    """Baseline from voiced frames; None with less than a second of voiced speech."""
-    voiced = rows[rows[:, VOICED_COL] > 0.5] if len(rows) else rows
-    if len(voiced) < MIN_BASELINE_VOICED_S * VOICE_HZ:
-        return None
-    mean = np.nanmean(voiced, axis=0)
-    std = np.maximum(np.nanstd(voiced, axis=0), _VOICE_STD_FLOOR)
-    mean[VOICED_COL], std[VOICED_COL] = 0.0, 1.0  # the flag is read as is
-    return SpeakerBaseline(mean.astype(np.float32), std.astype(np.float32), len(voiced) / VOICE_HZ)
-
-
-def face_baseline(rows: F32, hz: float = FACE_HZ) -> SpeakerBaseline | None:
-    present = rows[rows[:, PRESENT_COL] > 0.5] if len(rows) else rows
-    if len(present) < MIN_BASELINE_FACE_S * hz:
-        return None
-    mean = present.mean(axis=0)
-    std = np.maximum(present.std(axis=0), _FACE_STD_FLOOR)
-    mean[PRESENT_COL], std[PRESENT_COL] = 0.0, 1.0
-    return SpeakerBaseline(mean.astype(np.float32), std.astype(np.float32), len(present) / hz)
-
-
 class RunningBaseline:
-    """A baseline built up during a call from the rows of voiced speech / visible face.
+    """A person's baseline: mean and spread of their voiced-speech / visible-face rows.
 
-    Counts rows until ``max_s`` seconds have been seen, then stays fixed: the first
-    minute of a call is the reference, and a customer who grows angry later does not
-    drag their own reference along.
+    Counts rows until ``max_s`` seconds have been seen, then stays fixed: in a call,
+    the first minute is the reference, and a customer who grows angry later does not
+    drag their own reference along. Offline, over a speaker's clips, ``max_s`` is
+    unlimited (:func:`voice_baseline`, :func:`face_baseline`).
     """
 
-    def __init__(self, dim: int, flag_col: int, hz: float, max_s: float = 60.0) -> None:
+    def __init__(
+        self, flag_col: int, hz: float, floor: F32, max_s: float = 60.0
+    ) -> None:
         self._flag_col = flag_col
         self._hz = hz
-        self._max = round(max_s * hz)
+        self._floor = floor
+        self._max_rows = max_s * hz
+        dim = floor.size
         self._n = np.zeros(dim, np.float64)
         self._sum = np.zeros(dim, np.float64)
         self._sq = np.zeros(dim, np.float64)
         self._rows = 0
-        self._floor = _VOICE_STD_FLOOR if dim == VOICE_DIM else _FACE_STD_FLOOR
+
+    @classmethod
+    def for_voice(cls, max_s: float = 60.0) -> RunningBaseline:
+        return cls(VOICED_COL, VOICE_HZ, _VOICE_STD_FLOOR, max_s)
+
+    @classmethod
+    def for_face(cls, hz: float = FACE_HZ, max_s: float = 60.0) -> RunningBaseline:
+        return cls(PRESENT_COL, hz, _FACE_STD_FLOOR, max_s)
 
     @property
     def seconds(self) -> float:
         return self._rows / self._hz
 
     def update(self, rows: F32) -> None:
-        keep = rows[rows[:, self._flag_col] > 0.5][: max(0, self._max - self._rows)]
+        keep = rows[rows[:, self._flag_col] > 0.5]
+        room = self._max_rows - self._rows
+        if room < len(keep):
+            keep = keep[: max(0, int(room))]
         if not len(keep):
             return
         finite = np.isfinite(keep)
@@ -226,25 +213,44 @@ class RunningBaseline:
         self._rows += len(keep)
 
     def baseline(self, min_s: float = 1.0) -> SpeakerBaseline | None:
+        """None until ``min_s`` seconds of flagged rows have been seen."""
         if self.seconds < min_s:
             return None
         n = np.maximum(self._n, 1.0)
         mean = self._sum / n
-        std = np.sqrt(np.maximum(self._sq / n - mean**2, 0.0))
-        mean[self._flag_col], std[self._flag_col] = 0.0, 1.0
-        std = np.maximum(std, self._floor)
-        std[self._flag_col] = 1.0
+        std = np.maximum(np.sqrt(np.maximum(self._sq / n - mean**2, 0.0)), self._floor)
+        mean[self._flag_col], std[self._flag_col] = 0.0, 1.0  # the flag is read as is
         return SpeakerBaseline(mean.astype(np.float32), std.astype(np.float32), self.seconds)
 
 
-def normalise(rows: F32, base: SpeakerBaseline, flag_col: int, clip: float = 6.0) -> F32:
-    """Rows as z-scores against the person's baseline; NaN (unvoiced F0) reads as 0."""
+def voice_baseline(rows: F32) -> SpeakerBaseline | None:
+    """Baseline from all voiced rows; None with less than a second of voiced speech."""
+    stats = RunningBaseline.for_voice(max_s=math.inf)
+    stats.update(rows)
+    return stats.baseline(MIN_BASELINE_VOICED_S)
+
+
+def face_baseline(rows: F32, hz: float = FACE_HZ) -> SpeakerBaseline | None:
+    stats = RunningBaseline.for_face(hz, max_s=math.inf)
+    stats.update(rows)
+    return stats.baseline(MIN_BASELINE_FACE_S)
+
+
+def normalise(
+    rows: F32, base: SpeakerBaseline, flag_col: int, *, blank_unflagged: bool = False,
+    clip: float = 6.0,
+) -> F32:
+    """Rows as z-scores against the person's baseline; NaN (unvoiced F0) reads as 0.
+
+    ``blank_unflagged`` zeroes rows whose flag is off: a frame without a face has
+    nothing to compare, whereas an unvoiced frame still has a spectrum.
+    """
     z = (rows - base.mean) / base.std
     z = np.nan_to_num(z, nan=0.0, posinf=clip, neginf=-clip)
     z = np.clip(z, -clip, clip)
     z[:, flag_col] = rows[:, flag_col]
-    if flag_col == PRESENT_COL and FACE_DIM != VOICE_DIM:
-        z[rows[:, flag_col] < 0.5] = 0.0  # no face in that frame: nothing to compare
+    if blank_unflagged:
+        z[rows[:, flag_col] < 0.5] = 0.0
     return z.astype(np.float32)
 
 

@@ -31,6 +31,19 @@ class ClipResult:
         if set(self.probs) != set(EMOTIONS):
             raise ValueError(f"probs must have the keys {EMOTIONS}, got {sorted(self.probs)}")
 
+    @classmethod
+    def from_probs(
+        cls, file: str, label: ClipLabel, probs: Sequence[float], arousal: float,
+        valence: float,
+    ) -> ClipResult:
+        """A result from probabilities in EMOTIONS order; anger index = 100 x P(angry)."""
+        return cls(
+            file=file, label=label,
+            probs={e: float(p) for e, p in zip(EMOTIONS, probs, strict=True)},
+            arousal=float(arousal), valence=float(valence),
+            anger_index=100.0 * float(probs[EMOTIONS.index("angry")]),
+        )
+
     @property
     def predicted(self) -> str:
         # max() keeps the first of equal values, so ties go to the earlier class in EMOTIONS.

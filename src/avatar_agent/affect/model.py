@@ -12,6 +12,7 @@ pitch itself is a third input, so the model knows what it is comparing against.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,9 @@ from avatar_agent.affect.labels import EMOTIONS
 
 F32 = npt.NDArray[np.float32]
 FORMAT = "avatar-agent-affect/1"
-HIGH_AROUSAL_CLASSES = ("happy", "angry", "fearful", "surprised")
+# Centre of the baseline-pitch input: 311 Hz (30 semitones above 55 Hz), in semitones
+# re 100 Hz. The shipped weights were trained with this centre.
+_PITCH_CENTRE_ST = 30.0 - 12.0 * math.log2(100.0 / 55.0)
 
 
 @dataclass(frozen=True)
@@ -143,9 +146,9 @@ def prepare(windows: Sequence[AffectWindow]) -> dict[str, torch.Tensor]:
         if w.voice is not None and w.voice_base is not None:
             voice[i] = normalise(w.voice, w.voice_base, VOICED_COL)
             mask[i, 0] = 1.0
-            ctx[i, 0] = (float(w.voice_base.mean[F0_COL]) - 30.0) / 10.0
+            ctx[i, 0] = (float(w.voice_base.mean[F0_COL]) - _PITCH_CENTRE_ST) / 10.0
         if w.face is not None and w.face_base is not None:
-            face[i] = normalise(w.face, w.face_base, PRESENT_COL)
+            face[i] = normalise(w.face, w.face_base, PRESENT_COL, blank_unflagged=True)
             mask[i, 1] = 1.0
     return {
         "voice": torch.from_numpy(voice),

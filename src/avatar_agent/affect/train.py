@@ -22,16 +22,16 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from avatar_agent.affect.dataset import Baselines, ClipFeatures, speaker_baseline, window_at
-from avatar_agent.affect.features import (
-    FACE_FRAMES,
-    FACE_HZ,
-    VOICE_FRAMES,
-    VOICE_HZ,
-    face_baseline,
-    voice_baseline,
+from avatar_agent.affect.dataset import (
+    Baselines,
+    ClipFeatures,
+    speaker_baseline,
+    speaker_bases,
+    window_at,
+    windows_of,
 )
 from avatar_agent.affect.labels import EMOTIONS
+from avatar_agent.affect.metrics import ClipResult, build_report
 from avatar_agent.affect.model import AffectNet, AffectWindow, prepare
 
 log = logging.getLogger(__name__)
@@ -84,13 +84,7 @@ class _Sampler:
     def baseline(self, speaker: str) -> Baselines:
         pool = self.by_speaker[speaker]
         k = self.rng.randint(min(3, len(pool)), len(pool))
-        subset = self.rng.sample(pool, k)
-        vs = [c.voice for c in subset if c.voice is not None]
-        fs = [c.face for c in subset if c.face is not None]
-        return Baselines(
-            voice_baseline(np.concatenate(vs)) if vs else None,
-            face_baseline(np.concatenate(fs)) if fs else None,
-        )
+        return speaker_baseline(self.rng.sample(pool, k))
 
     def window(self, clip: ClipFeatures, base: Baselines) -> AffectWindow:
         dur = clip.duration
@@ -152,8 +146,6 @@ def predict_clips(
     net: AffectNet, clips: Sequence[ClipFeatures], bases: dict[str, Baselines]
 ) -> list[tuple[npt.NDArray[np.float64], float, float]]:
     """(mean probabilities, arousal, valence) per clip over its 2 s windows, 1 s apart."""
-    from avatar_agent.affect.dataset import windows_of
-
     net.eval()
     out = []
     with torch.inference_mode():
@@ -168,20 +160,20 @@ def predict_clips(
     return out
 
 
-def _score(clips: Sequence[ClipFeatures], preds: Sequence[Any]) -> dict[str, float]:
-    from avatar_agent.affect.metrics import balanced_accuracy, roc_auc, uar
+def results_of(
+    clips: Sequence[ClipFeatures], preds: Sequence[tuple[Any, float, float]]
+) -> list[ClipResult]:
+    return [ClipResult.from_probs(str(c.path), c.label, probs, arousal, valence)
+            for c, (probs, arousal, valence) in zip(clips, preds, strict=True)]
 
-    true = [c.label.emotion for c in clips if c.label.emotion in EMOTIONS]
-    pred = [EMOTIONS[int(np.argmax(p[0]))] for c, p in zip(clips, preds, strict=True)
-            if c.label.emotion in EMOTIONS]
-    aro = [(c.label.arousal == "high", p[1] >= 0.5) for c, p in zip(clips, preds, strict=True)
-           if c.label.arousal in ("high", "low")]
-    ang = [(c.label.emotion == "angry", p[0][EMOTIONS.index("angry")])
-           for c, p in zip(clips, preds, strict=True) if c.label.emotion is not None]
-    u = uar(true, pred, EMOTIONS) if true else 0.0
-    ba = (balanced_accuracy([a for a, _ in aro], [b for _, b in aro]) if aro else None) or 0.0
-    auc = roc_auc([a for a, _ in ang], [float(s) for _, s in ang]) if ang else None
-    return {"uar": u, "arousal_ba": ba, "anger_auc": auc if auc is not None else 0.5}
+
+def _score(clips: Sequence[ClipFeatures], preds: Sequence[Any]) -> dict[str, float]:
+    """The three figures early stopping and the fold table use, from the full report."""
+    report = build_report(results_of(clips, preds), [])
+    auc = report["anger_auc"]
+    return {"uar": report["uar"] or 0.0,
+            "arousal_ba": report["arousal_balanced_accuracy"] or 0.0,
+            "anger_auc": auc if auc is not None else 0.5}
 
 
 def fit(
@@ -199,7 +191,7 @@ def fit(
     ce = nn.CrossEntropyLoss(weight=_class_weights(train), ignore_index=-100,
                              label_smoothing=0.05)
     sampler = _Sampler(train, rng)
-    val_bases = _speaker_bases(val)
+    val_bases = speaker_bases(val)
     best: tuple[float, int, dict[str, Any], dict[str, float]] | None = None
     history = []
     for epoch in range(opts.max_epochs):
@@ -240,13 +232,6 @@ def fit(
                  "history": history}
 
 
-def _speaker_bases(clips: Sequence[ClipFeatures]) -> dict[str, Baselines]:
-    by: dict[str, list[ClipFeatures]] = defaultdict(list)
-    for c in clips:
-        by[c.label.speaker].append(c)
-    return {s: speaker_baseline(cs) for s, cs in by.items()}
-
-
 def _prefixed(
     progress: Callable[[str], None] | None, prefix: str
 ) -> Callable[[str], None] | None:
@@ -271,7 +256,7 @@ def cross_validate(
         train = [c for c in clips if folds[c.label.speaker] not in (k, v)]
         t0 = time.perf_counter()
         net, info = fit(train, val, opts, _prefixed(progress, f"fold {k + 1}/{N_FOLDS} "))
-        preds = predict_clips(net, test, _speaker_bases(test))
+        preds = predict_clips(net, test, speaker_bases(test))
         oof.extend(zip(test, preds, strict=True))
         summary.append({
             "fold": k + 1, "test_speakers": sorted({c.label.speaker for c in test}),
@@ -295,6 +280,3 @@ def final_fit(
     info["n_train"], info["n_val"] = len(train), len(val)
     return net, info
 
-
-__all__ = ["FACE_FRAMES", "FACE_HZ", "VOICE_FRAMES", "VOICE_HZ", "TrainOptions",
-           "assign_folds", "cross_validate", "final_fit", "fit", "predict_clips"]

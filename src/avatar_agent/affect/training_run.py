@@ -15,29 +15,17 @@ import torch
 from tqdm import tqdm
 
 from avatar_agent.affect.card import model_card
-from avatar_agent.affect.dataset import ClipFeatures, load_clips
+from avatar_agent.affect.dataset import load_clips, speaker_baseline, windows_of
 from avatar_agent.affect.evaluate import default_cache
-from avatar_agent.affect.labels import EMOTIONS, discover
-from avatar_agent.affect.metrics import ClipResult, build_report, headline
+from avatar_agent.affect.labels import discover
+from avatar_agent.affect.metrics import build_report, headline
 from avatar_agent.affect.model import AffectPredictor, AffectWindow, save_model
 from avatar_agent.affect.report_plot import write_report_png
-from avatar_agent.affect.train import TrainOptions, cross_validate, final_fit
+from avatar_agent.affect.train import TrainOptions, cross_validate, final_fit, results_of
 
 
 class TrainRunError(Exception):
     """Training cannot start; the message is one line for the user."""
-
-
-def _results(pairs: list[tuple[ClipFeatures, Any]]) -> list[ClipResult]:
-    out = []
-    for clip, (probs, arousal, valence) in pairs:
-        out.append(ClipResult(
-            file=str(clip.path), label=clip.label,
-            probs={e: float(p) for e, p in zip(EMOTIONS, probs, strict=True)},
-            arousal=float(arousal), valence=float(valence),
-            anger_index=float(100.0 * probs[EMOTIONS.index("angry")]),
-        ))
-    return out
 
 
 def cpu_latency_ms(predictor: AffectPredictor, window: AffectWindow, n: int = 200) -> float:
@@ -91,7 +79,7 @@ def run_training(
     if cross_validation:
         with tqdm(total=None, desc="cross-validation", bar_format="{desc}: {elapsed}") as bar:
             oof, folds = cross_validate(clips, opts, lambda m: bar.set_description_str(m))
-        results = _results(oof)
+        results = results_of([c for c, _ in oof], [p for _, p in oof])
         cv = build_report(results, skipped)
         rav = [r for r in results if r.label.corpus == "ravdess" and r.label.modality ==
                "audio-only"]
@@ -121,8 +109,6 @@ def run_training(
     model_path = out / "affect.pt"
     save_model(model_path, net, hparams, meta)
     predictor = AffectPredictor.load(model_path, "cpu")
-    from avatar_agent.affect.dataset import speaker_baseline, windows_of
-
     sample = clips[0]
     window = windows_of(sample, speaker_baseline([sample]))[-1]
     if window.has_voice or window.has_face:

@@ -22,10 +22,8 @@ import numpy.typing as npt
 
 from avatar_agent.affect.features import (
     FACE_DIM,
-    PRESENT_COL,
     VOICE_DIM,
     VOICE_HZ,
-    VOICED_COL,
     LogMelStream,
     RunningBaseline,
     face_row,
@@ -76,8 +74,8 @@ class CallPerception:
         # What the affect model reads: rows and the customer's running reference.
         self.model_voice = FeatureRing(VOICE_DIM, self.voice.capacity)
         self.model_face = FeatureRing(FACE_DIM, self.face_raw.capacity)
-        self.model_voice_base = RunningBaseline(VOICE_DIM, VOICED_COL, VOICE_HZ)
-        self.model_face_base = RunningBaseline(FACE_DIM, PRESENT_COL, cfg.face_fps)
+        self.model_voice_base = RunningBaseline.for_voice()
+        self.model_face_base = RunningBaseline.for_face(cfg.face_fps)
 
     # --- face -----------------------------------------------------------------
 
