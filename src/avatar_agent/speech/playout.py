@@ -84,8 +84,15 @@ class Playout:
                 return item.mouth.opening_at((sample - item.start) / self.rate)
         return 0.0
 
+    def current_at(self, sample: int) -> Scheduled | None:
+        """The utterance heard at `sample`, or None in silence."""
+        for item in self._queue:
+            if item.start <= sample < item.end:
+                return item
+        return None
+
     def speaking_at(self, sample: int) -> bool:
-        return any(item.start <= sample < item.end for item in self._queue)
+        return self.current_at(sample) is not None
 
     def clear(self) -> list[Scheduled]:
         """Drop all queued speech (barge-in); returns what was dropped."""

@@ -25,6 +25,9 @@ class Utterance:
     pcm: npt.NDArray[np.int16]
     sample_rate: int
     phonemes: tuple[PhonemeSpan, ...]
+    # Which part of a layered reply this sentence is (soothe, confirm, solve, repair,
+    # apology), or None for plain text; the avatar's cues follow it.
+    layer: str | None = None
 
     @property
     def duration(self) -> float:
