@@ -27,19 +27,20 @@ from aiortc.mediastreams import MediaStreamError
 
 
 def spawn_server(
-    workdir: Path, cwd: Path, timeout: float = 90.0
+    workdir: Path, cwd: Path, timeout: float = 90.0, config_yaml: str = ""
 ) -> tuple[subprocess.Popen[bytes], str]:
     """`avatar-agent serve` in a subprocess on a free port, with its own SQLite file.
 
     Writes `config.yaml`, `calls.db` and `server.log` into workdir; returns the
     process and its base URL once `/healthz` answers. Raises RuntimeError with the
-    end of the server's log if it does not come up.
+    end of the server's log if it does not come up. `config_yaml` holds further
+    top-level sections of the config (not `storage`), e.g. "affect:\n  script: x.yaml\n".
     """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     cfg = workdir / "config.yaml"
-    cfg.write_text(f"storage:\n  url: sqlite:///{workdir / 'calls.db'}\n")
+    cfg.write_text(f"storage:\n  url: sqlite:///{workdir / 'calls.db'}\n" + config_yaml)
     log = workdir / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -106,6 +106,9 @@ class AffectConfig(Section):
     rate_hz: float = Field(4.0, ge=2, le=20)  # affect updates per call per second
     smoothing_s: float = Field(1.0, ge=0, le=30)  # time constant of the output smoothing
     level: LevelConfig = LevelConfig()
+    # A YAML list of timed affect steps that replaces the model (demos, persona tuning,
+    # tests); see affect/script.py. Relative paths are taken from the working directory.
+    script: str | None = None
 
 
 class StorageConfig(Section):

@@ -13,6 +13,7 @@ import cv2
 
 from avatar_agent.affect.engine import AffectEngine
 from avatar_agent.affect.model import AffectOutput, AffectPredictor, AffectWindow, validate_window
+from avatar_agent.affect.script import AffectScript, load_script
 from avatar_agent.aio import TaskSet
 from avatar_agent.avatar.render import default_avatar_dir
 from avatar_agent.config import Config
@@ -34,6 +35,7 @@ class Runtime:
         avatar_dir: Path,
         metrics: Metrics | None = None,
         predictor: AffectPredictor | None = None,
+        affect_script: AffectScript | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -53,6 +55,7 @@ class Runtime:
         self._speech_cache: dict[str, list[Utterance]] = {}
         self.events = EventBus()
         self.predictor = predictor
+        self.affect_script = affect_script
         self.affect: AffectEngine[AffectWindow, AffectOutput] | None = None
         if predictor is not None:
             self.affect = AffectEngine(
@@ -84,8 +87,16 @@ class Runtime:
             raise FileNotFoundError(f"avatar {config.avatar.name!r} not found at {avatar_dir}")
         tts = await loop.run_in_executor(None, lambda: PiperTTS(speed=config.tts.speed))
         await loop.run_in_executor(None, _warm_perception)
-        predictor = await loop.run_in_executor(None, load_predictor, config)
-        rt = cls(config, AsyncStore(store), tts, avatar_dir, predictor=predictor)
+        script = None
+        if config.affect.script is not None:
+            # A bad script stops start-up with its error rather than running calls without it.
+            script = load_script(Path(config.affect.script))
+            log.warning("affect comes from the script %s, not the model", config.affect.script)
+            predictor = None
+        else:
+            predictor = await loop.run_in_executor(None, load_predictor, config)
+        rt = cls(config, AsyncStore(store), tts, avatar_dir, predictor=predictor,
+                 affect_script=script)
         if rt.affect is not None:
             await rt.affect.start()  # the shared batcher lives as long as the server
         # The greeting is the same for every call: synthesize it once so a call

@@ -112,7 +112,7 @@ class CallSession:
             self._tasks.spawn(self.perception.run_face(transport.video_in), "face")
         if transport.audio_in is not None:
             self._tasks.spawn(self.perception.run_voice(transport.audio_in), "voice")
-        if self.rt.affect is not None:
+        if self.rt.affect is not None or self.rt.affect_script is not None:
             self.affect = CallAffect(
                 self.call_id,
                 self.rt.config.affect,
@@ -123,6 +123,7 @@ class CallSession:
                 send=transport.send_event,
                 publish=self.rt.events.publish,
                 store=self._store_timeline,
+                script=self.rt.affect_script,
             )
             self._tasks.spawn(self.affect.run(), "affect")
 

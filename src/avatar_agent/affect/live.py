@@ -28,6 +28,7 @@ from avatar_agent.affect.features import (
 )
 from avatar_agent.affect.labels import EMOTIONS
 from avatar_agent.affect.model import AffectOutput, AffectWindow
+from avatar_agent.affect.script import AffectScript
 from avatar_agent.affect.state import AffectSnapshot, AffectState
 from avatar_agent.config import AffectConfig
 from avatar_agent.metrics import Metrics
@@ -67,14 +68,17 @@ class CallAffect:
         self,
         call_id: str,
         cfg: AffectConfig,
-        engine: AffectEngine[AffectWindow, AffectOutput],
+        engine: AffectEngine[AffectWindow, AffectOutput] | None,
         perception: CallPerception,
         metrics: Metrics,
         media_time: Callable[[], float],
         send: Callable[[dict[str, Any]], None],
         publish: Callable[[dict[str, Any]], None],
         store: Callable[[list[dict[str, Any]], list[dict[str, Any]]], Any],
+        script: AffectScript | None = None,
     ) -> None:
+        if (engine is None) == (script is None):
+            raise ValueError("affect needs either the engine or a script, not both")
         self.call_id = call_id
         self.cfg = cfg
         self._engine = engine
@@ -84,6 +88,7 @@ class CallAffect:
         self._send = send
         self._publish = publish
         self._store = store
+        self._script = script
         self.state = AffectState(cfg)
         self.last: AffectSnapshot | None = None
         self.curve: list[dict[str, Any]] = []  # points not yet written
@@ -96,14 +101,20 @@ class CallAffect:
         latency = self._metrics.stage_seconds.labels("affect")
         due = loop.time()
         next_store = loop.time() + STORE_EVERY_S
+        began = self._media_time()
         try:
             while True:
                 due = max(due + period, loop.time())
                 await asyncio.sleep(due - loop.time())
                 self._pass_micro()
                 now = self._media_time()
-                window = build_window(self._p, now)
+                if self._script is not None:
+                    self._emit(now, self._script.output_at(now - began))
+                    window = None
+                else:
+                    window = build_window(self._p, now)
                 if window is not None:
+                    assert self._engine is not None
                     t0 = time.perf_counter()
                     try:
                         out = await self._engine.submit(self.call_id, window)
