@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from avatar_agent.config import Config
+from avatar_agent.operators import routes as operator_routes
 from avatar_agent.runtime import Runtime
 from avatar_agent.session import CallSession
 from avatar_agent.transport.webrtc import OfferError
@@ -159,4 +160,6 @@ def create_app(config: Config) -> web.Application:
     app.router.add_delete("/api/calls/{call_id}", end_call)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    # after the runtime's cleanup context: the watcher and the purge need the runtime
+    operator_routes.register(app, config, RUNTIME, CALLS)
     return app

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from rich.console import Console
 
 from avatar_agent.config import ConfigError, ServerConfig, load_config
@@ -53,9 +54,18 @@ def serve(
 
 @app.command("check-config")
 def check_config(path: Annotated[Path, typer.Argument(help="YAML file to validate")]) -> None:
-    """Validate a config file; print each problem with its YAML path and line."""
+    """Validate a config or persona file; print each problem with its YAML path and line."""
+    from avatar_agent.avatar.behavior import load_persona, looks_like_persona
+
     try:
-        load_config(path)
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except yaml.YAMLError:
+        data = None  # the loader below reports the syntax error with its line
+    try:
+        if looks_like_persona(path, data):
+            load_persona(path)
+        else:
+            load_config(path)
     except ConfigError as exc:
         for issue in exc.issues:
             err.print(f"{path}:{issue}", highlight=False, markup=False)
@@ -168,6 +178,70 @@ def evaluate(
     print(f"  {out}\n  {out.with_suffix('.png')}")
     if report["skipped"]:
         print(f"  {len(report['skipped'])} file(s) skipped, listed in the report")
+
+
+operators_app = typer.Typer(no_args_is_help=True, help="Manage dashboard operators.")
+app.add_typer(operators_app, name="operators")
+
+
+@operators_app.command("add")
+def operators_add(
+    name: Annotated[str, typer.Argument(help="Login name (letters, digits, _ . @ -)")],
+    config: ConfigOpt = None,
+    replace: Annotated[bool, typer.Option(help="Set a new password if NAME exists")] = False,
+) -> None:
+    """Create an operator; the password is read from stdin (first line)."""
+    import getpass
+    import sys
+
+    from avatar_agent.operators.auth import hash_password, valid_name
+    from avatar_agent.store import Store
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    if not valid_name(name):
+        err.print("error: a name has 1-64 letters, digits or _ . @ -", highlight=False)
+        raise typer.Exit(2)
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        hashed = hash_password(password)
+    except ValueError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    store = Store(cfg.storage.url)
+    try:
+        if not store.add_operator(name, hashed, replace=replace):
+            err.print(f"error: operator {name!r} exists (use --replace to set a new password)",
+                      highlight=False, markup=False)
+            raise typer.Exit(1)
+    finally:
+        store.close()
+    print(f"operator {name} {'updated' if replace else 'added'}")
+
+
+@app.command()
+def preview(
+    behavior: Annotated[
+        Path, typer.Option(help="Persona file, e.g. configs/behaviors/support.yaml")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write")] = Path("sheet.png"),
+) -> None:
+    """Contact sheet of the avatar for each customer level and conversation state."""
+    from avatar_agent.avatar.behavior import load_persona
+    from avatar_agent.avatar.preview import write_sheet
+
+    try:
+        persona = load_persona(behavior)
+    except ConfigError as exc:
+        err.print(str(exc), highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    print(write_sheet(persona, out))
 
 
 def main() -> None:

@@ -94,6 +94,8 @@ class CustomerClient:
         send_audio: bool = True,
         consent: bool = True,
         heartbeat: bool = True,
+        audio_track: MediaStreamTrack | None = None,
+        recorder: Any = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.media = media
@@ -101,6 +103,10 @@ class CustomerClient:
         self.send_audio = send_audio
         self.consent = consent
         self.heartbeat = heartbeat
+        # a microphone of the caller's own (e.g. a clip that starts on cue), and an
+        # in-memory recorder of the avatar's media (see avatar_agent.measure)
+        self.audio_track = audio_track
+        self.recorder = recorder
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.rx = Received()
         self.call_id: str | None = None
@@ -136,6 +142,8 @@ class CustomerClient:
             except MediaStreamError:
                 return
             now = time.monotonic()
+            if self.recorder is not None:
+                self.recorder.add(frame)
             if isinstance(frame, av.VideoFrame):
                 self.rx.video_times.append(now)
                 self.rx.video_size = (frame.width, frame.height)
@@ -153,6 +161,8 @@ class CustomerClient:
             self._player = MediaPlayer(str(self.media))
         for kind, wanted in (("video", self.send_video), ("audio", self.send_audio)):
             track = getattr(self._player, kind, None) if wanted and self._player else None
+            if kind == "audio" and self.audio_track is not None:
+                track = self.audio_track
             if track is not None:
                 self.pc.addTrack(track)
             else:
@@ -170,6 +180,8 @@ class CustomerClient:
                 raise RuntimeError(f"call refused: {resp.status} {data}")
         self.t_answer = time.monotonic()
         await self.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], data["type"]))
+        if self.recorder is not None:
+            self.recorder.attach(self.pc)
         self.call_id = str(data["call_id"])
         return self.call_id
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Section(BaseModel):
@@ -48,6 +50,8 @@ class AvatarConfig(Section):
     width: int = Field(640, ge=160, le=1920)
     height: int = Field(480, ge=120, le=1080)
     fps: int = Field(30, ge=5, le=60)
+    # Persona rules (configs/behaviors/); reloaded while calls run when the file changes.
+    behavior: str = "configs/behaviors/support.yaml"
 
     @field_validator("width", "height")
     @classmethod
@@ -65,6 +69,120 @@ class TTSConfig(Section):
         min_length=1,
         max_length=1000,
     )
+
+
+ReplyLayer = Literal["soothe", "confirm", "solve", "repair"]
+
+# Phrases a reply template may never contain: they dismiss the customer's feeling
+# instead of acknowledging it. Compared case-insensitively, whitespace folded.
+BANNED_REPLY_PHRASES = ("calm down", "relax", "don't be upset", "no need to be upset")
+
+
+class LevelReplies(Section):
+    """What the avatar says to a customer at one level: the layers in order, and their
+    wordings. Each layer lists several variants; a call rotates through them."""
+
+    layers: list[ReplyLayer] = Field(min_length=1)
+    # Used instead of `soothe` during the first `replies.acknowledge_s` at this level.
+    acknowledge: list[str] = Field(default_factory=list)
+    soothe: list[str] = Field(default_factory=list)
+    confirm: list[str] = Field(default_factory=list)
+    solve: list[str] = Field(default_factory=list)
+    repair: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _filled(self) -> LevelReplies:
+        for layer in self.layers:
+            if not getattr(self, layer):
+                raise ValueError(f"layer {layer!r} is used but has no templates")
+        for name in ("acknowledge", "soothe", "confirm", "solve", "repair"):
+            for text in getattr(self, name):
+                folded = " ".join(text.lower().split())
+                if not folded:
+                    raise ValueError(f"an empty {name} template")
+                for phrase in BANNED_REPLY_PHRASES:
+                    if phrase in folded:
+                        raise ValueError(f"{name} template {text!r} contains {phrase!r}")
+        return self
+
+
+class RepliesConfig(Section):
+    # Reply when the customer finishes a turn (voice activity only: there is no
+    # speech recognition, so the reply follows the level, not the words).
+    auto: bool = True
+    min_turn_s: float = Field(0.8, ge=0, le=30)  # shorter bursts (a cough, "mm") get no reply
+    pause_s: float = Field(0.4, ge=0, le=5)  # silence after the turn before the avatar answers
+    acknowledge_s: float = Field(30.0, ge=0, le=600)  # how long `acknowledge` replaces `soothe`
+    # Voice this long starts a customer turn and, while the avatar talks, stops it
+    # (barge-in): short, so the avatar yields within 200 ms of the customer's first word.
+    speech_start_s: float = Field(0.064, ge=0.03, le=2)
+    calm: LevelReplies = LevelReplies(
+        layers=["confirm", "solve"],
+        confirm=["Sure.", "Got it.", "Of course."],
+        solve=[
+            "Let me look into that for you right away.",
+            "I can help with that; give me a moment to check.",
+            "I'm checking your account now.",
+        ],
+    )
+    dissatisfied: LevelReplies = LevelReplies(
+        layers=["soothe", "confirm", "solve"],
+        soothe=[
+            "I'm sorry this has been a hassle.",
+            "I'm sorry for the trouble this has caused you.",
+            "I apologise, that should not have happened.",
+        ],
+        confirm=[
+            "So the problem is still not solved for you.",
+            "Let me make sure I understand what went wrong.",
+            "I see what you mean.",
+        ],
+        solve=[
+            "Here is what I will do to fix it now.",
+            "I'm taking care of this for you right now.",
+            "Let me sort this out for you straight away.",
+        ],
+    )
+    furious: LevelReplies = LevelReplies(
+        layers=["soothe", "confirm", "solve", "repair"],
+        acknowledge=[
+            "I can hear how frustrating this is for you.",
+            "I understand why you are angry, and you have every right to be.",
+            "I can tell this has been really upsetting.",
+        ],
+        soothe=[
+            "I'm truly sorry for all of this.",
+            "I'm very sorry we let you down.",
+            "I apologise for the trouble we have caused you.",
+        ],
+        confirm=[
+            "You have waited too long, and the problem is still there.",
+            "This should have been solved the first time.",
+            "Let me make sure I have this right.",
+        ],
+        solve=[
+            "I'm making this my priority right now.",
+            "Here is what I am doing to fix it, right now.",
+            "I will stay with you until this is solved.",
+        ],
+        repair=[
+            "Thank you for your patience with us.",
+            "I appreciate you giving us the chance to put this right.",
+            "We value you as a customer, and we will do better.",
+        ],
+    )
+
+
+class BargeInConfig(Section):
+    # "Duck, then decide": a sudden rise of the customer's level while the avatar talks
+    # holds it at once (silent, nothing lost); voice activity confirming speech within
+    # `confirm_s` makes it a barge-in, otherwise the avatar resumes where it stopped.
+    hold: bool = True  # false: only voice activity stops the avatar (slower, no resume)
+    onset_rise_db: float = Field(15.0, ge=3, le=40)  # over the adaptive noise floor
+    onset_min_dbfs: float = Field(-65.0, ge=-90, le=-10)  # and never quieter than this
+    onset_frames: int = Field(2, ge=1, le=10)  # 20 ms frames in a row
+    confirm_s: float = Field(0.4, ge=0.1, le=2)  # must exceed replies.speech_start_s + ~0.1
+    resume_lead_s: float = Field(0.06, ge=0, le=1)  # silence before the held speech resumes
 
 
 class PerceptionConfig(Section):
@@ -116,14 +234,45 @@ class StorageConfig(Section):
     url: str = "sqlite:///var/avatar-agent.db"
 
 
+class OperatorsConfig(Section):
+    token_ttl_h: float = Field(12.0, gt=0, le=24 * 30)  # login tokens expire after this
+    # Key that signs login tokens; unset = a random key per server start (logins then
+    # do not survive a restart). Set it for several server processes behind one address.
+    token_secret: str | None = Field(None, min_length=32)
+    # The dashboard never shows the customer's camera; kept as an explicit switch so
+    # turning it on is a visible decision (the dashboard does not implement it yet).
+    show_customer_video: bool = False
+    max_say_chars: int = Field(500, ge=1, le=5000)  # longest takeover reply
+
+
+class EscalationConfig(Section):
+    """When a human is needed: sustained anger, fury, or the customer asking for one."""
+
+    anger_threshold: float = Field(70.0, ge=0, le=100)
+    hold_s: float = Field(5.0, ge=0, le=600)  # the index stays at or above the threshold this long
+    on_furious: bool = True  # the level reaching furious escalates at once
+    on_customer_request: bool = True  # the page's "Talk to a person" button
+    cooldown_s: float = Field(120.0, ge=0, le=3600)  # no second escalation of a call before this
+
+
+class PrivacyConfig(Section):
+    retention_days: float = Field(30.0, gt=0, le=3650)  # curves, events, escalations
+    purge_interval_h: float = Field(1.0, gt=0, le=24 * 7)  # how often the purge runs
+
+
 class Config(Section):
     server: ServerConfig = ServerConfig()
     call: CallConfig = CallConfig()
     avatar: AvatarConfig = AvatarConfig()
     tts: TTSConfig = TTSConfig()
+    replies: RepliesConfig = RepliesConfig()
+    barge_in: BargeInConfig = BargeInConfig()
     perception: PerceptionConfig = PerceptionConfig()
     affect: AffectConfig = AffectConfig()
     storage: StorageConfig = StorageConfig()
+    operators: OperatorsConfig = OperatorsConfig()
+    escalation: EscalationConfig = EscalationConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
 
 
 @dataclass(frozen=True)
@@ -165,6 +314,11 @@ def _line_index(node: yaml.Node | None, prefix: tuple[str, ...] = ()) -> dict[tu
 
 def parse_config(text: str, source: str = "<string>") -> Config:
     """Validate YAML text; raise ConfigError listing every problem with its path."""
+    return parse_yaml_model(Config, text, source)
+
+
+def parse_yaml_model(model: type[M], text: str, source: str = "<string>") -> M:
+    """Validate YAML text against any model; ConfigError lists every problem with its line."""
     try:
         data: Any = yaml.safe_load(text)
         lines = _line_index(yaml.compose(text))
@@ -177,7 +331,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     if not isinstance(data, dict):
         raise ConfigError(source, [ConfigIssue("", 1, "the top level must be a mapping")])
     try:
-        return Config.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         issues = []
         for err in exc.errors():

@@ -13,14 +13,16 @@ from aiortc import RTCSessionDescription
 
 from avatar_agent.affect.live import CallAffect
 from avatar_agent.aio import TaskSet
-from avatar_agent.avatar.animator import IdleAnimator
+from avatar_agent.avatar.animator import CueAnimator
+from avatar_agent.avatar.behavior import behavior_path
+from avatar_agent.avatar.live_cues import CallCues
 from avatar_agent.avatar.render import AvatarRenderer
 from avatar_agent.avatar.stream import AvatarStream
-from avatar_agent.perception.live import CallPerception
+from avatar_agent.perception.live import CallPerception, run_voice_activity
 from avatar_agent.perception.vad import VadEvent
+from avatar_agent.speech.call_speech import CallSpeech
+from avatar_agent.speech.onset import OnsetDetector
 from avatar_agent.speech.playout import Playout, SpeechEvent
-from avatar_agent.speech.tts import stream_sentences
-from avatar_agent.speech.types import Utterance
 from avatar_agent.transport.webrtc import WebRTCTransport
 
 if TYPE_CHECKING:
@@ -29,9 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OUTPUT_RATE = 48000
-# Speech starts this far after "now" on the media clock, so its first words are not
-# cut while the customer's jitter buffer fills.
-SPEECH_LEAD_S = 0.25
 
 
 class CallSession:
@@ -54,8 +53,11 @@ class CallSession:
         self.stream: AvatarStream | None = None
         self.perception: CallPerception | None = None
         self.affect: CallAffect | None = None
+        self.cues: CallCues | None = None
+        self.speech: CallSpeech | None = None
         self.customer_speaking = False
         self.voice_listeners: list[Callable[[VadEvent], None]] = []
+        self.started_at = time.time()  # wall clock, for the operators' call list
 
     async def start(self, sdp: str, kind: str) -> RTCSessionDescription:
         """Answer the customer's offer; raises OfferError for an offer we cannot take."""
@@ -71,7 +73,7 @@ class CallSession:
         )
         self.stream = AvatarStream(
             renderer.render,
-            IdleAnimator(seed=zlib.crc32(self.call_id.encode())),
+            CueAnimator(seed=zlib.crc32(self.call_id.encode())),
             Playout(OUTPUT_RATE),
         )
         self.transport = WebRTCTransport(
@@ -83,6 +85,7 @@ class CallSession:
             on_end=self.request_end,
             on_connected=self._connected,
             on_speech=self._speech_event,
+            on_message=self._customer_message,
             heartbeat_timeout=cfg.call.heartbeat_timeout_s,
         )
         try:
@@ -93,11 +96,49 @@ class CallSession:
         await self.rt.store.call_started(self.call_id, self.consent_analysis)
         self.rt.events.publish({"type": "call", "event": "started", "call_id": self.call_id,
                                 "consent_analysis": self.consent_analysis})
+        self._start_speech(self.stream, self.transport)
         if self.consent_analysis:
             self._start_perception(self.transport)
+        self._start_cues(self.stream, self.transport)
         self._tasks.spawn(self._connect_watchdog(cfg.call.connect_timeout_s), "connect-watchdog")
         self.rt.metrics.stage_seconds.labels("call_setup").observe(time.perf_counter() - t0)
         return answer
+
+    def _start_cues(self, stream: AvatarStream, transport: WebRTCTransport) -> None:
+        """Body language for every call; without consent the customer reads as calm."""
+        self.cues = CallCues(
+            stream,
+            behavior_path(self.rt.config.avatar.behavior),
+            lambda: self.affect.last if self.affect is not None else None,
+            lambda: self.customer_speaking,
+            transport.media_time,
+            transport.send_event,
+        )
+        self._tasks.spawn(self.cues.run(), "cues")
+
+    def _start_speech(self, stream: AvatarStream, transport: WebRTCTransport) -> None:
+        """Speech and turn-taking for every call. Without consent only voice activity
+        runs (no prosody, no affect, nothing kept), so barge-in and replies still work."""
+        self.speech = CallSpeech(
+            self.call_id, self.rt.config, self.rt, stream.playout, transport.media_time,
+            self._speech_event, self._tasks.spawn, self._level,
+            lambda: float(getattr(getattr(stream, "targets", None), "speech_rate", 1.0)),
+        )
+        if transport.audio_in is not None:
+            b = self.rt.config.barge_in
+            self._tasks.spawn(run_voice_activity(
+                transport.audio_in, self.rt.analysis_pool, transport.media_time,
+                self._voice_event, min_speech_s=self.rt.config.replies.speech_start_s,
+                onset=OnsetDetector(b.onset_rise_db, b.onset_min_dbfs, b.onset_frames),
+                on_onset=self.speech.onset,
+            ), "voice-activity")
+
+    def _level(self) -> tuple[str | None, float | None]:
+        """The customer's level and since when, for the reply; (None, None) without affect."""
+        snap = self.affect.last if self.affect is not None else None
+        if self.affect is None or snap is None:
+            return None, None
+        return snap.level, self.affect.state.levels.since
 
     def _start_perception(self, transport: WebRTCTransport) -> None:
         """Analyse the customer's face and voice; only ever called with consent."""
@@ -106,7 +147,6 @@ class CallSession:
             self.rt.analysis_pool,
             self.rt.metrics,
             transport.media_time,
-            on_voice_event=self._voice_event,
         )
         if transport.video_in is not None:
             self._tasks.spawn(self.perception.run_face(transport.video_in), "face")
@@ -137,38 +177,47 @@ class CallSession:
         """Customer speech start/end: published to the call's listeners (barge-in)."""
         self.customer_speaking = ev.kind == "speech_start"
         self.rt.metrics.customer_speech.labels(ev.kind).inc()
+        if self.speech is not None:
+            self.speech.voice_event(ev)
         for listener in list(self.voice_listeners):
             listener(ev)
 
     # --- speech -----------------------------------------------------------------
 
     def say(self, text: str) -> None:
-        """Speak text after whatever is already queued."""
-        self._tasks.spawn(self._say(text), "say")
-
-    async def _say(self, text: str) -> None:
-        assert self.stream is not None and self.transport is not None
-        cached = self.rt.cached_speech(text)
-        if cached is not None:
-            for utt in cached:
-                self._enqueue(utt)
-            return
-        t0 = time.perf_counter()
-        async for utt in stream_sentences(self.rt.tts, text, self.rt.tts_pool):
-            self.rt.metrics.stage_seconds.labels("tts_sentence").observe(time.perf_counter() - t0)
-            self._enqueue(utt)
-            t0 = time.perf_counter()
-
-    def _enqueue(self, utt: Utterance) -> None:
-        assert self.stream is not None and self.transport is not None
-        now = round((self.transport.media_time() + SPEECH_LEAD_S) * OUTPUT_RATE)
-        self.stream.playout.enqueue(utt, now)
+        """Speak text after whatever is already queued, at the current speech rate;
+        apologising text is tagged so the avatar's cues follow it."""
+        if self.speech is not None:
+            self.speech.say(text)
 
     def _speech_event(self, ev: SpeechEvent) -> None:
+        msg: dict[str, Any] = {"type": "speech", "event": ev.event, "text": ev.text,
+                               "t": ev.sample / OUTPUT_RATE}
+        if ev.interrupted:
+            msg["interrupted"] = True  # cut short by the customer (barge-in)
         if self.transport is not None:
-            self.transport.send_event(
-                {"type": "speech", "event": ev.event, "text": ev.text, "t": ev.sample / OUTPUT_RATE}
-            )
+            self.transport.send_event(msg)
+        self.rt.events.publish({**msg, "call_id": self.call_id})
+        if ev.event == "start":
+            # The avatar's captions are the call's transcript; kept so it outlives the call.
+            self._tasks.spawn(self.rt.store.add_events(
+                self.call_id, [{"t": msg["t"], "kind": "caption", "text": ev.text}]
+            ), "store-caption")
+
+    def _customer_message(self, msg: dict[str, Any]) -> None:
+        """A message from the customer's page on the `agent` channel (besides pings)."""
+        if msg.get("type") == "human":
+            self.request_human()
+
+    def request_human(self) -> None:
+        """The customer asked to talk to a person: the escalation policy decides."""
+        t = self.transport.media_time() if self.transport is not None else 0.0
+        log.info("call %s: the customer asked for a person", self.call_id)
+        self.rt.events.publish({"type": "customer", "event": "human_request",
+                                "call_id": self.call_id, "t": t})
+        self._tasks.spawn(self.rt.store.add_events(
+            self.call_id, [{"t": t, "kind": "human_request"}]
+        ), "store-request")
 
     # --- lifecycle ----------------------------------------------------------------
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from sqlalchemy import (
     Integer,
     String,
     create_engine,
+    delete,
     insert,
     select,
     update,
@@ -78,7 +81,36 @@ class CallEventRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class OperatorRow(Base):
+    """A person who may use the dashboard; only an argon2 hash of the password is kept."""
+
+    __tablename__ = "operators"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EscalationRow(Base):
+    """A call the escalation policy handed to a human, and who took it when."""
+
+    __tablename__ = "escalations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    t: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(256))
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(
+        DateTime(timezone=True), default=None
+    )
+
+
 AFFECT_FIELDS = ("t", "arousal", "valence", "anger_index", "level", "emotion")
+ESCALATION_FIELDS = ("id", "call_id", "created_at", "t", "reason", "detail",
+                     "acknowledged_by", "acknowledged_at")
 
 
 @dataclass(frozen=True)
@@ -96,6 +128,16 @@ def _now() -> dt.datetime:
 
 def _record(row: CallRow) -> CallRecord:
     return CallRecord(row.id, row.started_at, row.ended_at, row.end_reason, row.consent_analysis)
+
+
+def _escalation(row: EscalationRow) -> dict[str, Any]:
+    out = {k: getattr(row, k) for k in ESCALATION_FIELDS}
+    for k in ("created_at", "acknowledged_at"):
+        if out[k] is not None:
+            # SQLite hands back naive datetimes; they were written in UTC
+            when = out[k] if out[k].tzinfo else out[k].replace(tzinfo=dt.UTC)
+            out[k] = when.isoformat()
+    return out
 
 
 class Store:
@@ -174,10 +216,78 @@ class Store:
                              .order_by(CallEventRow.t, CallEventRow.id))
             return [{"t": r.t, "kind": r.kind, **r.data} for r in rows]
 
-    def list_calls(self, limit: int = 100) -> list[CallRecord]:
+    def list_calls(self, limit: int = 100, ended_only: bool = False) -> list[CallRecord]:
         with Session(self.engine) as s:
-            rows = s.scalars(select(CallRow).order_by(CallRow.started_at.desc()).limit(limit))
+            q = select(CallRow)
+            if ended_only:
+                q = q.where(CallRow.ended_at.is_not(None))
+            rows = s.scalars(q.order_by(CallRow.started_at.desc()).limit(limit))
             return [_record(r) for r in rows]
+
+    # --- operators and escalations --------------------------------------------------
+
+    def add_operator(self, name: str, password_hash: str, replace: bool = False) -> bool:
+        """Create an operator (or replace their hash); False if the name exists."""
+        with Session(self.engine) as s, s.begin():
+            row = s.get(OperatorRow, name)
+            if row is not None:
+                if not replace:
+                    return False
+                row.password_hash = password_hash
+                return True
+            s.add(OperatorRow(name=name, password_hash=password_hash, created_at=_now()))
+            return True
+
+    def operator_hash(self, name: str) -> str | None:
+        with Session(self.engine) as s:
+            row = s.get(OperatorRow, name)
+            return row.password_hash if row else None
+
+    def add_escalation(self, call_id: str, t: float, reason: str, detail: str) -> dict[str, Any]:
+        with Session(self.engine) as s, s.begin():
+            row = EscalationRow(call_id=call_id, created_at=_now(), t=t, reason=reason,
+                                detail=detail[:256])
+            s.add(row)
+            s.flush()
+            return _escalation(row)
+
+    def acknowledge(self, escalation_id: int, operator: str) -> dict[str, Any] | None:
+        """Record who took an escalation; the first operator to acknowledge keeps it."""
+        with Session(self.engine) as s, s.begin():
+            row = s.get(EscalationRow, escalation_id)
+            if row is None:
+                return None
+            if row.acknowledged_by is None:
+                row.acknowledged_by, row.acknowledged_at = operator, _now()
+            return _escalation(row)
+
+    def escalations(self, call_id: str | None = None, open_only: bool = False
+                    ) -> list[dict[str, Any]]:
+        with Session(self.engine) as s:
+            q = select(EscalationRow)
+            if call_id is not None:
+                q = q.where(EscalationRow.call_id == call_id)
+            if open_only:
+                q = q.where(EscalationRow.acknowledged_by.is_(None))
+            return [_escalation(r) for r in s.scalars(q.order_by(EscalationRow.id))]
+
+    def purge_before(self, cutoff: dt.datetime) -> dict[str, int]:
+        """Delete curves, events and escalations written before cutoff, and the rows of
+        calls that ended before it. Returns how many rows of each table went."""
+        counts: dict[str, int] = {}
+        with Session(self.engine) as s, s.begin():
+            for name, table in (("affect_points", AffectPointRow),
+                                ("call_events", CallEventRow),
+                                ("escalations", EscalationRow)):
+                res = s.execute(delete(table).where(table.created_at < cutoff))
+                counts[name] = int(getattr(res, "rowcount", 0) or 0)
+            # a call row goes only once nothing refers to it any more
+            ended = select(CallRow.id).where(CallRow.ended_at < cutoff)
+            for table in (AffectPointRow, CallEventRow, EscalationRow):
+                s.execute(delete(table).where(table.call_id.in_(ended)))
+            res = s.execute(delete(CallRow).where(CallRow.ended_at < cutoff))
+            counts["calls"] = int(getattr(res, "rowcount", 0) or 0)
+        return counts
 
 
 class AsyncStore:
@@ -198,6 +308,12 @@ class AsyncStore:
 
     async def add_events(self, call_id: str, events: list[dict[str, Any]]) -> None:
         await self._run(self.store.add_events, call_id, events)
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Any `Store` method (or function of it) on the store's thread."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, functools.partial(fn, *args, **kwargs)
+        )
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)

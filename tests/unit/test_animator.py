@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -115,3 +117,134 @@ def test_skipped_frames_still_show_blinks() -> None:
     # a caller that drops to 10 fps still sees the eyes close at least half-way
     blink = column(run(6, 60.0, fps=10.0), "blink")
     assert len(blink_starts(blink, 0.3)) >= 5
+
+
+# --- cue animator: springs from persona targets to the pose ----------------------
+
+from pathlib import Path  # noqa: E402
+
+from avatar_agent.avatar.animator import CueAnimator  # noqa: E402
+from avatar_agent.avatar.behavior import (  # noqa: E402
+    AffectInput,
+    CueTargets,
+    cue_targets,
+    load_persona,
+)
+
+BEHAVIORS = Path(__file__).resolve().parents[2] / "configs" / "behaviors"
+SUPPORT, RECEPTIONIST = BEHAVIORS / "support.yaml", BEHAVIORS / "receptionist.yaml"
+
+CUE_FIELDS = ("lean", "brow_raise", "brow_frown", "mouth_curve")
+# the most any cue may change from one 30 fps frame to the next
+MAX_STEP = {"lean": 0.03, "brow_raise": 0.09, "brow_frown": 0.075, "mouth_curve": 0.09,
+            "head_roll": 0.6, "head_pitch": 0.9}
+
+
+def drive(anim: CueAnimator, start: int, frames: int, mouth: float = 0.0) -> list[Pose]:
+    return [anim.pose(k / FPS, mouth) for k in range(start, start + frames)]
+
+
+def test_target_steps_never_jump_a_frame() -> None:
+    extremes = [CueTargets(), CueTargets(lean=1, head_tilt=8, brow_raise=1, brow_frown=1,
+                                         mouth_curve=1, nod=1),
+                CueTargets(lean=0, head_tilt=-8, brow_raise=-1, brow_frown=0, mouth_curve=-1),
+                CueTargets(lean=1, brow_frown=1, mouth_curve=-1, nod=1)]
+    anim = CueAnimator(2)
+    poses: list[Pose] = []
+    k = 0
+    for _ in range(3):
+        for targets in extremes:
+            anim.set_targets(targets)
+            n = 15 if len(poses) % 2 else 60  # some steps interrupt a motion half-way
+            poses += drive(anim, k, n)
+            k += n
+    for name, bound in MAX_STEP.items():
+        steps = np.abs(np.diff(column(poses, name)))
+        assert steps.max() <= bound, (name, steps.max())
+
+
+def test_no_overshoot_or_jitter_after_a_step() -> None:
+    anim = CueAnimator(0)
+    anim.set_targets(CueTargets(lean=0.8, brow_frown=0.7, mouth_curve=-0.4, brow_raise=0.3,
+                                motion=0.0, nod=0.0))
+    poses = drive(anim, 0, 150)
+    for name, target in (("lean", 0.8), ("brow_frown", 0.7), ("mouth_curve", -0.4),
+                         ("brow_raise", 0.3)):
+        values = column(poses, name)
+        sign = np.sign(target)
+        assert (np.diff(values) * sign >= -1e-9).all(), name  # monotone: no oscillation
+        assert (values * sign <= abs(target) + 1e-6).all(), name  # no overshoot
+        assert abs(values[-1] - target) < 0.01, name  # settled within 5 s
+        assert abs(values[30] - target) < 0.5 * abs(target), name  # half way within 1 s
+
+
+def test_skipped_frames_pass_through_the_same_states() -> None:
+    a, b = CueAnimator(4), CueAnimator(4)
+    targets = CueTargets(lean=0.9, brow_frown=0.6, nod=0.8, gaze_hold=0.2, saccade_rate=1.5)
+    a.set_targets(targets)
+    b.set_targets(targets)
+    dense = drive(a, 0, 300)
+    sparse = [b.pose(k / FPS) for k in range(0, 300, 7)]
+    for k, pose in zip(range(0, 300, 7), sparse, strict=True):
+        assert pose == dense[k]
+
+
+def test_nods_while_listening_as_the_persona_asks() -> None:
+    support, receptionist = load_persona(SUPPORT), load_persona(RECEPTIONIST)
+    furious = AffectInput("furious", 90)
+
+    def pitch_range(persona_targets: CueTargets) -> float:
+        anim = CueAnimator(5, persona_targets)
+        anim.settle()
+        pitch = column(drive(anim, 0, 300), "head_pitch")
+        still = CueAnimator(5, dataclasses.replace(persona_targets, nod=0.0))
+        still.settle()
+        base = column(drive(still, 0, 300), "head_pitch")
+        return float(np.abs(pitch - base).max())
+
+    assert pitch_range(cue_targets(support, furious, "listening")) > 2.0
+    assert pitch_range(cue_targets(support, furious, "idle")) < 2.5
+    assert pitch_range(cue_targets(support, AffectInput(), "speaking")) == 0.0
+    assert pitch_range(cue_targets(receptionist, furious, "listening")) == 0.0
+
+
+def test_receptionist_barely_moves_but_blinks() -> None:
+    recept = load_persona(RECEPTIONIST)
+    anim = CueAnimator(6, cue_targets(recept, AffectInput(), "idle"))
+    anim.settle()
+    calm = drive(anim, 0, 600)
+    anim.set_targets(cue_targets(recept, AffectInput("furious", 95), "listening"))
+    poses = calm + drive(anim, 600, 600)
+    for name in ("head_yaw", "head_pitch", "head_roll"):
+        assert np.ptp(column(poses, name)) < 0.6, name
+    assert np.ptp(column(poses, "lean")) == 0.0
+    assert np.ptp(column(poses, "brow_frown")) == 0.0
+    assert len(blink_starts(column(poses, "blink"))) >= 6  # 40 s at ~15 per minute
+    assert np.ptp(column(poses, "gaze_x")) > 0.01
+
+
+def test_support_sways_and_steady_gaze_means_fewer_saccades() -> None:
+    support = load_persona(SUPPORT)
+
+    def gaze_moves(affect: AffectInput, state: str) -> tuple[int, float]:
+        anim = CueAnimator(8, cue_targets(support, affect, state))
+        anim.settle()
+        poses = drive(anim, 0, 1800)
+        gaze = np.stack([column(poses, "gaze_x"), column(poses, "gaze_y")], 1)
+        moving = np.abs(np.diff(gaze, axis=0)).sum(1) > 1e-6
+        starts = int((moving[1:] & ~moving[:-1]).sum())
+        return starts, float(np.abs(gaze[:, 0]).max())
+
+    calm_n, calm_reach = gaze_moves(AffectInput(), "idle")
+    fur_n, fur_reach = gaze_moves(AffectInput("furious", 90), "idle")
+    assert fur_n < calm_n / 2, (calm_n, fur_n)
+    assert fur_reach < calm_reach, (calm_reach, fur_reach)
+
+
+def test_smile_blends_with_speech() -> None:
+    anim = CueAnimator(0, CueTargets(mouth_curve=0.5))
+    anim.settle()
+    closed, open_ = anim.pose(0.0, 0.0), anim.pose(0.0, 1.0)
+    assert closed.mouth_curve == pytest.approx(0.5)
+    assert 0.0 < open_.mouth_curve < closed.mouth_curve
+    assert open_.mouth_open == 1.0

@@ -161,3 +161,92 @@ def test_malformed_rig(tmp_path: Path) -> None:
     (avatar / "rig.json").write_text("{\"format\": 1}")
     with pytest.raises(ValueError, match="rig.json"):
         AvatarRenderer(avatar)
+
+
+# --- body-language cues -----------------------------------------------------------
+
+def cue_sweep() -> Iterator[Pose]:
+    """Every cue driven across its range by the cue animator, from a calm to a furious
+    customer and back, in every conversation state, with speech-like mouth motion."""
+    from avatar_agent.avatar.animator import CueAnimator
+    from avatar_agent.avatar.behavior import CueTargets
+
+    extremes = [
+        CueTargets(lean=0.1, head_tilt=1.5, brow_raise=0.1, mouth_curve=0.5),
+        CueTargets(lean=1.0, head_tilt=8.0, head_pitch=-8.0, nod=1.0, brow_raise=1.0,
+                   brow_frown=1.0, mouth_curve=-1.0, gaze_hold=1.0, motion=1.5),
+        CueTargets(lean=0.0, head_tilt=-8.0, head_pitch=8.0, brow_raise=-1.0, mouth_curve=1.0,
+                   gaze_hold=0.0, saccade_rate=3.0, blink_rate=40.0, motion=1.5),
+        CueTargets(lean=1.0, brow_frown=1.0, mouth_curve=-1.0, nod=1.0, blink_rate=30.0),
+    ]
+    anim = CueAnimator(3)
+    k = 0
+    for targets in extremes:
+        anim.set_targets(targets)
+        for _ in range(60):
+            t = k / FPS
+            yield anim.pose(t, max(0.0, math.sin(2.0 * math.pi * t / 0.9)))
+            k += 1
+
+
+def test_face_tracked_across_all_cue_extremes(renderer: AvatarRenderer) -> None:
+    poses = list(cue_sweep())
+    assert max(p.lean for p in poses) > 0.95 and max(p.brow_frown for p in poses) > 0.95
+    assert min(p.mouth_curve for p in poses) < -0.5 and max(p.mouth_curve for p in poses) > 0.5
+    with face_mesh(static=False) as mesh:
+        found = [lip_gap(mesh, renderer.render(p)) is not None for p in poses]
+    assert np.mean(found) >= 0.95, f"face found in {np.mean(found):.1%} of frames"
+
+
+def changed(renderer: AvatarRenderer, a: Pose, b: Pose) -> np.ndarray:
+    diff = np.abs(renderer.render(a).astype(int) - renderer.render(b).astype(int)).sum(axis=2)
+    return np.asarray(diff > 30)
+
+
+def test_brow_cues_change_only_the_brows(renderer: AvatarRenderer) -> None:
+    for pose in (Pose(brow_raise=1.0), Pose(brow_raise=-1.0), Pose(brow_frown=1.0)):
+        ys, xs = np.nonzero(changed(renderer, Pose(), pose))
+        assert len(ys) > 150, pose
+        assert ys.min() >= 140 and ys.max() <= 175, pose
+        assert xs.min() >= 255 and xs.max() <= 385, pose
+    # the frown works on the inner ends: more change near the midline than at the tips
+    frown = changed(renderer, Pose(), Pose(brow_frown=1.0))
+    assert frown[:, 290:352].sum() > 2 * (frown[:, 255:290].sum() + frown[:, 352:385].sum())
+
+
+def test_mouth_curve_moves_the_corners(renderer: AvatarRenderer) -> None:
+    def corner_rows(pose: Pose) -> tuple[float, float]:
+        """Row of the lip colour's edge just inside each mouth corner."""
+        frame = renderer.render(pose).astype(int)
+        lip = (frame[..., 0] - frame[..., 1]) > 60
+        rows = []
+        for x in (297, 343):
+            ys = np.nonzero(lip[230:290, x])[0]
+            rows.append(float(ys.mean()) + 230)
+        return rows[0], rows[1]
+
+    rest, smile, down = corner_rows(Pose()), corner_rows(Pose(mouth_curve=1.0)), \
+        corner_rows(Pose(mouth_curve=-1.0))
+    for i in range(2):
+        assert smile[i] < rest[i] - 1.0 < down[i] - 2.0, (rest, smile, down)
+    ys, _ = np.nonzero(changed(renderer, Pose(), Pose(mouth_curve=1.0)))
+    assert ys.min() > 235 and ys.max() < 285
+
+
+def test_lean_brings_head_and_shoulders_closer(renderer: AvatarRenderer) -> None:
+    def face_width(frame: np.ndarray) -> int:
+        with face_mesh(static=True) as mesh:
+            result = mesh.process(frame)
+        lm = result.multi_face_landmarks[0].landmark
+        return round(abs(lm[234].x - lm[454].x) * frame.shape[1] * 10)
+
+    upright, lean = renderer.render(Pose()), renderer.render(Pose(lean=1.0))
+    growth = face_width(lean) / face_width(upright) - 1.0
+    assert 0.03 <= growth <= 0.07, growth
+    # the shoulders come closer too: the blazer's edge moves outward
+    row = 400
+    dark_up = np.nonzero(upright[row].astype(int).sum(1) < 200)[0]
+    dark_lean = np.nonzero(lean[row].astype(int).sum(1) < 200)[0]
+    assert dark_lean.min() < dark_up.min() and dark_lean.max() > dark_up.max()
+    # the room behind stays where it is
+    assert np.abs(lean[:60, :100].astype(int) - upright[:60, :100].astype(int)).max() <= 2

@@ -142,6 +142,33 @@ def test_speed_shortens_audio(engine: PiperTTS) -> None:
         PiperTTS(speed=0.0)
 
 
+def _mean_duration(engine: PiperTTS, text: str, speed: float | None = None, n: int = 3) -> float:
+    # Piper's duration noise moves a sentence by several per cent from run to run.
+    return sum(sum(u.duration for u in engine.synthesize(text, speed)) for _ in range(n)) / n
+
+
+def test_per_call_speed_without_reloading_the_voice(engine: PiperTTS) -> None:
+    text = "Your replacement will be shipped within three business days."
+    voice = engine._voice
+    normal = _mean_duration(engine, text)
+    slow = _mean_duration(engine, text, 0.8)
+    assert engine._voice is voice and engine.speed == 1.0
+    assert 1.08 < slow / normal < 1.35  # 0.8x speed
+    for u in engine.synthesize(text, 0.8):  # the phoneme timeline still tiles the audio
+        assert u.phonemes[0].start == 0.0 and u.phonemes[-1].end == u.duration
+    # the engine's own speed is unchanged for the next text
+    assert 0.95 < _mean_duration(engine, text) / normal < 1.05
+    with pytest.raises(ValueError):
+        engine.synthesize(text, speed=-1.0)
+
+
+async def test_stream_sentences_passes_the_speed(engine: PiperTTS) -> None:
+    recorder = RecordingEngine(engine)
+    text = "Thank you for waiting. Your order ships tomorrow."
+    got = [u async for u in stream_sentences(recorder, text, None, 0.92)]
+    assert recorder.speeds == [0.92] and len(got) == 2
+
+
 def test_long_run_on_text_is_cut(engine: PiperTTS) -> None:
     text = ", ".join(f"item number {i}" for i in range(40)) + "."
     utterances = engine.synthesize(text)
@@ -199,9 +226,11 @@ class RecordingEngine:
         self.output_rate = inner.output_rate
         self.threads: set[int] = set()
         self.produced = 0
+        self.speeds: list[float | None] = []
 
-    def sentences(self, text: str) -> Iterator[Utterance]:
-        for utterance in self.inner.sentences(text):
+    def sentences(self, text: str, speed: float | None = None) -> Iterator[Utterance]:
+        self.speeds.append(speed)
+        for utterance in self.inner.sentences(text, speed):
             self.threads.add(threading.get_ident())
             self.produced += 1
             yield utterance

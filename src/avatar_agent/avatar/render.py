@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from avatar_agent.avatar.animator import Pose
+from avatar_agent.avatar.face_warp import brow_fields, mouth_curve_field
 
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
@@ -29,7 +31,12 @@ _MAP_STEP = 8  # the head's bend field is smooth, so it is computed on a coarse 
 # The chest moves under 2 px with a breath, so it is pre-composited over the
 # background at this many breath levels; a step is ~0.25 px, far below notice.
 _BREATH_LEVELS = 16
-_HEAD_TRAVEL = 14  # px the bent head may move past its layer's opaque area
+_HEAD_TRAVEL = 24  # px the bent and leaning head may move past its layer's opaque area
+# The body is warped for a lean at this many levels (built when first needed); a
+# step moves the shoulders' outer edge under a pixel.
+_LEAN_LEVELS = 16
+_BODY_CACHE = 64  # (breath, lean) body levels kept per renderer, ~0.35 MB each
+_PART_PAD = 8  # px around the brows box that a raised or frowning brow may reach
 
 
 def default_avatar_dir() -> Path:
@@ -166,7 +173,14 @@ class AvatarRenderer:
         self._body_top = int(body["top"])
         if body_img.shape[1] != w or self._body_top + body_img.shape[0] != h:
             raise ValueError(f"{root / body['image']}: must span the frame below body.top")
-        self._prepare_breath(body_img, float(body["breath_px"]))
+        lean = rig["lean"]
+        self._lean_pivot = (float(lean["pivot"][0]), float(lean["pivot"][1]))
+        self._lean_scale = float(lean["scale"])
+        self._body_img = body_img
+        self._body_breath_px = float(body["breath_px"])
+        self._body_cache: OrderedDict[tuple[int, int], tuple[U8, U8]] = OrderedDict()
+        for level in range(_BREATH_LEVELS):  # upright is the common case: build it now
+            self._body_at(level, 0)
 
         eyes = rig["eyes"]
         self._eyes_box = _box(eyes["box"], "eyes.box")
@@ -192,33 +206,74 @@ class AvatarRenderer:
 
         brows = rig["brows"]
         self._brows_box = _box(brows["box"], "brows.box")
-        self._brows = _load(root / brows["image"], 4)
+        brow_img = _load(root / brows["image"], 4)
         bx0, by0, bx1, by1 = self._brows_box
-        if self._brows.shape[:2] != (by1 - by0, bx1 - bx0):
+        if brow_img.shape[:2] != (by1 - by0, bx1 - bx0):
             raise ValueError(f"{root / brows['image']}: size does not match brows.box")
+        self._setup_brows(brows, brow_img)
 
         mouth = rig["mouth"]
         self._mouth_box = _box(mouth["box"], "mouth.box")
         mouth_path = root / mouth["image"]
         self._mouth = _atlas(_load(mouth_path, 4), int(mouth["levels"]), self._mouth_box,
                              mouth_path)
+        self._setup_mouth(mouth)
         for name, b in (("eyes", self._eyes_box), ("brows", self._brows_box),
                         ("mouth", self._mouth_box)):
             if b[0] < x0 or b[1] < y0 or b[2] > x1 or b[3] > y1:
                 raise ValueError(f"{name}.box {b} lies outside head.box {self._head_box}")
+
+    def _setup_brows(self, brows: dict[str, Any], img: U8) -> None:
+        """Pad the brows part so a raised or frowning brow has room to move."""
+        x0, y0, x1, y1 = self._brows_box
+        hx0, hy0, hx1, hy1 = self._head_box
+        p = _PART_PAD
+        box = (max(hx0, x0 - p), max(hy0, y0 - p), min(hx1, x1 + p), min(hy1, y1 + p))
+        canvas = np.zeros((box[3] - box[1], box[2] - box[0], 4), np.uint8)
+        canvas[y0 - box[1]:y1 - box[1], x0 - box[0]:x1 - box[0]] = img
+        self._brows_box, self._brows = box, canvas
+        inner = [float(v) for v in brows["inner"]]
+        centre = (inner[0] + inner[1]) / 2.0
+        self._brow_fields = brow_fields(
+            (box[2] - box[0], box[3] - box[1]), centre - box[0], abs(inner[1] - inner[0]) / 2,
+            float(brows["frown_reach"]), float(brows["raise_px"]), float(brows["frown_px"]),
+            float(brows["pinch_px"]),
+        )
+
+    def _setup_mouth(self, mouth: dict[str, Any]) -> None:
+        (lx, ly), (rx, ry) = ((float(c[0]), float(c[1])) for c in mouth["corners"])
+        x0, y0 = self._mouth_box[0], self._mouth_box[1]
+        size = (self._mouth_box[2] - x0, self._mouth_box[3] - y0)
+        self._mouth_base_x, self._mouth_base_y, self._mouth_curve_dy = mouth_curve_field(
+            size, ((lx + rx) / 2 - x0, (ly + ry) / 2 - y0), (rx - lx) / 2,
+            float(mouth["curve_px"]),
+        )
+
+    def _warp_brows(self, pose: Pose) -> U8:
+        raise_, frown = float(pose.brow_raise), float(pose.brow_frown)
+        if abs(raise_) < 1e-3 and abs(frown) < 1e-3:
+            return self._brows
+        f = self._brow_fields
+        map_x = f.base_x + np.float32(frown) * f.frown_dx
+        map_y = f.base_y + np.float32(raise_) * f.raise_dy + np.float32(frown) * f.frown_dy
+        return np.asarray(cv2.remap(self._brows, map_x, map_y, cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0)),
+                          dtype=np.uint8)
 
     # ------------------------------------------------------------------ per frame
 
     def render(self, pose: Pose) -> U8:
         canvas = self._head.copy()  # per frame, so concurrent renders never share a buffer
         self._draw_eyes(canvas, pose)
-        self._paste_box(canvas, self._brows_box, self._brows, over=True)
-        self._draw_mouth(canvas, pose.mouth_open)
+        self._paste_box(canvas, self._brows_box, self._warp_brows(pose), over=True)
+        self._draw_mouth(canvas, pose.mouth_open, pose.mouth_curve)
         level = round((min(1.0, max(-1.0, pose.breath)) + 1.0) / 2.0 * (_BREATH_LEVELS - 1))
+        lean = round(min(1.0, max(0.0, pose.lean)) * (_LEAN_LEVELS - 1))
+        room_body, body_in_head = self._body_at(level, lean)
         frame = np.empty_like(self._bg)
         top = self._body_top
         frame[:top] = self._bg[:top]
-        frame[top:] = self._room_body[level]
+        frame[top:] = room_body
         # Inside the head box the head goes over the bare background and the
         # body over the head, because the neck disappears into the collar.
         x0, y0, x1, y1 = self._head_box
@@ -227,7 +282,7 @@ class AvatarRenderer:
         _over(region, self._bend_head(canvas, pose))
         if cy1 + y0 > top:
             row = max(0, top - y0 - cy0)
-            _over(region[row:], self._body_in_head[level])
+            _over(region[row:], body_in_head)
         frame[y0 + cy0:y0 + cy1, x0 + cx0:x0 + cx1] = region
         if (self.width, self.height) != self._size:
             small = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_AREA)
@@ -282,7 +337,7 @@ class AvatarRenderer:
         ys, xs = self._local(self._eyes_box)
         canvas[ys, xs, :3] = strip
 
-    def _draw_mouth(self, canvas: U8, opening: float) -> None:
+    def _draw_mouth(self, canvas: U8, opening: float, curve: float) -> None:
         lo, hi, f = self._level(opening, self._mouth.shape[0])
         if f < 0.02:
             cell = self._mouth[lo]
@@ -291,6 +346,10 @@ class AvatarRenderer:
         else:
             cell = np.asarray(cv2.addWeighted(self._mouth[lo], 1 - f, self._mouth[hi], f, 0.0),
                               dtype=np.uint8)
+        if abs(curve) > 1e-3:
+            map_y = self._mouth_base_y + np.float32(curve) * self._mouth_curve_dy
+            cell = np.asarray(cv2.remap(cell, self._mouth_base_x, map_y, cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_REPLICATE), dtype=np.uint8)
         self._paste_box(canvas, self._mouth_box, cell, over=False)
 
     def _bend_head(self, canvas: U8, pose: Pose) -> U8:
@@ -305,8 +364,13 @@ class AvatarRenderer:
         move_x = (c - 1.0) * dx0 - s * dy0 - yaw * self._gz
         move_y = s * dx0 + (c - 1.0) * dy0 - pitch * self._gz
         breath = -self._head_breath * pose.breath
-        map_x = self._gx - move_x * self._gw
-        map_y = self._gy - move_y * self._gw - breath
+        # Leaning in scales head and neck about a point low in the frame, exactly as
+        # the body is scaled, so the collar still meets the neck.
+        grow = self._lean_scale * min(1.0, max(0.0, pose.lean)) / (
+            1.0 + self._lean_scale * min(1.0, max(0.0, pose.lean)))
+        lx, ly = self._lean_pivot[0] - self._head_box[0], self._lean_pivot[1] - self._head_box[1]
+        map_x = self._gx - move_x * self._gw - grow * (self._gx - lx)
+        map_y = self._gy - move_y * self._gw - breath - grow * (self._gy - ly)
         # The bend box is a whole number of blocks, so this is exactly its size.
         size = (map_x.shape[1] * _MAP_STEP, map_x.shape[0] * _MAP_STEP)
         full_x = cv2.resize(map_x, size, interpolation=cv2.INTER_LINEAR)
@@ -315,28 +379,38 @@ class AvatarRenderer:
                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0))
         return np.asarray(bent, dtype=np.uint8)
 
-    def _prepare_breath(self, body: U8, breath_px: float) -> None:
-        """The room with the body at each breath level, and the body over the head box."""
+    def _body_at(self, level: int, lean: int) -> tuple[U8, U8]:
+        """The room with the body at a breath and lean level, and the body over the head box."""
+        key = (level, lean)
+        hit = self._body_cache.get(key)
+        if hit is not None:
+            self._body_cache.move_to_end(key)
+            return hit
+        body = self._body_img
         h, w = body.shape[:2]
         top = self._body_top
         x0, y0, x1, y1 = self._head_box
         cx0, cy0, cx1, cy1 = self._bend_box
         rows = max(0, y0 + cy1 - top)
-        room, over_head = [], []
-        for i in range(_BREATH_LEVELS):
-            breath = -1.0 + 2.0 * i / (_BREATH_LEVELS - 1)
-            # Shoulders rise most; the frame's bottom edge stays put.
-            k = breath_px * breath / max(h - 40.0, 1.0)
-            lift = np.array([[1.0, 0.0, 0.0], [0.0, 1.0 + k, -k * h]], dtype=np.float32)
-            moved = np.asarray(
-                cv2.warpAffine(body, lift, (w, h), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0, 0)),
-                dtype=np.uint8,
-            )
-            composed = self._bg[top:].copy()
-            _over(composed, moved)
-            room.append(composed)
-            band = moved[max(0, y0 + cy0 - top):y0 + cy1 - top, x0 + cx0:x0 + cx1]
-            over_head.append(np.ascontiguousarray(band[:rows]))
-        self._room_body = np.stack(room)
-        self._body_in_head = np.stack(over_head)
+        breath = -1.0 + 2.0 * level / (_BREATH_LEVELS - 1)
+        # Shoulders rise most with a breath; the frame's bottom edge stays put.
+        k = self._body_breath_px * breath / max(h - 40.0, 1.0)
+        g = self._lean_scale * lean / (_LEAN_LEVELS - 1)
+        px, py = self._lean_pivot[0], self._lean_pivot[1] - top
+        move = np.array([[1.0 + g, 0.0, -g * px],
+                         [0.0, (1.0 + g) * (1.0 + k), -(1.0 + g) * k * h - g * py]],
+                        dtype=np.float32)
+        moved = np.asarray(
+            cv2.warpAffine(body, move, (w, h), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE if g > 0 else cv2.BORDER_CONSTANT,
+                           borderValue=(0, 0, 0, 0)),
+            dtype=np.uint8,
+        )
+        composed = self._bg[top:].copy()
+        _over(composed, moved)
+        band = moved[max(0, y0 + cy0 - top):y0 + cy1 - top, x0 + cx0:x0 + cx1]
+        out = (composed, np.ascontiguousarray(band[:rows]))
+        self._body_cache[key] = out
+        if len(self._body_cache) > _BODY_CACHE:
+            self._body_cache.popitem(last=False)
+        return out

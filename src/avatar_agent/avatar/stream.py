@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from avatar_agent.avatar.animator import IdleAnimator, Pose
+from avatar_agent.avatar.animator import CueAnimator, IdleAnimator, Pose
+from avatar_agent.avatar.behavior import CueTargets
 from avatar_agent.speech.playout import Playout, SpeechEvent
 
 
@@ -16,13 +17,14 @@ class AvatarStream:
     """Audio and video of the avatar, both addressed by position on one timeline.
 
     Video asks for the pose at a frame's presentation time; audio reads samples.
-    The mouth in the pose comes from the same playout the audio is read from.
+    The mouth in the pose comes from the same playout the audio is read from; the
+    rest of the pose follows the cue targets set by the call's cue loop.
     """
 
     def __init__(
         self,
         render: Callable[[Pose], npt.NDArray[np.uint8]],
-        animator: IdleAnimator,
+        animator: CueAnimator | IdleAnimator,
         playout: Playout,
     ) -> None:
         self.render = render  # heavy: the transport runs it in an executor
@@ -32,6 +34,18 @@ class AvatarStream:
     @property
     def rate(self) -> int:
         return self.playout.rate
+
+    @property
+    def targets(self) -> CueTargets:
+        """The current cue targets; the speech side reads `targets.speech_rate`."""
+        if isinstance(self.animator, CueAnimator):
+            return self.animator.targets
+        return CueTargets()
+
+    def set_targets(self, targets: CueTargets) -> None:
+        if not isinstance(self.animator, CueAnimator):
+            raise TypeError("this stream's animator has no cues")
+        self.animator.set_targets(targets)
 
     def pose_at(self, t: float) -> Pose:
         mouth = self.playout.mouth_at(round(t * self.rate))

@@ -1,6 +1,9 @@
 """Perception during a call: face and voice features of the customer, as they happen.
 
-Runs only for customers who consented. Face analysis takes the newest video frame
+`CallPerception` runs only for customers who consented. `run_voice_activity` is
+the exception: speech start/end from voice activity detection, and nothing else,
+runs for every call, because turn-taking and barge-in need it; it keeps no
+features and stores nothing. Face analysis takes the newest video frame
 at most `face_fps` times a second (frames in between are dropped and counted); the
 voice is analysed continuously from a bounded queue. Heavy work (MediaPipe, pitch,
 VAD) runs in the analysis pool, never on the event loop. Results go into bounded
@@ -31,7 +34,7 @@ from avatar_agent.affect.features import (
 )
 from avatar_agent.config import PerceptionConfig
 from avatar_agent.metrics import Metrics
-from avatar_agent.perception.audio import Downsampler
+from avatar_agent.perception.audio import Downsampler, to_mono
 from avatar_agent.perception.baseline import Baseline, VoiceBaseline
 from avatar_agent.perception.face import FACE_FEATURE_NAMES, FaceAnalyzer, FaceFeatures
 from avatar_agent.perception.microexpr import MicroExpression, MicroExpressionDetector
@@ -39,6 +42,7 @@ from avatar_agent.perception.prosody import ProsodyFrame, ProsodyTracker
 from avatar_agent.perception.ring import FeatureRing
 from avatar_agent.perception.shedding import LoadShedder
 from avatar_agent.perception.vad import VadEvent, VoiceActivity
+from avatar_agent.speech.onset import OnsetDetector
 from avatar_agent.transport.receiver import Receiver
 
 log = logging.getLogger(__name__)
@@ -55,13 +59,11 @@ class CallPerception:
         pool: Executor,
         metrics: Metrics,
         media_time: Callable[[], float],
-        on_voice_event: Callable[[VadEvent], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self._pool = pool
         self._metrics = metrics
         self._media_time = media_time
-        self._on_voice_event = on_voice_event
         n_face = len(FACE_FEATURE_NAMES)
         self.face_raw = FeatureRing(n_face, round(cfg.ring_seconds * cfg.face_fps) + 1)
         self.face_rel = FeatureRing(n_face, self.face_raw.capacity)
@@ -134,7 +136,6 @@ class CallPerception:
         loop = asyncio.get_running_loop()
         queue = receiver.subscribe_queue(AUDIO_QUEUE)
         tracker = ProsodyTracker()
-        vad: VoiceActivity = await loop.run_in_executor(self._pool, VoiceActivity)
         down = Downsampler()
         mel = LogMelStream()
         latency = self._metrics.stage_seconds.labels("voice")
@@ -148,8 +149,8 @@ class CallPerception:
                 # place the audio on the call's media clock where it started arriving
                 t_start = max(0.0, self._media_time() - len(frames) * 0.02)
             t0 = time.perf_counter()
-            hops, rows, events = await loop.run_in_executor(
-                self._pool, _voice_step, down, tracker, vad, mel, frames
+            hops, rows = await loop.run_in_executor(
+                self._pool, _voice_step, down, tracker, mel, frames
             )
             latency.observe(time.perf_counter() - t0)
             self._metrics.frames_analysed.labels("voice").inc(len(hops))
@@ -158,9 +159,6 @@ class CallPerception:
             for fr, row in zip(hops, rows, strict=True):
                 self.model_voice.append(t_start + fr.t, row)
             self.model_voice_base.update(rows)
-            for ev in events:
-                if self._on_voice_event is not None:
-                    self._on_voice_event(VadEvent(ev.kind, t_start + ev.t))
 
     def _voice_hop(self, t_start: float, fr: ProsodyFrame) -> None:
         t = t_start + fr.t
@@ -176,12 +174,67 @@ def _analyze(analyzer: FaceAnalyzer, frame: av.VideoFrame, t: float) -> FaceFeat
 def _voice_step(
     down: Downsampler,
     tracker: ProsodyTracker,
-    vad: VoiceActivity,
     mel: LogMelStream,
     frames: list[av.AudioFrame],
-) -> tuple[list[ProsodyFrame], npt.NDArray[np.float32], list[VadEvent]]:
+) -> tuple[list[ProsodyFrame], npt.NDArray[np.float32]]:
     pcm = np.concatenate([down.push_frame(f) for f in frames])
     mel.push(pcm)
     hops = tracker.push(pcm)
     first = round(hops[0].t * VOICE_HZ) if hops else 0
-    return hops, voice_rows(mel.rows(first, len(hops)), hops), vad.push(pcm)
+    return hops, voice_rows(mel.rows(first, len(hops)), hops)
+
+
+# The receiver's queue offers no wake-up, so an empty queue is looked at again this
+# soon: a 20 ms frame then waits 2.5 ms on average (at most 5) before voice activity
+# sees it, instead of up to a whole fixed analysis step.
+VAD_POLL_S = 0.005
+
+
+async def run_voice_activity(
+    receiver: Receiver[av.AudioFrame],
+    pool: Executor,
+    media_time: Callable[[], float],
+    on_event: Callable[[VadEvent], None],
+    min_speech_s: float = 0.25,
+    min_silence_s: float = 0.3,
+    onset: OnsetDetector | None = None,
+    on_onset: Callable[[], None] | None = None,
+) -> None:
+    """Speech start/end of the customer, for every call (consent or not), and, with
+    `onset`, a sudden sound (`on_onset`) long before the VAD can call it speech.
+
+    Each batch of frames is scored as soon as it arrives (Silero in the pool, one
+    step at a time, so a slow pool only makes the bounded queue longer). The onset
+    detector runs first, on the loop: it is one RMS per 20 ms frame (microseconds),
+    and a busy analysis pool must not delay holding the avatar. Only the events
+    leave this function: no audio, probability or feature is kept beyond the VAD's
+    few-chunk state and the detector's noise floor. Times are on the call's media clock.
+    """
+    loop = asyncio.get_running_loop()
+    queue = receiver.subscribe_queue(AUDIO_QUEUE)
+    vad = VoiceActivity(min_speech_s=min_speech_s, min_silence_s=min_silence_s, history_s=1.0)
+    down = Downsampler()
+    t_start: float | None = None
+    while True:
+        frames = queue.drain()
+        if not frames:
+            await asyncio.sleep(VAD_POLL_S)
+            continue
+        if t_start is None:
+            t_start = max(0.0, media_time() - len(frames) * 0.02)
+        # every frame goes through the detector (a list, not a short-circuiting any())
+        if onset is not None and any([onset.push(_mono(f)) for f in frames]) and on_onset:
+            on_onset()
+        events = await loop.run_in_executor(pool, _vad_step, down, vad, frames)
+        for ev in events:
+            on_event(VadEvent(ev.kind, t_start + ev.t))
+
+
+def _mono(frame: av.AudioFrame) -> npt.NDArray[np.float64]:
+    return to_mono(frame.to_ndarray(), len(frame.layout.channels))
+
+
+def _vad_step(
+    down: Downsampler, vad: VoiceActivity, frames: list[av.AudioFrame]
+) -> list[VadEvent]:
+    return vad.push(np.concatenate([down.push_frame(f) for f in frames]))

@@ -59,7 +59,7 @@ class TTSEngine(Protocol):
 
     output_rate: int
 
-    def sentences(self, text: str) -> Iterator[Utterance]: ...
+    def sentences(self, text: str, speed: float | None = None) -> Iterator[Utterance]: ...
 
 
 def _is_abbreviation(head: str) -> bool:
@@ -288,7 +288,8 @@ def _open_voice(model_path: Path, config_path: Path) -> Any:
 class PiperTTS:
     """Piper voice with phoneme alignments, resampled for WebRTC.
 
-    ``speed`` 1.1 speaks 10 % faster (it divides the voice's length scale).
+    ``speed`` 1.1 speaks 10 % faster (it divides the voice's length scale); a call can
+    ask for another speed per text without reloading the voice.
     """
 
     def __init__(
@@ -324,21 +325,35 @@ class PiperTTS:
         self.output_rate = output_rate
         self.voice_rate: int = int(self._voice.config.sample_rate)
         self._pad_ids = list(self._voice.config.phoneme_id_map.get("_", []))
-        self._syn_config = SynthesisConfig(
-            length_scale=float(self._voice.config.length_scale) / speed
-        )
+        self._syn_configs: dict[float, Any] = {}
+        self._syn_config_class = SynthesisConfig
 
-    def sentences(self, text: str) -> Iterator[Utterance]:
-        """Synthesize ``text`` one sentence at a time, yielding each as soon as it is ready."""
+    def _syn_config(self, speed: float) -> Any:
+        # A handful of speeds are ever used (persona rates), so the configs are kept.
+        if not (math.isfinite(speed) and speed > 0.0):
+            raise ValueError(f"speed must be a positive number, got {speed!r}")
+        key = round(speed, 4)
+        if key not in self._syn_configs:
+            self._syn_configs[key] = self._syn_config_class(
+                length_scale=float(self._voice.config.length_scale) / key
+            )
+        return self._syn_configs[key]
+
+    def sentences(self, text: str, speed: float | None = None) -> Iterator[Utterance]:
+        """Synthesize ``text`` one sentence at a time, yielding each as soon as it is ready.
+
+        ``speed`` replaces the engine's own speed for this text (0.9 = 10 % slower).
+        """
+        config = self._syn_config(self.speed if speed is None else speed)
         for sentence in split_sentences(text):
-            utterance = self._synthesize_sentence(sentence)
+            utterance = self._synthesize_sentence(sentence, config)
             if utterance is not None:
                 yield utterance
 
-    def synthesize(self, text: str) -> list[Utterance]:
-        return list(self.sentences(text))
+    def synthesize(self, text: str, speed: float | None = None) -> list[Utterance]:
+        return list(self.sentences(text, speed))
 
-    def _synthesize_sentence(self, sentence: str) -> Utterance | None:
+    def _synthesize_sentence(self, sentence: str, config: Any) -> Utterance | None:
         # espeak-ng may still cut a sentence further, so Piper can return several chunks;
         # they are joined so that utterances follow split_sentences.
         pcm_parts: list[npt.NDArray[np.int16]] = []
@@ -346,7 +361,7 @@ class PiperTTS:
         offset = 0
         spoken = _TITLE_DOT.sub(r"\1", sentence)
         for chunk in self._voice.synthesize(
-            spoken, syn_config=self._syn_config, include_alignments=True
+            spoken, syn_config=config, include_alignments=True
         ):
             pcm = to_int16(chunk.audio_float_array, int(chunk.sample_rate), self.output_rate)
             if pcm.size == 0:
@@ -373,6 +388,7 @@ async def stream_sentences(
     engine: TTSEngine,
     text: str,
     executor: concurrent.futures.Executor | None = None,
+    speed: float | None = None,
 ) -> AsyncIterator[Utterance]:
     """Yield ``engine``'s utterances for ``text`` without blocking the event loop.
 
@@ -390,7 +406,7 @@ async def stream_sentences(
         if stopped.is_set():
             return None
         if not started:
-            started.append(iter(engine.sentences(text)))
+            started.append(iter(engine.sentences(text, speed)))
         return next(started[0], None)
 
     pending: asyncio.Future[Utterance | None] = loop.run_in_executor(executor, step)

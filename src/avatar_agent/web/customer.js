@@ -21,6 +21,7 @@
     start: $("start"),
     hint: $("consent-hint"),
     hangup: $("hangup"),
+    human: $("human"),
     status: $("status"),
     frame: document.querySelector(".video-frame"),
     avatar: $("avatar"),
@@ -80,6 +81,8 @@
     const chosen = consentChoice() !== null;
     els.start.disabled = active || !chosen;
     els.hangup.disabled = !(active && current && current.pc);
+    els.human.disabled = !(call.state === "in-call" && current && current.channel
+      && !current.askedForHuman);
     for (const input of els.form.querySelectorAll('input[name="consent"]')) {
       input.disabled = active;
     }
@@ -210,6 +213,7 @@
       attempt.pc = pc;
       wirePeer(attempt);
       const channel = pc.createDataChannel("agent");
+      attempt.channel = channel;
       channel.addEventListener("message", (ev) => {
         if (attempt === current) handleMessage(ev.data);
       });
@@ -400,6 +404,15 @@
     startCall();
   });
   els.hangup.addEventListener("click", hangUp);
+  // The server's escalation policy alerts an operator; the call goes on meanwhile.
+  els.human.addEventListener("click", () => {
+    if (!current || !current.channel || current.channel.readyState !== "open") return;
+    current.channel.send(JSON.stringify({ type: "human" }));
+    current.askedForHuman = true;
+    call.askedForHuman = true;
+    setStatus("A person from our team has been asked to join this call.");
+    refreshControls();
+  });
   els.unmute.addEventListener("click", playAvatar);
   els.avatar.addEventListener("playing", () => els.frame.classList.add("has-video"));
   // Closing the connection on the way out lets the server see the customer leave at once

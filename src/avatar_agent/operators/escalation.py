@@ -1,0 +1,95 @@
+"""The escalation policy: when a call needs a human operator.
+
+Pure and per call: fed the call's affect snapshots (media time, anger index, level)
+and the customer's requests, it answers with at most one `Escalation` per cooldown.
+No clock of its own, no I/O; the watcher in `watcher.py` feeds it from the event bus.
+
+Rules (thresholds from `EscalationConfig`):
+- the anger index stays at or above `anger_threshold` for `hold_s` seconds;
+- the level reaches furious (`on_furious`);
+- the customer asks for a person (`on_customer_request`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from avatar_agent.config import EscalationConfig
+
+REASON_ANGER = "sustained_anger"
+REASON_FURIOUS = "furious"
+REASON_REQUEST = "customer_request"
+
+
+@dataclass(frozen=True)
+class Escalation:
+    reason: str
+    t: float  # media time of the call when the policy fired
+    anger_index: float | None
+    level: str | None
+    detail: str  # one line for the operator
+
+
+class EscalationPolicy:
+    def __init__(self, cfg: EscalationConfig) -> None:
+        self.cfg = cfg
+        self._above_since: float | None = None
+        self._last_fired: float | None = None
+        self._last_request: float | None = None
+        self._last_index: float | None = None
+        self._last_level: str | None = None
+        self.fired: list[Escalation] = []
+
+    def _cooling(self, t: float) -> bool:
+        return self._last_fired is not None and t - self._last_fired < self.cfg.cooldown_s
+
+    def _fire(self, esc: Escalation) -> Escalation | None:
+        if self._cooling(esc.t):
+            return None
+        self._last_fired = esc.t
+        self.fired.append(esc)
+        return esc
+
+    def update(self, t: float, anger_index: float, level: str) -> Escalation | None:
+        """One affect snapshot; returns an escalation when one of the affect rules fires."""
+        prev_level = self._last_level
+        self._last_index, self._last_level = anger_index, level
+        if anger_index >= self.cfg.anger_threshold:
+            if self._above_since is None:
+                self._above_since = t
+        else:
+            self._above_since = None
+        if self.cfg.on_furious and level == "furious" and prev_level != "furious":
+            return self._fire(Escalation(
+                REASON_FURIOUS, t, anger_index, level,
+                f"level furious (anger index {anger_index:.0f})",
+            ))
+        if self._above_since is not None and t - self._above_since >= self.cfg.hold_s:
+            held = t - self._above_since
+            esc = self._fire(Escalation(
+                REASON_ANGER, t, anger_index, level,
+                f"anger index {anger_index:.0f} >= {self.cfg.anger_threshold:.0f} "
+                f"for {held:.1f} s",
+            ))
+            if esc is not None:
+                # a new escalation for anger needs a new full hold, not the same one
+                self._above_since = None
+            return esc
+        return None
+
+    def customer_request(self, t: float) -> Escalation | None:
+        """The customer asked for a person.
+
+        An explicit request is never swallowed by an earlier affect escalation's
+        cooldown; only repeated presses of the button within the cooldown are.
+        """
+        if not self.cfg.on_customer_request:
+            return None
+        if self._last_request is not None and t - self._last_request < self.cfg.cooldown_s:
+            return None
+        self._last_request = t
+        esc = Escalation(REASON_REQUEST, t, self._last_index, self._last_level,
+                         "the customer asked to talk to a person")
+        self._last_fired = t
+        self.fired.append(esc)
+        return esc

@@ -1,0 +1,412 @@
+"""Operator HTTP and WebSocket routes, registered on the app by `register`.
+
+Every route here except the login itself and the static dashboard page requires an
+operator: `Authorization: Bearer <token>`, the session cookie set at login, or (for
+the WebSocket, where browsers cannot set headers) `?token=`. Anything else is 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from avatar_agent.aio import TaskSet
+from avatar_agent.config import Config
+from avatar_agent.operators.auth import (
+    DUMMY_HASH,
+    MAX_PASSWORD,
+    AuthError,
+    TokenClaims,
+    TokenSigner,
+    valid_name,
+    verify_password,
+)
+from avatar_agent.operators.retention import run_retention
+from avatar_agent.operators.review import timeline_csv, timeline_png
+from avatar_agent.operators.watcher import EscalationWatcher
+from avatar_agent.runtime import Runtime
+from avatar_agent.session import CallSession
+
+log = logging.getLogger(__name__)
+
+COOKIE = "avatar_operator"
+WEB_DIR = Path(str(files("avatar_agent").joinpath("web")))
+AFFECT_KINDS = frozenset({"level", "micro_expression"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Operators:
+    """The operator side of one app: token signer, escalation watcher, background tasks."""
+
+    def __init__(self, config: Config, runtime_key: web.AppKey[Runtime],
+                 calls_key: web.AppKey[dict[str, CallSession]]) -> None:
+        cfg = config.operators
+        secret = cfg.token_secret.encode() if cfg.token_secret else secrets.token_bytes(32)
+        self.config = config
+        self.signer = TokenSigner(secret, cfg.token_ttl_h * 3600)
+        self.runtime_key = runtime_key
+        self.calls_key = calls_key
+        self.watcher: EscalationWatcher | None = None
+        self.tasks = TaskSet("operators")
+        self.page = (WEB_DIR / "operator.html").read_text(encoding="utf-8")
+
+
+OPS: web.AppKey[Operators] = web.AppKey("operators", Operators)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _ops(request: web.Request) -> Operators:
+    return request.app[OPS]
+
+
+def _rt(request: web.Request) -> Runtime:
+    ops = _ops(request)
+    return request.app[ops.runtime_key]
+
+
+def _token_of(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        return auth[7:].strip()
+    return request.cookies.get(COOKIE) or None
+
+
+def authenticate(request: web.Request, allow_query: bool = False) -> TokenClaims:
+    token = _token_of(request)
+    if token is None and allow_query:
+        token = request.query.get("token") or None
+    if token is None:
+        raise AuthError("operator login required")
+    return _ops(request).signer.verify(token, time.time())
+
+
+def operator_only(handler: Handler) -> Handler:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            claims = authenticate(request)
+        except AuthError as exc:
+            return _error(401, str(exc))
+        request["operator"] = claims.name
+        return await handler(request)
+    return wrapped
+
+
+async def _json_body(request: web.Request) -> dict[str, Any] | web.Response:
+    try:
+        data = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        return _error(400, "body is not valid JSON")
+    if not isinstance(data, dict):
+        return _error(400, "body must be a JSON object")
+    return data
+
+
+# --- login ----------------------------------------------------------------------------
+
+async def login(request: web.Request) -> web.Response:
+    data = await _json_body(request)
+    if isinstance(data, web.Response):
+        return data
+    name, password = data.get("name"), data.get("password")
+    if not isinstance(name, str) or not isinstance(password, str) or not name or not password:
+        return _error(400, "'name' and 'password' are required strings")
+    if len(password) > MAX_PASSWORD or not valid_name(name):
+        return _error(401, "wrong name or password")
+    rt = _rt(request)
+    stored = await rt.store.run(rt.store.store.operator_hash, name)
+    loop = asyncio.get_running_loop()
+    # argon2 is deliberately slow: off the loop, and run even for unknown names.
+    ok = await loop.run_in_executor(None, verify_password, stored or DUMMY_HASH, password)
+    if not ok or stored is None:
+        log.info("failed operator login for %r", name)
+        return _error(401, "wrong name or password")
+    ops = _ops(request)
+    token = ops.signer.issue(name, time.time())
+    resp = web.json_response({"token": token, "name": name, "expires_in_s": ops.signer.ttl_s})
+    resp.set_cookie(COOKIE, token, max_age=int(ops.signer.ttl_s), httponly=True,
+                    samesite="Strict", secure=request.secure, path="/")
+    log.info("operator %s logged in", name)
+    return resp
+
+
+async def logout(request: web.Request) -> web.Response:
+    resp = web.json_response({"logged_out": True})
+    resp.del_cookie(COOKIE, path="/")
+    return resp
+
+
+@operator_only
+async def whoami(request: web.Request) -> web.Response:
+    return web.json_response({"name": request["operator"]})
+
+
+# --- live calls -----------------------------------------------------------------------
+
+def _call_summary(ops: Operators, session: CallSession) -> dict[str, Any]:
+    ctx = ops.watcher.calls.get(session.call_id) if ops.watcher else None
+    last = session.affect.last if session.affect is not None else None
+    return {
+        "call_id": session.call_id,
+        "consent_analysis": session.consent_analysis,
+        "started_at": session.started_at,
+        "duration_s": round(time.time() - session.started_at, 1),
+        "anger_index": round(last.anger_index, 1) if last is not None else None,
+        "level": last.level if last is not None else None,
+        "emotion": last.emotion if last is not None else None,
+        "spark": ctx.spark() if ctx is not None and session.consent_analysis else [],
+        "open_escalation": ctx.open_escalation if ctx is not None else None,
+    }
+
+
+@operator_only
+async def list_calls(request: web.Request) -> web.Response:
+    ops = _ops(request)
+    calls = request.app[ops.calls_key]
+    return web.json_response({"calls": [_call_summary(ops, s) for s in calls.values()],
+                              "show_customer_video": ops.config.operators.show_customer_video})
+
+
+@operator_only
+async def history(request: web.Request) -> web.Response:
+    rt = _rt(request)
+    rows = await rt.store.run(rt.store.store.list_calls, 200, True)
+    return web.json_response({"calls": [
+        {"call_id": r.id, "started_at": r.started_at.isoformat(),
+         "ended_at": r.ended_at.isoformat() if r.ended_at else None,
+         "end_reason": r.end_reason, "consent_analysis": r.consent_analysis} for r in rows
+    ]})
+
+
+async def _timeline(request: web.Request) -> dict[str, Any] | web.Response:
+    call_id = request.match_info["call_id"]
+    rt = _rt(request)
+    store = rt.store.store
+    record = await rt.store.run(store.get_call, call_id)
+    if record is None:
+        return _error(404, f"no call {call_id!r}")
+    session = request.app[_ops(request).calls_key].get(call_id)
+    events = await rt.store.run(store.events, call_id)
+    points: list[dict[str, Any]] = []
+    if record.consent_analysis:
+        points = await rt.store.run(store.affect_points, call_id)
+        if session is not None and session.affect is not None:
+            points += session.affect.curve  # not yet written: the store is 2 s behind
+            events += session.affect.events
+            events.sort(key=lambda e: float(e["t"]))
+    else:
+        # Without consent nothing about the customer's affect may leave the server.
+        events = [e for e in events if e["kind"] not in AFFECT_KINDS]
+    escalations = await rt.store.run(store.escalations, call_id)
+    return {
+        "call": {"id": record.id, "started_at": record.started_at.isoformat(),
+                 "ended_at": record.ended_at.isoformat() if record.ended_at else None,
+                 "end_reason": record.end_reason, "consent_analysis": record.consent_analysis,
+                 "live": session is not None},
+        "points": points,
+        "events": events,
+        "transcript": [{"t": e["t"], "text": e.get("text", ""),
+                        "who": "operator" if e["kind"] == "takeover" else "avatar"}
+                       for e in events if e["kind"] in ("caption", "takeover")],
+        "escalations": escalations,
+    }
+
+
+@operator_only
+async def timeline(request: web.Request) -> web.Response:
+    tl = await _timeline(request)
+    return tl if isinstance(tl, web.Response) else web.json_response(tl)
+
+
+def _attachment(call_id: str, ext: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="call-{call_id}.{ext}"'}
+
+
+@operator_only
+async def export(request: web.Request) -> web.Response:
+    tl = await _timeline(request)
+    if isinstance(tl, web.Response):
+        return tl
+    call_id = request.match_info["call_id"]
+    fmt = request.match_info["fmt"]
+    if fmt == "json":
+        return web.Response(text=json.dumps(tl, indent=1), content_type="application/json",
+                            headers=_attachment(call_id, "json"))
+    return web.Response(text=timeline_csv(tl), content_type="text/csv",
+                        headers=_attachment(call_id, "csv"))
+
+
+@operator_only
+async def plot(request: web.Request) -> web.Response:
+    tl = await _timeline(request)
+    if isinstance(tl, web.Response):
+        return tl
+    rt = _rt(request)
+    png = await asyncio.get_running_loop().run_in_executor(rt.render_pool, timeline_png, tl)
+    return web.Response(body=png, content_type="image/png")
+
+
+# --- takeover -------------------------------------------------------------------------
+
+def _live(request: web.Request) -> CallSession | web.Response:
+    call_id = request.match_info["call_id"]
+    session = request.app[_ops(request).calls_key].get(call_id)
+    if session is None or session.end_reason is not None:
+        return _error(404, f"no call {call_id!r} in progress")
+    return session
+
+
+@operator_only
+async def say(request: web.Request) -> web.Response:
+    data = await _json_body(request)
+    if isinstance(data, web.Response):
+        return data
+    text = data.get("text")
+    if not isinstance(text, str):
+        return _error(400, "'text' is required and must be a string")
+    text = " ".join(text.split())
+    limit = _ops(request).config.operators.max_say_chars
+    if not text:
+        return _error(400, "'text' is empty")
+    if len(text) > limit:
+        return _error(413, f"'text' is over {limit} characters")
+    session = _live(request)
+    if isinstance(session, web.Response):
+        return session
+    operator = request["operator"]
+    t = session.transport.media_time() if session.transport is not None else 0.0
+    session.say(text)
+    rt = _rt(request)
+    # The takeover is recorded with who typed it; nothing is measured about the operator.
+    await rt.store.add_events(session.call_id, [{"t": t, "kind": "takeover",
+                                                 "operator": operator, "text": text}])
+    rt.events.publish({"type": "takeover", "call_id": session.call_id, "operator": operator,
+                       "text": text, "t": t})
+    return web.json_response({"call_id": session.call_id, "text": text, "queued": True},
+                             status=202)
+
+
+@operator_only
+async def end(request: web.Request) -> web.Response:
+    session = _live(request)
+    if isinstance(session, web.Response):
+        return session
+    await session.close("operator")
+    return web.json_response({"call_id": session.call_id, "ended": True})
+
+
+@operator_only
+async def acknowledge(request: web.Request) -> web.Response:
+    try:
+        esc_id = int(request.match_info["esc_id"])
+    except ValueError:
+        return _error(404, "no such escalation")
+    rt = _rt(request)
+    row = await rt.store.run(rt.store.store.acknowledge, esc_id, request["operator"])
+    if row is None:
+        return _error(404, f"no escalation {esc_id}")
+    rt.events.publish({"type": "escalation_ack", "call_id": row["call_id"], "id": row["id"],
+                       "acknowledged_by": row["acknowledged_by"],
+                       "acknowledged_at": row["acknowledged_at"]})
+    return web.json_response(row)
+
+
+@operator_only
+async def open_escalations(request: web.Request) -> web.Response:
+    rt = _rt(request)
+    rows = await rt.store.run(rt.store.store.escalations, None, True)
+    return web.json_response({"escalations": rows})
+
+
+# --- live events ----------------------------------------------------------------------
+
+async def events_ws(request: web.Request) -> web.StreamResponse:
+    try:
+        claims = authenticate(request, allow_query=True)
+    except AuthError as exc:
+        return _error(401, str(exc))
+    ws = web.WebSocketResponse(heartbeat=20)
+    await ws.prepare(request)
+    rt = _rt(request)
+
+    async def drain_incoming() -> None:
+        async for msg in ws:  # the dashboard sends nothing; this notices it leaving
+            if msg.type == WSMsgType.ERROR:
+                return
+
+    reader = asyncio.ensure_future(drain_incoming())
+    try:
+        await ws.send_json({"type": "hello", "operator": claims.name})
+        with rt.events.subscribe(maxsize=1024) as sub:
+            while not ws.closed and not reader.done():
+                left = claims.expires - time.time()
+                if left <= 0:
+                    await ws.close(code=4001, message=b"token expired")
+                    break
+                try:
+                    ev = await asyncio.wait_for(sub.get(), timeout=min(left, 5.0))
+                except TimeoutError:
+                    continue
+                except StopAsyncIteration:
+                    break
+                await ws.send_str(json.dumps(ev, separators=(",", ":")))
+    except (ConnectionResetError, RuntimeError):
+        pass  # the dashboard went away mid-send
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    ops = _ops(request)
+    blob = json.dumps({"maxSayChars": ops.config.operators.max_say_chars,
+                       "showCustomerVideo": ops.config.operators.show_customer_video})
+    html = ops.page.replace("{{CONFIG_JSON}}", blob.replace("</", "<\\/"))
+    return web.Response(text=html, content_type="text/html",
+                        headers={"Cache-Control": "no-store"})
+
+
+async def _lifecycle(app: web.Application) -> Any:
+    ops = app[OPS]
+    rt = app[ops.runtime_key]
+    ops.watcher = EscalationWatcher(ops.config.escalation, rt.events, rt.store)
+    ops.tasks.spawn(ops.watcher.run(), "escalation-watcher")
+    ops.tasks.spawn(run_retention(rt.store, ops.config.privacy), "retention")
+    yield
+    await ops.tasks.cancel_all()
+
+
+def register(app: web.Application, config: Config, runtime_key: web.AppKey[Runtime],
+             calls_key: web.AppKey[dict[str, CallSession]]) -> None:
+    """Operator routes and background tasks; call after the runtime's cleanup context."""
+    app[OPS] = Operators(config, runtime_key, calls_key)
+    app.cleanup_ctx.append(_lifecycle)
+    r = app.router
+    r.add_get("/operator", dashboard)
+    r.add_post("/api/login", login)
+    r.add_post("/api/logout", logout)
+    r.add_get("/api/me", whoami)
+    r.add_get("/api/calls", list_calls)
+    r.add_get("/api/history", history)
+    r.add_get("/api/calls/{call_id}/timeline", timeline)
+    r.add_get("/api/calls/{call_id}/export.{fmt:json|csv}", export)
+    r.add_get("/api/calls/{call_id}/plot.png", plot)
+    r.add_post("/api/calls/{call_id}/say", say)
+    r.add_post("/api/calls/{call_id}/end", end)
+    r.add_get("/api/escalations", open_escalations)
+    r.add_post("/api/escalations/{esc_id}/ack", acknowledge)
+    r.add_get("/api/events", events_ws)
