@@ -47,3 +47,30 @@ def test_bounded_queue_keeps_order_and_counts_overflow() -> None:
     assert q.drain() == [2, 3, 4]
     assert q.drain() == []
     assert (q.received, q.dropped) == (5, 2)
+
+
+async def test_arrival_wakes_every_waiter_for_each_frame_without_polling() -> None:
+    feed: asyncio.Queue[int] = asyncio.Queue()
+    rx: Receiver[int] = Receiver("audio", feed.get)
+    queue = rx.subscribe_queue(10)
+    runner = asyncio.create_task(rx.run())
+    woke: list[tuple[str, list[int]]] = []
+
+    async def consumer(name: str) -> None:
+        while True:
+            await rx.arrival()
+            woke.append((name, queue.drain() if name == "a" else []))
+
+    waiters = [asyncio.create_task(consumer(n)) for n in ("a", "b")]
+    await asyncio.sleep(0.01)
+    assert woke == []  # nothing arrived: nobody is woken
+    await feed.put(7)
+    await asyncio.sleep(0.01)
+    assert sorted(n for n, _ in woke) == ["a", "b"]
+    assert ("a", [7]) in woke
+    await feed.put(8)
+    await asyncio.sleep(0.01)
+    assert len(woke) == 4 and ("a", [8]) in woke
+    for t in (runner, *waiters):
+        t.cancel()
+    await asyncio.gather(runner, *waiters, return_exceptions=True)

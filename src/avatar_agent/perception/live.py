@@ -184,12 +184,6 @@ def _voice_step(
     return hops, voice_rows(mel.rows(first, len(hops)), hops)
 
 
-# The receiver's queue offers no wake-up, so an empty queue is looked at again this
-# soon: a 20 ms frame then waits 2.5 ms on average (at most 5) before voice activity
-# sees it, instead of up to a whole fixed analysis step.
-VAD_POLL_S = 0.005
-
-
 async def run_voice_activity(
     receiver: Receiver[av.AudioFrame],
     pool: Executor,
@@ -212,13 +206,14 @@ async def run_voice_activity(
     """
     loop = asyncio.get_running_loop()
     queue = receiver.subscribe_queue(AUDIO_QUEUE)
-    vad = VoiceActivity(min_speech_s=min_speech_s, min_silence_s=min_silence_s, history_s=1.0)
+    vad = await loop.run_in_executor(pool, lambda: VoiceActivity(
+        min_speech_s=min_speech_s, min_silence_s=min_silence_s, history_s=1.0))
     down = Downsampler()
     t_start: float | None = None
     while True:
         frames = queue.drain()
         if not frames:
-            await asyncio.sleep(VAD_POLL_S)
+            await receiver.arrival()  # woken by each frame, so a frame never waits here
             continue
         if t_start is None:
             t_start = max(0.0, media_time() - len(frames) * 0.02)

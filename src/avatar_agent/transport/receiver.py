@@ -85,6 +85,7 @@ class Receiver(Generic[T]):
         self._on_frame = on_frame
         self._on_drop = on_drop
         self._sinks: list[Sink[T]] = []
+        self._arrival: asyncio.Future[None] | None = None
         self.frames = 0
 
     def subscribe(self) -> LatestSlot[T]:
@@ -98,6 +99,20 @@ class Receiver(Generic[T]):
         queue: BoundedQueue[T] = BoundedQueue(maxlen)
         self._sinks.append(queue)
         return queue
+
+    async def arrival(self) -> None:
+        """Wait until the next frame has been handed to the subscribers.
+
+        For a consumer that must react to each frame at once (barge-in) without
+        polling its queue; several consumers may wait on the same arrival.
+        """
+        if self._arrival is None or self._arrival.done():
+            self._arrival = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._arrival)
+
+    def _arrived(self) -> None:
+        if self._arrival is not None and not self._arrival.done():
+            self._arrival.set_result(None)
 
     async def run(self) -> None:
         while True:
@@ -114,3 +129,4 @@ class Receiver(Generic[T]):
             for sink in self._sinks:
                 if sink.put(frame) and self._on_drop is not None:
                     self._on_drop()
+            self._arrived()
