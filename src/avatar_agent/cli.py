@@ -10,7 +10,7 @@ import typer
 import yaml
 from rich.console import Console
 
-from avatar_agent.config import ConfigError, ServerConfig, load_config
+from avatar_agent.config import Config, ConfigError, ServerConfig, load_config, project_path
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Real-time avatar support calls."
@@ -40,8 +40,12 @@ def serve(
     logging.getLogger("aioice").setLevel(logging.WARNING)
     try:
         cfg = load_config(config)
+        _check_config_files(cfg)
     except ConfigError as exc:
         err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    except (OSError, ValueError) as exc:  # the affect script
+        err.print(f"error: {exc}", highlight=False, markup=False)
         raise typer.Exit(2) from None
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     if overrides:
@@ -50,6 +54,17 @@ def serve(
     h, p = cfg.server.host, cfg.server.port
     print(f"avatar-agent: serving on http://{h}:{p}/", flush=True)
     web.run_app(create_app(cfg), host=h, port=p, print=None)
+
+
+def _check_config_files(cfg: Config) -> None:
+    """The files the config names are read at start-up: refuse to serve with a bad one
+    rather than run every call on neutral cues or without its affect script."""
+    from avatar_agent.affect.script import load_script
+    from avatar_agent.avatar.behavior import load_persona
+
+    load_persona(project_path(cfg.avatar.behavior))
+    if cfg.affect.script is not None:
+        load_script(Path(cfg.affect.script))
 
 
 @app.command("check-config")

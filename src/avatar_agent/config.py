@@ -16,6 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 M = TypeVar("M", bound=BaseModel)
 
+# Where relative asset paths in the config (model, persona) are taken from.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def project_path(value: str) -> Path:
+    """A path from the config; a relative one is taken from the project root."""
+    path = Path(value)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -173,6 +182,9 @@ class RepliesConfig(Section):
     )
 
 
+VAD_CONFIRM_S = 0.1  # look-ahead of voice activity beyond its minimum speech length
+
+
 class BargeInConfig(Section):
     # "Duck, then decide": a sudden rise of the customer's level while the avatar talks
     # holds it at once (silent, nothing lost); voice activity confirming speech within
@@ -181,7 +193,9 @@ class BargeInConfig(Section):
     onset_rise_db: float = Field(15.0, ge=3, le=40)  # over the adaptive noise floor
     onset_min_dbfs: float = Field(-65.0, ge=-90, le=-10)  # and never quieter than this
     onset_frames: int = Field(2, ge=1, le=10)  # 20 ms frames in a row
-    confirm_s: float = Field(0.4, ge=0.1, le=2)  # must exceed replies.speech_start_s + ~0.1
+    # Voice activity needs replies.speech_start_s of speech plus its own ~0.1 s of
+    # look-ahead to confirm, so this must be longer than that (checked below).
+    confirm_s: float = Field(0.4, ge=0.1, le=2)
     resume_lead_s: float = Field(0.06, ge=0, le=1)  # silence before the held speech resumes
 
 
@@ -273,6 +287,17 @@ class Config(Section):
     operators: OperatorsConfig = OperatorsConfig()
     escalation: EscalationConfig = EscalationConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+
+    @model_validator(mode="after")
+    def _speech_can_be_confirmed(self) -> Config:
+        least = self.replies.speech_start_s + VAD_CONFIRM_S
+        if self.barge_in.hold and self.barge_in.confirm_s < least:
+            raise ValueError(
+                f"barge_in.confirm_s ({self.barge_in.confirm_s}) must be at least "
+                f"replies.speech_start_s + {VAD_CONFIRM_S} ({least:.3f}): otherwise every "
+                "hold resumes before voice activity can confirm the customer's speech"
+            )
+        return self
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from avatar_agent.affect.model import AffectOutput, AffectPredictor, AffectWindo
 from avatar_agent.affect.script import AffectScript, load_script
 from avatar_agent.aio import TaskSet
 from avatar_agent.avatar.render import default_avatar_dir
-from avatar_agent.config import Config
+from avatar_agent.config import Config, project_path
 from avatar_agent.metrics import Metrics
 from avatar_agent.operators.events import EventBus
 from avatar_agent.speech.tts import PiperTTS, TTSEngine
@@ -121,10 +121,7 @@ class Runtime:
 
 
 def model_path(config: Config) -> Path:
-    path = Path(config.affect.model)
-    if not path.is_absolute():
-        path = default_avatar_dir().parents[2] / path  # the project root
-    return path
+    return project_path(config.affect.model)
 
 
 def load_predictor(config: Config) -> AffectPredictor | None:

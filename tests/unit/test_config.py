@@ -95,3 +95,33 @@ def test_check_config_cli_reports_each_error(tmp_path: Path) -> None:
     assert "storage.uri: unknown key" in res.stderr
     assert "2 problem(s)" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_barge_in_confirmation_must_outlast_the_speech_start() -> None:
+    with pytest.raises(ConfigError, match=r"barge_in.confirm_s \(0.12\) must be at least"):
+        parse_config("barge_in:\n  confirm_s: 0.12\n", "x.yaml")
+    # without holding there is nothing to confirm in time
+    assert parse_config("barge_in:\n  confirm_s: 0.12\n  hold: false\n").barge_in.hold is False
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("avatar:\n  behavior: {bad}\n", "unknown key"),
+        ("affect:\n  script: {bad}\n", "step 1: anger_index"),
+    ],
+)
+def test_serve_refuses_a_bad_persona_or_affect_script(
+    tmp_path: Path, section: str, message: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- {at: 0, anger_index: 500}\n" if "script" in section else "nonsense: 1\n")
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(section.format(bad=bad))
+    res = subprocess.run(
+        [sys.executable, "-m", "avatar_agent.cli", "serve", "--config", str(cfg)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert res.returncode == 2
+    assert message in res.stderr and str(bad) in res.stderr
+    assert "serving on" not in res.stdout and "Traceback" not in res.stderr
