@@ -16,7 +16,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import av
@@ -24,6 +24,14 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamError
+
+
+class FrameRecorder(Protocol):
+    """Keeps the avatar's received media in memory (see avatar_agent.measure)."""
+
+    def attach(self, pc: RTCPeerConnection) -> None: ...
+
+    def add(self, frame: av.AudioFrame | av.VideoFrame) -> None: ...
 
 
 def spawn_server(
@@ -95,7 +103,7 @@ class CustomerClient:
         consent: bool = True,
         heartbeat: bool = True,
         audio_track: MediaStreamTrack | None = None,
-        recorder: Any = None,
+        recorder: FrameRecorder | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.media = media
@@ -142,7 +150,7 @@ class CustomerClient:
             except MediaStreamError:
                 return
             now = time.monotonic()
-            if self.recorder is not None:
+            if self.recorder is not None and isinstance(frame, (av.AudioFrame, av.VideoFrame)):
                 self.recorder.add(frame)
             if isinstance(frame, av.VideoFrame):
                 self.rx.video_times.append(now)
