@@ -55,8 +55,6 @@ class CallSession:
         self.affect: CallAffect | None = None
         self.cues: CallCues | None = None
         self.speech: CallSpeech | None = None
-        self.customer_speaking = False
-        self.voice_listeners: list[Callable[[VadEvent], None]] = []
         self.started_at = time.time()  # wall clock, for the operators' call list
 
     async def start(self, sdp: str, kind: str) -> RTCSessionDescription:
@@ -110,7 +108,7 @@ class CallSession:
             stream,
             behavior_path(self.rt.config.avatar.behavior),
             lambda: self.affect.last if self.affect is not None else None,
-            lambda: self.customer_speaking,
+            lambda: self.speech is not None and self.speech.turns.customer_speaking,
             transport.media_time,
             transport.send_event,
         )
@@ -122,7 +120,7 @@ class CallSession:
         self.speech = CallSpeech(
             self.call_id, self.rt.config, self.rt, stream.playout, transport.media_time,
             self._speech_event, self._tasks.spawn, self._level,
-            lambda: float(getattr(getattr(stream, "targets", None), "speech_rate", 1.0)),
+            lambda: stream.targets.speech_rate,
         )
         if transport.audio_in is not None:
             b = self.rt.config.barge_in
@@ -135,10 +133,9 @@ class CallSession:
 
     def _level(self) -> tuple[str | None, float | None]:
         """The customer's level and since when, for the reply; (None, None) without affect."""
-        snap = self.affect.last if self.affect is not None else None
-        if self.affect is None or snap is None:
+        if self.affect is None or self.affect.last is None:
             return None, None
-        return snap.level, self.affect.state.levels.since
+        return self.affect.last.level, self.affect.state.levels.since
 
     def _start_perception(self, transport: WebRTCTransport) -> None:
         """Analyse the customer's face and voice; only ever called with consent."""
@@ -174,13 +171,10 @@ class CallSession:
         await self.rt.store.add_events(self.call_id, events)
 
     def _voice_event(self, ev: VadEvent) -> None:
-        """Customer speech start/end: published to the call's listeners (barge-in)."""
-        self.customer_speaking = ev.kind == "speech_start"
+        """Customer speech start/end: turn-taking and barge-in."""
         self.rt.metrics.customer_speech.labels(ev.kind).inc()
         if self.speech is not None:
             self.speech.voice_event(ev)
-        for listener in list(self.voice_listeners):
-            listener(ev)
 
     # --- speech -----------------------------------------------------------------
 
