@@ -285,6 +285,12 @@ def _open_voice(model_path: Path, config_path: Path) -> Any:
     return voice
 
 
+def _check_speed(speed: float) -> float:
+    if not (math.isfinite(speed) and speed > 0.0):
+        raise ValueError(f"speed must be a positive number, got {speed!r}")
+    return speed
+
+
 class PiperTTS:
     """Piper voice with phoneme alignments, resampled for WebRTC.
 
@@ -300,8 +306,7 @@ class PiperTTS:
         speed: float = 1.0,
         output_rate: int = 48000,
     ) -> None:
-        if not (math.isfinite(speed) and speed > 0.0):
-            raise ValueError(f"speed must be a positive number, got {speed!r}")
+        _check_speed(speed)
         if output_rate <= 0:
             raise ValueError(f"output_rate must be positive, got {output_rate!r}")
         if model_path is None:
@@ -316,8 +321,6 @@ class PiperTTS:
             if not path.is_file():
                 raise FileNotFoundError(errno.ENOENT, f"Piper voice {what} not found", str(path))
 
-        from piper.config import SynthesisConfig
-
         self._voice = _load_voice(model_path, config_path)
         self.model_path = model_path
         self.config_path = config_path
@@ -325,26 +328,18 @@ class PiperTTS:
         self.output_rate = output_rate
         self.voice_rate: int = int(self._voice.config.sample_rate)
         self._pad_ids = list(self._voice.config.phoneme_id_map.get("_", []))
-        self._syn_configs: dict[float, Any] = {}
-        self._syn_config_class = SynthesisConfig
-
-    def _syn_config(self, speed: float) -> Any:
-        # A handful of speeds are ever used (persona rates), so the configs are kept.
-        if not (math.isfinite(speed) and speed > 0.0):
-            raise ValueError(f"speed must be a positive number, got {speed!r}")
-        key = round(speed, 4)
-        if key not in self._syn_configs:
-            self._syn_configs[key] = self._syn_config_class(
-                length_scale=float(self._voice.config.length_scale) / key
-            )
-        return self._syn_configs[key]
 
     def sentences(self, text: str, speed: float | None = None) -> Iterator[Utterance]:
         """Synthesize ``text`` one sentence at a time, yielding each as soon as it is ready.
 
         ``speed`` replaces the engine's own speed for this text (0.9 = 10 % slower).
         """
-        config = self._syn_config(self.speed if speed is None else speed)
+        from piper.config import SynthesisConfig
+
+        # A plain dataclass, made per text: persona rates blend continuously, so no
+        # small set of speeds exists to keep configs for.
+        speed = _check_speed(self.speed if speed is None else speed)
+        config = SynthesisConfig(length_scale=float(self._voice.config.length_scale) / speed)
         for sentence in split_sentences(text):
             utterance = self._synthesize_sentence(sentence, config)
             if utterance is not None:
