@@ -167,6 +167,14 @@ async def test_customer_is_analysed_only_with_consent(
             assert await client.wait_for(lambda: client.rx.video_times, 10)
             await asyncio.sleep(3.0)
             after = await _analysed(http, live_server.url)
+            if consent:
+                # Affect starts once the customer's baseline is set, which takes longer
+                # on a loaded machine: give it time to send a few, then check the rate.
+                await client.wait_for(
+                    lambda: sum(e.get("type") == "affect" for e in client.rx.events) >= 4, 5
+                )
+            else:
+                await asyncio.sleep(1.0)  # as long as affect would have had to show up
             assert await client.hangup(http) == 200
         finally:
             await client.close()
