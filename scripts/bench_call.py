@@ -19,7 +19,7 @@ from pathlib import Path
 
 import aiohttp
 
-from avatar_agent.client import CustomerClient, spawn_server
+from avatar_agent.client import CustomerClient, spawn_server, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -100,8 +100,7 @@ def main() -> None:
                     f"{r['cpu_pct_per_call']:>10.0f}"
                 )
         finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+            stop_server(proc)
     print(
         f"({os.cpu_count()} CPU cores; CPU % is of one core; sent fps = server's own counter "
         "per call, recv fps = decoded by the clients, which share the machine)"

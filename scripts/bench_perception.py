@@ -17,7 +17,7 @@ import aiohttp
 import numpy as np
 from bench_call import start_server
 
-from avatar_agent.client import CustomerClient
+from avatar_agent.client import CustomerClient, stop_server
 from avatar_agent.perception.audio import Downsampler, load_audio
 from avatar_agent.perception.offline import analyze_file
 from avatar_agent.perception.prosody import ProsodyTracker, analyze_prosody
@@ -106,8 +106,7 @@ def main() -> None:
         try:
             s = asyncio.run(live_share(url, grid[0]))
         finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+            stop_server(proc)
     total = s["in"] or 1
     print(f"live call (GRID clip at 25 fps, face analysis at 15 fps): {s['in']:.0f} frames in, "
           f"{s['analysed']:.0f} analysed ({s['analysed'] / total:.0%}), "

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import aiohttp
 import mediapipe as mp
 import numpy as np
 
-from avatar_agent.client import CustomerClient, spawn_server
+from avatar_agent.client import CustomerClient, spawn_server, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 FURIOUS_AT = 6.0
@@ -119,11 +118,7 @@ def main() -> None:
                       f"({time.monotonic() - t0:.0f} s)")
                 results.append((lean, brow))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
     for name, k in (("lean", 0), ("brow", 1)):
         vals = [r[k] * 1000 for r in results if r[k] is not None]
         if vals:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from avatar_agent.client import spawn_server  # noqa: E402
+from avatar_agent.client import spawn_server, stop_server  # noqa: E402
 from avatar_agent.measure import load_clip  # noqa: E402
 from avatar_agent.measure_call import (  # noqa: E402
     measure_barge_in,
@@ -97,11 +96,7 @@ def cli() -> None:
         try:
             asyncio.run(main(url, args.runs, args.data))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
 
 
 if __name__ == "__main__":

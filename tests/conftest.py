@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from avatar_agent.client import spawn_server
+from avatar_agent.client import spawn_server, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("AVATAR_AGENT_DATA", REPO.parent / "shared" / "data"))
@@ -45,8 +45,4 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     except RuntimeError as exc:
         pytest.fail(str(exc))
     yield LiveServer(url, proc, tmp / "calls.db", tmp / "server.log")
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc)

@@ -71,6 +71,16 @@ def spawn_server(
         time.sleep(0.3)
 
 
+def stop_server(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """Stop a server from `spawn_server` as a supervisor would: SIGTERM, then SIGKILL."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @dataclass
 class Received:
     video_times: list[float] = field(default_factory=list)

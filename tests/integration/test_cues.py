@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from avatar_agent.client import CustomerClient, spawn_server
+from avatar_agent.client import CustomerClient, spawn_server, stop_server
 
 REPO = Path(__file__).resolve().parents[2]
 FURIOUS_AT = 5.0
@@ -43,11 +42,7 @@ def cue_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CueServer]:
     except RuntimeError as exc:
         pytest.fail(str(exc))
     yield CueServer(url, persona)
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc)
 
 
 def of_type(client: CustomerClient, kind: str) -> list[dict[str, Any]]:

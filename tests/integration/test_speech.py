@@ -8,7 +8,6 @@ customer's microphone. Figures are measured from the received media.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection
 
-from avatar_agent.client import CustomerClient, spawn_server
+from avatar_agent.client import CustomerClient, spawn_server, stop_server
 from avatar_agent.config import Config
 from avatar_agent.measure import SEND_RATE, ClipAudioTrack, MediaRecorder, load_clip
 from avatar_agent.measure_call import measure_barge_in, measure_lipsync
@@ -50,11 +49,7 @@ def speech_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     except RuntimeError as exc:
         pytest.fail(str(exc))
     yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc)
 
 
 @pytest.fixture(scope="module")
