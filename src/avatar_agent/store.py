@@ -52,15 +52,21 @@ class CallRow(Base):
     consent_analysis: Mapped[bool] = mapped_column(Boolean)
 
 
-class AffectPointRow(Base):
-    """One point of a call's emotion curve (t: seconds on the call's media clock)."""
-
-    __tablename__ = "affect_points"
+class _CallPart:
+    """Columns of every row that belongs to one moment of a call (t: seconds on its
+    media clock); created_at is what retention purges by."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
     t: Mapped[float] = mapped_column(Float)
+
+
+class AffectPointRow(_CallPart, Base):
+    """One point of a call's emotion curve."""
+
+    __tablename__ = "affect_points"
+
     arousal: Mapped[float] = mapped_column(Float)
     valence: Mapped[float] = mapped_column(Float)
     anger_index: Mapped[float] = mapped_column(Float)
@@ -68,15 +74,11 @@ class AffectPointRow(Base):
     emotion: Mapped[str] = mapped_column(String(16))
 
 
-class CallEventRow(Base):
+class CallEventRow(_CallPart, Base):
     """Something that happened in a call: a micro-expression, a level change, ..."""
 
     __tablename__ = "call_events"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
-    t: Mapped[float] = mapped_column(Float)
     kind: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
 
@@ -91,15 +93,11 @@ class OperatorRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
-class EscalationRow(Base):
+class EscalationRow(_CallPart, Base):
     """A call the escalation policy handed to a human, and who took it when."""
 
     __tablename__ = "escalations"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), index=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
-    t: Mapped[float] = mapped_column(Float)
     reason: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(String(256))
     acknowledged_by: Mapped[str | None] = mapped_column(String(64), default=None)
