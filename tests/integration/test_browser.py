@@ -29,6 +29,7 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = Path(os.environ.get("AVATAR_AGENT_CHROMIUM", "/usr/bin/chromium"))
 GREETING = Config().tts.greeting
+GREETING_FIRST_S = 4.0  # "Hello, I am the virtual support assistant." takes under 3 s
 
 # Counts getUserMedia calls, so a test can prove the camera stays closed before "Start".
 COUNT_GUM = """
@@ -90,7 +91,10 @@ class Tab:
 @pytest.fixture(scope="session")
 def fake_capture(tmp_path_factory: pytest.TempPathFactory, grid_clip: Path) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("capture")
-    return make_y4m(grid_clip, tmp / "camera.y4m"), make_wav(grid_clip, tmp / "mic.wav")
+    # The customer listens to the greeting's first sentence before talking (the file
+    # loops, so they then talk every few seconds and barge in on the avatar).
+    return (make_y4m(grid_clip, tmp / "camera.y4m"),
+            make_wav(grid_clip, tmp / "mic.wav", lead_s=GREETING_FIRST_S))
 
 
 @pytest.fixture(scope="module")
@@ -183,8 +187,8 @@ def _assert_call_works(tab: Tab) -> str:
         "(w) => window.avatarCall.captions.some((c) => c.includes(w))",
         "the first greeting caption", 10, first_words,
     )
-    # The fake microphone talks from the start and barges in, so only the greeting's
-    # first sentence is sure to be heard.
+    # The fake microphone starts talking after the first sentence and barges in, so only
+    # that sentence is sure to be heard.
     tab.wait_js(
         """(g) => window.avatarCall.captions.join(" ").split(/\\s+/).join(" ").includes(g)""",
         "the greeting's first sentence to be captioned", 20, _norm(GREETING.split(". ")[0]),
