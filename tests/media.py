@@ -49,15 +49,38 @@ def make_y4m(src: Path, dst: Path, *, seconds: float | None = None) -> Path:
     return dst
 
 
-def make_wav(src: Path, dst: Path, *, channels: int = 1, seconds: float | None = None) -> Path:
-    """Convert the audio of ``src`` to 48 kHz signed 16-bit PCM WAV at ``dst``."""
+def make_wav(src: Path, dst: Path, *, channels: int = 1, seconds: float | None = None,
+             lead_s: float = 0.0) -> Path:
+    """Convert the audio of ``src`` to 48 kHz signed 16-bit PCM WAV at ``dst``,
+    after ``lead_s`` seconds of silence."""
     if channels not in (1, 2):
         raise ValueError("channels must be 1 (mono) or 2 (stereo)")
     dst.parent.mkdir(parents=True, exist_ok=True)
     args = [_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(src)]
     if seconds is not None:
         args += ["-t", f"{seconds:.3f}"]
+    if lead_s > 0:
+        args += ["-af", f"adelay={lead_s * 1000:.0f}:all=1"]
     args += ["-vn", "-ac", str(channels), "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le",
              "-f", "wav", str(dst)]
+    _run(args)
+    return dst
+
+
+def make_long_video(clips: list[Path], dst: Path) -> Path:
+    """The clips' pictures one after another, with only the first clip's sound: a
+    customer who says one thing, then stays on camera and listens."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    n = len(clips)
+    args = [_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y"]
+    for clip in clips:
+        args += ["-i", str(clip)]
+    # The later clips' sound is muted rather than padded: `apad` with `-shortest` never
+    # ends on a filter graph's output.
+    mutes = "".join(f"[{i}:a]volume=0[m{i}];" for i in range(1, n))
+    pairs = "[0:v][0:a]" + "".join(f"[{i}:v][m{i}]" for i in range(1, n))
+    graph = f"{mutes}{pairs}concat=n={n}:v=1:a=1[v][a]"
+    args += ["-filter_complex", graph, "-map", "[v]", "-map", "[a]",
+             "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(dst)]
     _run(args)
     return dst

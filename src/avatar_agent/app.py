@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from avatar_agent.config import Config
+from avatar_agent.httpjson import error
 from avatar_agent.operators import routes as operator_routes
 from avatar_agent.runtime import Runtime
 from avatar_agent.session import CallSession
@@ -25,10 +26,6 @@ RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
 CALLS: web.AppKey[dict[str, CallSession]] = web.AppKey("calls", dict)
 CONFIG: web.AppKey[Config] = web.AppKey("config", Config)
 PAGE: web.AppKey[str] = web.AppKey("page", str)
-
-
-def error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 @web.middleware
@@ -48,6 +45,7 @@ async def index(request: web.Request) -> web.Response:
     page_cfg = {
         "iceServers": [s.model_dump(exclude_none=True) for s in cfg.server.ice_servers],
         "greeting": cfg.tts.greeting,
+        "operatorMaySeeCamera": cfg.operators.show_customer_video,
     }
     # `</` cannot close the script element from inside a JSON string.
     blob = json.dumps(page_cfg).replace("</", "<\\/")

@@ -253,9 +253,10 @@ class OperatorsConfig(Section):
     # Key that signs login tokens; unset = a random key per server start (logins then
     # do not survive a restart). Set it for several server processes behind one address.
     token_secret: str | None = Field(None, min_length=32)
-    # The dashboard never shows the customer's camera; kept as an explicit switch so
-    # turning it on is a visible decision (the dashboard does not implement it yet).
+    # Off: the dashboard never shows the customer's camera. On: it shows it live (never
+    # stored) for calls whose customer agreed, and the customer page says so first.
     show_customer_video: bool = False
+    customer_video_fps: float = Field(5.0, gt=0, le=30)  # enough to see a face, cheap
     max_say_chars: int = Field(500, ge=1, le=5000)  # longest takeover reply
 
 
@@ -379,10 +380,14 @@ def load_config(path: Path | None) -> Config:
     """Load a YAML file, or the embedded defaults when path is None."""
     if path is None:
         return Config()
+    return parse_config(read_text(path), str(path))
+
+
+def read_text(path: Path) -> str:
+    """A config-like file's text; a file that cannot be read is a ConfigError."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(
             str(path), [ConfigIssue("", None, f"cannot read: {exc.strerror}")]
         ) from None
-    return parse_config(text, str(path))

@@ -14,10 +14,10 @@ from aiortc import RTCSessionDescription
 from avatar_agent.affect.live import CallAffect
 from avatar_agent.aio import TaskSet
 from avatar_agent.avatar.animator import CueAnimator
-from avatar_agent.avatar.behavior import behavior_path
 from avatar_agent.avatar.live_cues import CallCues
 from avatar_agent.avatar.render import AvatarRenderer
 from avatar_agent.avatar.stream import AvatarStream
+from avatar_agent.config import project_path
 from avatar_agent.perception.live import CallPerception, run_voice_activity
 from avatar_agent.perception.vad import VadEvent
 from avatar_agent.speech.call_speech import CallSpeech
@@ -106,7 +106,7 @@ class CallSession:
         """Body language for every call; without consent the customer reads as calm."""
         self.cues = CallCues(
             stream,
-            behavior_path(self.rt.config.avatar.behavior),
+            project_path(self.rt.config.avatar.behavior),
             lambda: self.affect.last if self.affect is not None else None,
             lambda: self.speech is not None and self.speech.turns.customer_speaking,
             transport.media_time,

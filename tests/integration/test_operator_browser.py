@@ -22,9 +22,9 @@ import aiohttp
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from test_operators_api import PASSWORD, SCRIPT, add_operator
+from test_operators_api import PASSWORD, SCRIPT, serve_with_operator
 
-from avatar_agent.client import CustomerClient, spawn_server
+from avatar_agent.client import CustomerClient
 
 pytestmark = pytest.mark.browser
 
@@ -68,26 +68,11 @@ class Customer:
             self.thread.join(5)
 
 
-def _server(tmp: Path, extra: str) -> Iterator[tuple[str, Path]]:
-    try:
-        proc, url = spawn_server(tmp, REPO, config_yaml=extra)
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    res = add_operator(tmp / "config.yaml", "alice", PASSWORD)
-    assert res.returncode == 0, res.stderr
-    yield url, tmp / "calls.db"
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 @pytest.fixture(scope="module")
 def scripted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     tmp = tmp_path_factory.mktemp("ops-scripted")
     (tmp / "script.yaml").write_text(SCRIPT)
-    yield from _server(tmp, f"affect:\n  script: {tmp / 'script.yaml'}\n"
+    yield from serve_with_operator(tmp, f"affect:\n  script: {tmp / 'script.yaml'}\n"
                             "escalation:\n  anger_threshold: 70\n  hold_s: 2\n")
 
 
@@ -97,7 +82,8 @@ def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     # test_a_real_angry_clip_escalates): index <= 16 in the neutral part, 42-75 for
     # about 3 s in the angry part; so >= 40 held 1 s fires on the anger and only there.
     tmp = tmp_path_factory.mktemp("ops-model")
-    yield from _server(tmp, "escalation:\n  anger_threshold: 40\n  hold_s: 1\n")
+    yield from serve_with_operator(tmp, "escalation:\n  anger_threshold: 40\n  hold_s: 1\n"
+                            "operators:\n  show_customer_video: true\n")
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +159,15 @@ def log_in(page: Page, url: str) -> None:
     wait_js(page, "() => window.operatorView.wsOpen", "the live event socket", 10)
 
 
+def open_call(page: Page, call_id: str) -> str:
+    """Wait for the call's card in the live list and open the call; returns the card."""
+    card = f'li.call[data-call-id="{call_id}"]'
+    page.wait_for_selector(card, timeout=10_000)
+    page.click(card)
+    wait_js(page, "(id) => window.operatorView.selected === id", "the call to open", 5, call_id)
+    return card
+
+
 def test_operator_sees_a_live_call_its_chart_and_a_scripted_escalation(
     page: Page, scripted_server: tuple[str, Path], grid_clip: Path
 ) -> None:
@@ -181,12 +176,8 @@ def test_operator_sees_a_live_call_its_chart_and_a_scripted_escalation(
     customer = Customer(url, grid_clip, consent=True)
     try:
         call_id = customer.connect()
-        card = f'li.call[data-call-id="{call_id}"]'
-        page.wait_for_selector(card, timeout=10_000)
+        card = open_call(page, call_id)
         assert "consented" in page.inner_text(card)
-        page.click(card)
-        wait_js(page, "(id) => window.operatorView.selected === id", "the call to open", 5,
-                call_id)
         # The chart grows with the live affect events (4 Hz), with no reload.
         wait_js(page, "() => window.operatorView.chartUpdates >= 4", "chart updates", 15)
         before = page.evaluate("window.operatorView.chartPoints")
@@ -195,8 +186,11 @@ def test_operator_sees_a_live_call_its_chart_and_a_scripted_escalation(
         assert after >= before + 3, (before, after)
         assert page.locator("#chart canvas").count() >= 1
         assert page.evaluate("document.querySelector('#chart .u-over') !== null")
-        # The camera image is not shown: no video element on the dashboard.
-        assert page.locator("video").count() == 0
+        # This server's config keeps the camera off the dashboard, whatever the consent.
+        assert page.locator("video").count() == 0 and page.is_hidden("#camera")
+        assert "not shown" in page.inner_text("#camera-note")
+        assert page.evaluate("(h) => fetch(h).then((r) => r.status)",
+                             f"/api/calls/{call_id}/video.mjpeg") == 404
         wait_js(page, "() => document.querySelector('#transcript li') !== null",
                 "the greeting in the transcript", 15)
         assert "virtual support assistant" in page.inner_text("#transcript")
@@ -263,7 +257,11 @@ def test_a_real_angry_clip_escalates(
     customer = Customer(url, angry_clip, consent=True)
     try:
         call_id = customer.connect()
-        page.wait_for_selector(f'li.call[data-call-id="{call_id}"]', timeout=10_000)
+        open_call(page, call_id)
+        # This server shows the camera of customers who agreed: the clip's 256x256 frames.
+        wait_js(page, "() => document.getElementById('customer-video').naturalWidth === 256",
+                "the customer's camera", 10)
+        assert page.evaluate("window.operatorView.cameraShown")
         wait_js(page, "(id) => window.operatorView.alerts.some((a) => a.call_id === id)",
                 "the escalation alert on the angry clip", 40, call_id)
         affect = customer.events("affect")

@@ -21,10 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import av
+import cv2
+import numpy as np
 import pytest
 
-from avatar_agent.client import CustomerClient, spawn_server
+from avatar_agent.client import CustomerClient, spawn_server, stop_server
 from avatar_agent.operators.auth import TokenSigner
+from media import make_long_video
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "integration-test-secret-0123456789abcdef"
@@ -59,21 +63,26 @@ def ops_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsServer]:
     extra = (
         f"affect:\n  script: {tmp / 'script.yaml'}\n"
         f"operators:\n  token_secret: {SECRET}\n  max_say_chars: 200\n"
+        "  show_customer_video: true\n"
         "escalation:\n  anger_threshold: 70\n  hold_s: 2\n"
         "privacy:\n  retention_days: 30\n  purge_interval_h: 0.001\n"  # every 3.6 s
     )
+    for url, db in serve_with_operator(tmp, extra):
+        yield OpsServer(url, db, tmp / "config.yaml", tmp / "server.log")
+
+
+def serve_with_operator(tmp: Path, extra: str) -> Iterator[tuple[str, Path]]:
+    """A server with operator alice; yields its URL and database, then stops it."""
     try:
         proc, url = spawn_server(tmp, REPO, config_yaml=extra)
     except RuntimeError as exc:
         pytest.fail(str(exc))
-    res = add_operator(tmp / "config.yaml", "alice", PASSWORD)
-    assert res.returncode == 0, res.stderr
-    yield OpsServer(url, tmp / "calls.db", tmp / "config.yaml", tmp / "server.log")
-    proc.terminate()
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        res = add_operator(tmp / "config.yaml", "alice", PASSWORD)
+        assert res.returncode == 0, res.stderr
+        yield url, tmp / "calls.db"
+    finally:
+        stop_server(proc)
 
 
 @pytest.fixture
@@ -131,7 +140,27 @@ OPERATOR_ROUTES = [
     ("GET", "/api/calls/x/export.csv"), ("GET", "/api/calls/x/export.json"),
     ("GET", "/api/calls/x/plot.png"), ("POST", "/api/calls/x/say"),
     ("POST", "/api/calls/x/end"), ("POST", "/api/escalations/1/ack"),
+    ("GET", "/api/calls/x/video.mjpeg"),
 ]
+
+
+async def read_mjpeg(http: aiohttp.ClientSession, url: str, token: str, n: int) -> list[bytes]:
+    """The first `n` JPEG parts of a multipart/x-mixed-replace stream."""
+    parts: list[bytes] = []
+    async with http.get(url, headers=bearer(token)) as r:
+        assert r.status == 200, await r.text()
+        assert r.headers["Content-Type"].startswith("multipart/x-mixed-replace; boundary=")
+        assert r.headers["Cache-Control"] == "no-store"
+        while len(parts) < n:
+            assert (await r.content.readline()).strip() == b"--frame"
+            headers = {}
+            while line := (await r.content.readline()).strip():
+                key, _, value = line.decode().partition(":")
+                headers[key.lower()] = value.strip()
+            assert headers["content-type"] == "image/jpeg"
+            parts.append(await r.content.readexactly(int(headers["content-length"])))
+            assert await r.content.readexactly(2) == b"\r\n"
+    return parts
 
 
 async def test_login_bad_input(ops_server: OpsServer, http: aiohttp.ClientSession) -> None:
@@ -182,6 +211,7 @@ async def test_unknown_call_and_escalation_are_404(
     token = await login(http, ops_server.url)
     for method, path in (("GET", "/api/calls/nope/timeline"), ("GET", "/api/calls/nope/export.csv"),
                          ("GET", "/api/calls/nope/plot.png"), ("POST", "/api/calls/nope/end"),
+                         ("GET", "/api/calls/nope/video.mjpeg"),
                          ("POST", "/api/escalations/999999/ack"),
                          ("POST", "/api/escalations/abc/ack")):
         async with http.request(method, ops_server.url + path, headers=bearer(token)) as r:
@@ -191,18 +221,26 @@ async def test_unknown_call_and_escalation_are_404(
         assert r.status == 404
 
 
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory: pytest.TempPathFactory, grid_clip: Path) -> Path:
+    """12 s on camera (four GRID clips), speaking only in the first 3 s."""
+    clips = sorted(grid_clip.parent.glob("*.mpg"))[:4]
+    return make_long_video(clips, tmp_path_factory.mktemp("long") / "long.mp4")
+
+
 async def test_live_call_escalates_and_operator_takes_over(
-    ops_server: OpsServer, http: aiohttp.ClientSession, grid_clip: Path
+    ops_server: OpsServer, http: aiohttp.ClientSession, long_clip: Path
 ) -> None:
     token = await login(http, ops_server.url)
     ws = await http.ws_connect(ops_server.url.replace("http", "ws") + "/api/events",
                                headers=bearer(token))
     seen = Events()
     reader = asyncio.ensure_future(collect(ws, seen))
-    client = CustomerClient(ops_server.url, grid_clip, consent=True)
+    client = CustomerClient(ops_server.url, long_clip, consent=True)
     try:
         call_id = await client.connect(http)
         await wait_until(lambda: seen.of("call", call_id), 10, "the call-started event")
+        await _camera_is_live(http, ops_server.url, call_id, token, long_clip)
         await wait_until(lambda: seen.of("escalation", call_id), 30, "an escalation")
         esc = seen.of("escalation", call_id)[0]
         assert esc["reason"] in ("sustained_anger", "furious")
@@ -282,6 +320,20 @@ async def test_live_call_escalates_and_operator_takes_over(
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
+async def _camera_is_live(http: aiohttp.ClientSession, url: str, call_id: str, token: str,
+                          clip: Path) -> None:
+    """This server shows the camera of customers who agreed: live frames of the clip."""
+    t0 = time.monotonic()
+    frames = await read_mjpeg(http, f"{url}/api/calls/{call_id}/video.mjpeg", token, 4)
+    took = time.monotonic() - t0
+    with av.open(str(clip)) as media:
+        size = (media.streams.video[0].height, media.streams.video[0].width)
+    images = [cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_COLOR) for f in frames]
+    assert all(img is not None and img.shape[:2] == size for img in images)
+    assert float(np.abs(images[0].astype(int) - images[-1].astype(int)).mean()) > 0.1
+    assert 0.4 < took < 5, took  # capped near operators.customer_video_fps (5)
+
+
 async def test_call_without_consent_has_no_affect_and_can_ask_for_a_person(
     ops_server: OpsServer, http: aiohttp.ClientSession, grid_clip: Path
 ) -> None:
@@ -312,6 +364,10 @@ async def test_call_without_consent_has_no_affect_and_can_ask_for_a_person(
         async with http.get(ops_server.url + "/api/calls", headers=bearer(token)) as r:
             summary = {c["call_id"]: c for c in (await r.json())["calls"]}[call_id]
         assert summary["anger_index"] is None and summary["spark"] == []
+        # The camera is shown only for customers who agreed.
+        async with http.get(f"{ops_server.url}/api/calls/{call_id}/video.mjpeg",
+                            headers=bearer(token)) as r:
+            assert r.status == 403 and "agree" in (await r.json())["error"]
         assert await client.hangup(http) == 200
     finally:
         await client.close()

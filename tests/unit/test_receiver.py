@@ -74,3 +74,25 @@ async def test_arrival_wakes_every_waiter_for_each_frame_without_polling() -> No
     for t in (runner, *waiters):
         t.cancel()
     await asyncio.gather(runner, *waiters, return_exceptions=True)
+
+
+async def test_an_ended_track_wakes_its_waiters_and_a_viewer_can_leave() -> None:
+    frames = iter([1, 2])
+
+    async def recv() -> int:
+        await asyncio.sleep(0)
+        try:
+            return next(frames)
+        except StopIteration:
+            raise ConnectionError("track ended") from None
+
+    rx: Receiver[int] = Receiver("video", recv)
+    kept = rx.subscribe()
+    gone = rx.subscribe()
+    rx.unsubscribe(gone)
+    rx.unsubscribe(gone)  # twice is harmless
+    waiter = asyncio.create_task(rx.arrival())
+    await asyncio.wait_for(rx.run(), 1)
+    assert rx.ended and rx.frames == 2
+    await asyncio.wait_for(waiter, 1)  # woken, not left waiting for a frame that never comes
+    assert kept.take() == 2 and gone.take() is None

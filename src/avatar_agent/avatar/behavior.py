@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from avatar_agent.config import ConfigError, ConfigIssue, Section, parse_yaml_model
+from avatar_agent.config import ConfigError, Section, parse_yaml_model, read_text
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,6 @@ STATES = ("idle", "listening", "speaking", "apologising")
 ConversationState = Literal["idle", "listening", "speaking", "apologising"]
 # Reply layers that are spoken in an apologetic register (speech/replies.py tags them).
 APOLOGY_LAYERS = frozenset({"apology", "soothe"})
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_BEHAVIOR = "configs/behaviors/support.yaml"
 
 
@@ -283,19 +282,7 @@ def parse_persona(text: str, source: str = "<string>") -> Persona:
 
 def load_persona(path: Path) -> Persona:
     """Read and validate a persona file; ConfigError lists every problem with its line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            str(path), [ConfigIssue("", None, f"cannot read: {exc.strerror}")]
-        ) from None
-    return parse_persona(text, str(path))
-
-
-def behavior_path(value: str) -> Path:
-    """A persona path from the config; relative paths are taken from the project root."""
-    path = Path(value)
-    return path if path.is_absolute() else PROJECT_ROOT / path
+    return parse_persona(read_text(path), str(path))
 
 
 class PersonaWatcher:

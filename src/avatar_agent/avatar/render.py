@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from avatar_agent.avatar.animator import Pose
 from avatar_agent.avatar.face_warp import brow_fields, mouth_curve_field
+from avatar_agent.config import PROJECT_ROOT
 
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
@@ -40,7 +41,7 @@ _PART_PAD = 8  # px around the brows box that a raised or frowning brow may reac
 
 
 def default_avatar_dir() -> Path:
-    return Path(__file__).resolve().parents[3] / "assets" / "avatars" / "default"
+    return PROJECT_ROOT / "assets" / "avatars" / "default"
 
 
 def _load(path: Path, channels: int) -> U8:

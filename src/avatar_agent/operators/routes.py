@@ -1,8 +1,7 @@
 """Operator HTTP and WebSocket routes, registered on the app by `register`.
 
 Every route here except the login itself and the static dashboard page requires an
-operator: `Authorization: Bearer <token>`, the session cookie set at login, or (for
-the WebSocket, where browsers cannot set headers) `?token=`. Anything else is 401.
+operator (see `operators.http`); anything else is 401.
 """
 
 from __future__ import annotations
@@ -10,129 +9,61 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import time
-from collections.abc import Awaitable, Callable
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from avatar_agent.aio import TaskSet
 from avatar_agent.config import Config
+from avatar_agent.httpjson import error, json_body
 from avatar_agent.operators.auth import (
     DUMMY_HASH,
     MAX_PASSWORD,
     AuthError,
-    TokenClaims,
-    TokenSigner,
     valid_name,
     verify_password,
 )
+from avatar_agent.operators.http import (
+    COOKIE,
+    OPS,
+    Operators,
+    authenticate,
+    live_call,
+    operator_only,
+    ops_of,
+    runtime_of,
+)
 from avatar_agent.operators.retention import run_retention
 from avatar_agent.operators.review import timeline_csv, timeline_png
+from avatar_agent.operators.video import customer_video
 from avatar_agent.operators.watcher import EscalationWatcher
 from avatar_agent.runtime import Runtime
 from avatar_agent.session import CallSession
 
 log = logging.getLogger(__name__)
-
-COOKIE = "avatar_operator"
-WEB_DIR = Path(str(files("avatar_agent").joinpath("web")))
 AFFECT_KINDS = frozenset({"level", "micro_expression"})
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class Operators:
-    """The operator side of one app: token signer, escalation watcher, background tasks."""
-
-    def __init__(self, config: Config, runtime_key: web.AppKey[Runtime],
-                 calls_key: web.AppKey[dict[str, CallSession]]) -> None:
-        cfg = config.operators
-        secret = cfg.token_secret.encode() if cfg.token_secret else secrets.token_bytes(32)
-        self.config = config
-        self.signer = TokenSigner(secret, cfg.token_ttl_h * 3600)
-        self.runtime_key = runtime_key
-        self.calls_key = calls_key
-        self.watcher: EscalationWatcher | None = None
-        self.tasks = TaskSet("operators")
-        self.page = (WEB_DIR / "operator.html").read_text(encoding="utf-8")
-
-
-OPS: web.AppKey[Operators] = web.AppKey("operators", Operators)
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
-def _ops(request: web.Request) -> Operators:
-    return request.app[OPS]
-
-
-def _rt(request: web.Request) -> Runtime:
-    ops = _ops(request)
-    return request.app[ops.runtime_key]
-
-
-def _token_of(request: web.Request) -> str | None:
-    auth = request.headers.get("Authorization", "")
-    if auth.startswith("Bearer "):
-        return auth[7:].strip()
-    return request.cookies.get(COOKIE) or None
-
-
-def authenticate(request: web.Request, allow_query: bool = False) -> TokenClaims:
-    token = _token_of(request)
-    if token is None and allow_query:
-        token = request.query.get("token") or None
-    if token is None:
-        raise AuthError("operator login required")
-    return _ops(request).signer.verify(token, time.time())
-
-
-def operator_only(handler: Handler) -> Handler:
-    async def wrapped(request: web.Request) -> web.StreamResponse:
-        try:
-            claims = authenticate(request)
-        except AuthError as exc:
-            return _error(401, str(exc))
-        request["operator"] = claims.name
-        return await handler(request)
-    return wrapped
-
-
-async def _json_body(request: web.Request) -> dict[str, Any] | web.Response:
-    try:
-        data = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        return _error(400, "body is not valid JSON")
-    if not isinstance(data, dict):
-        return _error(400, "body must be a JSON object")
-    return data
 
 
 # --- login ----------------------------------------------------------------------------
 
 async def login(request: web.Request) -> web.Response:
-    data = await _json_body(request)
+    data = await json_body(request)
     if isinstance(data, web.Response):
         return data
     name, password = data.get("name"), data.get("password")
     if not isinstance(name, str) or not isinstance(password, str) or not name or not password:
-        return _error(400, "'name' and 'password' are required strings")
+        return error(400, "'name' and 'password' are required strings")
     if len(password) > MAX_PASSWORD or not valid_name(name):
-        return _error(401, "wrong name or password")
-    rt = _rt(request)
+        return error(401, "wrong name or password")
+    rt = runtime_of(request)
     stored = await rt.store.run(rt.store.store.operator_hash, name)
     loop = asyncio.get_running_loop()
     # argon2 is deliberately slow: off the loop, and run even for unknown names.
     ok = await loop.run_in_executor(None, verify_password, stored or DUMMY_HASH, password)
     if not ok or stored is None:
         log.info("failed operator login for %r", name)
-        return _error(401, "wrong name or password")
-    ops = _ops(request)
+        return error(401, "wrong name or password")
+    ops = ops_of(request)
     token = ops.signer.issue(name, time.time())
     resp = web.json_response({"token": token, "name": name, "expires_in_s": ops.signer.ttl_s})
     resp.set_cookie(COOKIE, token, max_age=int(ops.signer.ttl_s), httponly=True,
@@ -172,7 +103,7 @@ def _call_summary(ops: Operators, session: CallSession) -> dict[str, Any]:
 
 @operator_only
 async def list_calls(request: web.Request) -> web.Response:
-    ops = _ops(request)
+    ops = ops_of(request)
     calls = request.app[ops.calls_key]
     return web.json_response({"calls": [_call_summary(ops, s) for s in calls.values()],
                               "show_customer_video": ops.config.operators.show_customer_video})
@@ -180,7 +111,7 @@ async def list_calls(request: web.Request) -> web.Response:
 
 @operator_only
 async def history(request: web.Request) -> web.Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
     rows = await rt.store.run(rt.store.store.list_calls, 200, True)
     return web.json_response({"calls": [
         {"call_id": r.id, "started_at": r.started_at.isoformat(),
@@ -191,12 +122,12 @@ async def history(request: web.Request) -> web.Response:
 
 async def _timeline(request: web.Request) -> dict[str, Any] | web.Response:
     call_id = request.match_info["call_id"]
-    rt = _rt(request)
+    rt = runtime_of(request)
     store = rt.store.store
     record = await rt.store.run(store.get_call, call_id)
     if record is None:
-        return _error(404, f"no call {call_id!r}")
-    session = request.app[_ops(request).calls_key].get(call_id)
+        return error(404, f"no call {call_id!r}")
+    session = request.app[ops_of(request).calls_key].get(call_id)
     events = await rt.store.run(store.events, call_id)
     points: list[dict[str, Any]] = []
     if record.consent_analysis:
@@ -252,42 +183,34 @@ async def plot(request: web.Request) -> web.Response:
     tl = await _timeline(request)
     if isinstance(tl, web.Response):
         return tl
-    rt = _rt(request)
+    rt = runtime_of(request)
     png = await asyncio.get_running_loop().run_in_executor(rt.render_pool, timeline_png, tl)
     return web.Response(body=png, content_type="image/png")
 
 
 # --- takeover -------------------------------------------------------------------------
 
-def _live(request: web.Request) -> CallSession | web.Response:
-    call_id = request.match_info["call_id"]
-    session = request.app[_ops(request).calls_key].get(call_id)
-    if session is None or session.end_reason is not None:
-        return _error(404, f"no call {call_id!r} in progress")
-    return session
-
-
 @operator_only
 async def say(request: web.Request) -> web.Response:
-    data = await _json_body(request)
+    data = await json_body(request)
     if isinstance(data, web.Response):
         return data
     text = data.get("text")
     if not isinstance(text, str):
-        return _error(400, "'text' is required and must be a string")
+        return error(400, "'text' is required and must be a string")
     text = " ".join(text.split())
-    limit = _ops(request).config.operators.max_say_chars
+    limit = ops_of(request).config.operators.max_say_chars
     if not text:
-        return _error(400, "'text' is empty")
+        return error(400, "'text' is empty")
     if len(text) > limit:
-        return _error(413, f"'text' is over {limit} characters")
-    session = _live(request)
+        return error(413, f"'text' is over {limit} characters")
+    session = live_call(request)
     if isinstance(session, web.Response):
         return session
     operator = request["operator"]
     t = session.transport.media_time() if session.transport is not None else 0.0
     session.say(text)
-    rt = _rt(request)
+    rt = runtime_of(request)
     # The takeover is recorded with who typed it; nothing is measured about the operator.
     await rt.store.add_events(session.call_id, [{"t": t, "kind": "takeover",
                                                  "operator": operator, "text": text}])
@@ -299,7 +222,7 @@ async def say(request: web.Request) -> web.Response:
 
 @operator_only
 async def end(request: web.Request) -> web.Response:
-    session = _live(request)
+    session = live_call(request)
     if isinstance(session, web.Response):
         return session
     await session.close("operator")
@@ -311,11 +234,11 @@ async def acknowledge(request: web.Request) -> web.Response:
     try:
         esc_id = int(request.match_info["esc_id"])
     except ValueError:
-        return _error(404, "no such escalation")
-    rt = _rt(request)
+        return error(404, "no such escalation")
+    rt = runtime_of(request)
     row = await rt.store.run(rt.store.store.acknowledge, esc_id, request["operator"])
     if row is None:
-        return _error(404, f"no escalation {esc_id}")
+        return error(404, f"no escalation {esc_id}")
     rt.events.publish({"type": "escalation_ack", "call_id": row["call_id"], "id": row["id"],
                        "acknowledged_by": row["acknowledged_by"],
                        "acknowledged_at": row["acknowledged_at"]})
@@ -324,7 +247,7 @@ async def acknowledge(request: web.Request) -> web.Response:
 
 @operator_only
 async def open_escalations(request: web.Request) -> web.Response:
-    rt = _rt(request)
+    rt = runtime_of(request)
     rows = await rt.store.run(rt.store.store.escalations, None, True)
     return web.json_response({"escalations": rows})
 
@@ -335,10 +258,10 @@ async def events_ws(request: web.Request) -> web.StreamResponse:
     try:
         claims = authenticate(request, allow_query=True)
     except AuthError as exc:
-        return _error(401, str(exc))
+        return error(401, str(exc))
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
-    rt = _rt(request)
+    rt = runtime_of(request)
 
     async def drain_incoming() -> None:
         async for msg in ws:  # the dashboard sends nothing; this notices it leaving
@@ -372,7 +295,7 @@ async def events_ws(request: web.Request) -> web.StreamResponse:
 
 
 async def dashboard(request: web.Request) -> web.Response:
-    ops = _ops(request)
+    ops = ops_of(request)
     blob = json.dumps({"maxSayChars": ops.config.operators.max_say_chars,
                        "showCustomerVideo": ops.config.operators.show_customer_video})
     html = ops.page.replace("{{CONFIG_JSON}}", blob.replace("</", "<\\/"))
@@ -407,6 +330,7 @@ def register(app: web.Application, config: Config, runtime_key: web.AppKey[Runti
     r.add_get("/api/calls/{call_id}/plot.png", plot)
     r.add_post("/api/calls/{call_id}/say", say)
     r.add_post("/api/calls/{call_id}/end", end)
+    r.add_get("/api/calls/{call_id}/video.mjpeg", customer_video)
     r.add_get("/api/escalations", open_escalations)
     r.add_post("/api/escalations/{esc_id}/ack", acknowledge)
     r.add_get("/api/events", events_ws)

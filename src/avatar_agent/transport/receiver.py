@@ -87,6 +87,7 @@ class Receiver(Generic[T]):
         self._sinks: list[Sink[T]] = []
         self._arrival: asyncio.Future[None] | None = None
         self.frames = 0
+        self.ended = False
 
     def subscribe(self) -> LatestSlot[T]:
         """Latest frame wins: for analysis that only wants the newest picture."""
@@ -99,6 +100,11 @@ class Receiver(Generic[T]):
         queue: BoundedQueue[T] = BoundedQueue(maxlen)
         self._sinks.append(queue)
         return queue
+
+    def unsubscribe(self, sink: Sink[T]) -> None:
+        """Stop handing frames to `sink` (a viewer that went away)."""
+        if sink in self._sinks:
+            self._sinks.remove(sink)
 
     async def arrival(self) -> None:
         """Wait until the next frame has been handed to the subscribers.
@@ -122,6 +128,8 @@ class Receiver(Generic[T]):
                 raise
             except Exception as exc:  # the remote track ended (MediaStreamError) or broke
                 log.info("%s track ended: %s", self.kind, type(exc).__name__)
+                self.ended = True
+                self._arrived()  # waiters look at `ended` rather than wait forever
                 return
             self.frames += 1
             if self._on_frame is not None:

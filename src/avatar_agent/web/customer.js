@@ -35,6 +35,8 @@
   };
 
   const config = readConfig();
+  // Said before the choice, so "Yes" covers being seen whenever the server shows it.
+  $("operator-camera").hidden = !config.operatorMaySeeCamera;
   // Public, read-only view of the call for support staff debugging and browser tests.
   const call = { callId: null, state: "idle", captions: [] };
   window.avatarCall = call;
@@ -45,7 +47,7 @@
   let captionTimer = null;
 
   function readConfig() {
-    const fallback = { iceServers: [], greeting: "" };
+    const fallback = { iceServers: [], greeting: "", operatorMaySeeCamera: false };
     const node = $("agent-config");
     try {
       const parsed = JSON.parse(node ? node.textContent : "");

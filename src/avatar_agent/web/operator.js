@@ -15,7 +15,7 @@
   // Read-only view of the dashboard's state, for support and the browser tests.
   const view = {
     state: "login", operator: null, wsOpen: false, calls: {}, selected: null,
-    chartPoints: 0, chartUpdates: 0, alerts: [], beeps: 0, received: 0,
+    chartPoints: 0, chartUpdates: 0, alerts: [], beeps: 0, received: 0, cameraShown: false,
   };
   window.operatorView = view;
   let token = sessionStorage.getItem("operatorToken");
@@ -65,6 +65,7 @@
     token = null;
     sessionStorage.removeItem("operatorToken");
     if (ws) { ws.onclose = null; ws.close(); ws = null; }
+    showCamera(null, false);
     view.state = "login";
     document.body.dataset.view = "login";
     $("app").hidden = true;
@@ -164,6 +165,7 @@
     updateCount();
     if (view.selected === id) {
       $("detail-state").textContent = `ended (${reason || "ended"})`;
+      showCamera(id, false);
       $("say-send").disabled = true;
       $("end-call").disabled = true;
     }
@@ -256,6 +258,7 @@
     $("say-send").disabled = !tl.call.live;
     $("end-call").disabled = !tl.call.live;
     $("no-affect").hidden = tl.call.consent_analysis;
+    showCamera(id, tl.call.live && tl.call.consent_analysis);
     chartData = [[], [], [], []];
     chartEvents = [];
     $("events").replaceChildren();
@@ -267,6 +270,20 @@
     chart.setData(chartData);
     view.chartPoints = chartData[0].length;
     renderDetailHead(view.calls[id] || {});
+  }
+
+  // The customer's camera, live, only where config allows it and the customer agreed.
+  // The image stream carries the session cookie; clearing src ends it on the server.
+  function showCamera(id, allowed) {
+    const img = $("customer-video");
+    const on = Boolean(config.showCustomerVideo && allowed && id);
+    if (on) img.src = `/api/calls/${id}/video.mjpeg`;
+    else img.removeAttribute("src");
+    $("camera").hidden = !on;
+    view.cameraShown = on;
+    $("camera-note").textContent = !config.showCustomerVideo
+      ? "The customer's camera image is not shown on this dashboard."
+      : on ? "" : "The customer's camera is shown only for customers who agreed.";
   }
 
   function renderDetailHead(c) {

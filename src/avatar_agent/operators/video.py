@@ -1,0 +1,85 @@
+"""The customer's camera, live, for an operator: `GET /api/calls/{id}/video.mjpeg`.
+
+Only where config allows it (`operators.show_customer_video`) and only for a customer
+who agreed on the page, which then says an operator may see them. Frames go from
+memory to the operator's browser as a multipart JPEG stream that an `<img>` shows;
+nothing is written anywhere. The newest frame wins and the rate is capped, so a slow
+viewer costs the call nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import av
+import cv2
+import numpy as np
+from aiohttp import web
+
+from avatar_agent.httpjson import error
+from avatar_agent.operators.http import live_call, operator_only, ops_of, runtime_of
+
+log = logging.getLogger(__name__)
+BOUNDARY = "frame"
+JPEG_QUALITY = 80
+WAIT_S = 1.0  # how often a stream with no new frame checks that its call still runs
+
+
+def encode_jpeg(frame: av.VideoFrame) -> bytes:
+    ok, buf = cv2.imencode(".jpg", frame.to_ndarray(format="bgr24"),
+                           [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return np.asarray(buf).tobytes()
+
+
+def _part(jpeg: bytes) -> bytes:
+    head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+            f"Content-Length: {len(jpeg)}\r\n\r\n").encode()
+    return head + jpeg + b"\r\n"
+
+
+@operator_only
+async def customer_video(request: web.Request) -> web.StreamResponse:
+    cfg = ops_of(request).config.operators
+    if not cfg.show_customer_video:
+        return error(404, "the customer's camera is not shown to operators "
+                          "(operators.show_customer_video is off)")
+    session = live_call(request)
+    if isinstance(session, web.Response):
+        return session
+    if not session.consent_analysis:
+        return error(403, "the customer did not agree to be seen")
+    video = session.transport.video_in if session.transport is not None else None
+    if video is None:
+        return error(404, "the customer sends no video")
+
+    resp = web.StreamResponse(headers={
+        "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+        "Cache-Control": "no-store",
+    })
+    await resp.prepare(request)
+    pool = runtime_of(request).analysis_pool
+    loop = asyncio.get_running_loop()
+    slot = video.subscribe()
+    sent = 0
+    try:
+        while session.end_reason is None and not video.ended:
+            frame = slot.take()
+            if frame is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(video.arrival(), WAIT_S)
+                continue
+            jpeg = await loop.run_in_executor(pool, encode_jpeg, frame)
+            await resp.write(_part(jpeg))
+            sent += 1
+            await asyncio.sleep(1.0 / cfg.customer_video_fps)
+    except ConnectionError:
+        pass  # the operator closed the view
+    finally:
+        video.unsubscribe(slot)
+        log.info("operator %s watched call %s: %d frames", request["operator"],
+                 session.call_id, sent)
+    return resp
