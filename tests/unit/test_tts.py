@@ -14,11 +14,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from avatar_agent.speech.sentences import split_sentences
 from avatar_agent.speech.tts import (
     PiperTTS,
     TTSEngine,
     spans_from_alignment,
-    split_sentences,
     stream_sentences,
     to_int16,
 )
