@@ -24,9 +24,9 @@ import numpy.typing as npt
 
 from avatar_agent.avatar.animator import Pose
 from avatar_agent.avatar.face_warp import brow_fields, mouth_curve_field
+from avatar_agent.avatar.layers import U8, load_layer, over_rgb, over_rgba, parse_box, split_atlas
 from avatar_agent.config import PROJECT_ROOT
 
-U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
 _MAP_STEP = 8  # the head's bend field is smooth, so it is computed on a coarse grid
 # The chest moves under 2 px with a breath, so it is pre-composited over the
@@ -42,58 +42,6 @@ _PART_PAD = 8  # px around the brows box that a raised or frowning brow may reac
 
 def default_avatar_dir() -> Path:
     return PROJECT_ROOT / "assets" / "avatars" / "default"
-
-
-def _load(path: Path, channels: int) -> U8:
-    if not path.is_file():
-        raise FileNotFoundError(f"avatar asset missing: {path}")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ValueError(f"avatar asset is not a readable image: {path}")
-    have = 1 if img.ndim == 2 else img.shape[2]
-    if have != channels:
-        raise ValueError(f"avatar asset {path} has {have} channels, expected {channels}")
-    if channels == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    elif channels == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGBA)
-    return np.ascontiguousarray(img, dtype=np.uint8)
-
-
-def _box(value: Any, where: str) -> tuple[int, int, int, int]:
-    if not (isinstance(value, list) and len(value) == 4):
-        raise ValueError(f"{where}: expected a box [x0, y0, x1, y1], got {value!r}")
-    x0, y0, x1, y1 = (int(v) for v in value)
-    if x1 <= x0 or y1 <= y0:
-        raise ValueError(f"{where}: empty box {value!r}")
-    return x0, y0, x1, y1
-
-
-def _atlas(img: U8, levels: int, box: tuple[int, int, int, int], path: Path) -> U8:
-    h, w = box[3] - box[1], box[2] - box[0]
-    if img.shape[0] != h * levels or img.shape[1] != w:
-        raise ValueError(
-            f"{path}: atlas is {img.shape[1]}x{img.shape[0]}, rig says {levels} cells of {w}x{h}"
-        )
-    return np.ascontiguousarray(img.reshape(levels, h, w, *img.shape[2:]))
-
-
-# OpenCV copies strided views such as img[..., 3] slowly, so channels are taken
-# with extractChannel / cvtColor instead of numpy slicing.
-
-
-def _over(dst: U8, src: U8) -> None:
-    """Premultiplied RGBA src over RGB dst (same size), in place."""
-    inv = cv2.bitwise_not(cv2.extractChannel(src, 3))
-    scaled = cv2.multiply(dst, cv2.merge((inv, inv, inv)), scale=1.0 / 255.0)
-    dst[...] = cv2.add(scaled, cv2.cvtColor(src, cv2.COLOR_RGBA2RGB))
-
-
-def _over_rgba(dst: U8, src: U8) -> None:
-    """Premultiplied RGBA src over premultiplied RGBA dst, in place."""
-    inv = cv2.bitwise_not(cv2.extractChannel(src, 3))
-    scaled = cv2.multiply(dst, cv2.merge((inv, inv, inv, inv)), scale=1.0 / 255.0)
-    dst[...] = cv2.add(scaled, src)
 
 
 def _bend_box(paint: tuple[int, int, int, int], width: int, height: int
@@ -128,17 +76,17 @@ class AvatarRenderer:
     def _setup(self, root: Path, rig: dict[str, Any]) -> None:
         self._size = (int(rig["size"][0]), int(rig["size"][1]))
         w, h = self._size
-        self._bg = _load(root / rig["background"], 3)
+        self._bg = load_layer(root / rig["background"], 3)
         if self._bg.shape[:2] != (h, w):
             raise ValueError(f"{root / rig['background']}: expected {w}x{h}")
 
         head = rig["head"]
-        self._head_box = _box(head["box"], "head.box")
+        self._head_box = parse_box(head["box"], "head.box")
         x0, y0, x1, y1 = self._head_box
         if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
             raise ValueError(f"head.box {self._head_box} lies outside the {w}x{h} frame")
-        self._head = _load(root / head["image"], 4)
-        depth = _load(root / head["depth"], 1).astype(np.float32) * float(head["depth_scale"])
+        self._head = load_layer(root / head["image"], 4)
+        depth = load_layer(root / head["depth"], 1).astype(np.float32) * float(head["depth_scale"])
         if self._head.shape[:2] != (y1 - y0, x1 - x0) or depth.shape != self._head.shape[:2]:
             raise ValueError(f"{root / head['image']}: size does not match head.box")
         self._depth_axis = float(head["depth_axis"])
@@ -170,7 +118,7 @@ class AvatarRenderer:
         self._gw = 1.0 - t * t * (3.0 - 2.0 * t)
 
         body = rig["body"]
-        body_img = _load(root / body["image"], 4)
+        body_img = load_layer(root / body["image"], 4)
         self._body_top = int(body["top"])
         if body_img.shape[1] != w or self._body_top + body_img.shape[0] != h:
             raise ValueError(f"{root / body['image']}: must span the frame below body.top")
@@ -184,14 +132,14 @@ class AvatarRenderer:
             self._body_at(level, 0)
 
         eyes = rig["eyes"]
-        self._eyes_box = _box(eyes["box"], "eyes.box")
+        self._eyes_box = parse_box(eyes["box"], "eyes.box")
         levels = int(eyes["levels"])
         eyes_path, ball_path = root / eyes["image"], root / eyes["ball"]
-        self._eyes = _atlas(_load(eyes_path, 3), levels, self._eyes_box, eyes_path)
-        ball = _atlas(_load(ball_path, 3), levels, self._eyes_box, ball_path)
+        self._eyes = split_atlas(load_layer(eyes_path, 3), levels, self._eyes_box, eyes_path)
+        ball = split_atlas(load_layer(ball_path, 3), levels, self._eyes_box, ball_path)
         self._ball_vis = ball[..., 0].astype(np.float32) / 255.0
         self._ball_shade = ball[..., 1].astype(np.float32) / 255.0
-        iris = _load(root / eyes["iris"], 4).astype(np.float32) / 255.0
+        iris = load_layer(root / eyes["iris"], 4).astype(np.float32) / 255.0
         self._iris = iris
         self._iris_half = iris.shape[0] // 2
         self._eye_centres = [(float(c[0]), float(c[1]) + float(eyes["iris_dy"]))
@@ -206,17 +154,17 @@ class AvatarRenderer:
                 raise ValueError(f"eyes.box {self._eyes_box} is too small for the iris travel")
 
         brows = rig["brows"]
-        self._brows_box = _box(brows["box"], "brows.box")
-        brow_img = _load(root / brows["image"], 4)
+        self._brows_box = parse_box(brows["box"], "brows.box")
+        brow_img = load_layer(root / brows["image"], 4)
         bx0, by0, bx1, by1 = self._brows_box
         if brow_img.shape[:2] != (by1 - by0, bx1 - bx0):
             raise ValueError(f"{root / brows['image']}: size does not match brows.box")
         self._setup_brows(brows, brow_img)
 
         mouth = rig["mouth"]
-        self._mouth_box = _box(mouth["box"], "mouth.box")
+        self._mouth_box = parse_box(mouth["box"], "mouth.box")
         mouth_path = root / mouth["image"]
-        self._mouth = _atlas(_load(mouth_path, 4), int(mouth["levels"]), self._mouth_box,
+        self._mouth = split_atlas(load_layer(mouth_path, 4), int(mouth["levels"]), self._mouth_box,
                              mouth_path)
         self._setup_mouth(mouth)
         for name, b in (("eyes", self._eyes_box), ("brows", self._brows_box),
@@ -280,10 +228,10 @@ class AvatarRenderer:
         x0, y0, x1, y1 = self._head_box
         cx0, cy0, cx1, cy1 = self._bend_box
         region = self._bg[y0 + cy0:y0 + cy1, x0 + cx0:x0 + cx1].copy()
-        _over(region, self._bend_head(canvas, pose))
+        over_rgb(region, self._bend_head(canvas, pose))
         if cy1 + y0 > top:
             row = max(0, top - y0 - cy0)
-            _over(region[row:], body_in_head)
+            over_rgb(region[row:], body_in_head)
         frame[y0 + cy0:y0 + cy1, x0 + cx0:x0 + cx1] = region
         if (self.width, self.height) != self._size:
             small = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_AREA)
@@ -298,7 +246,7 @@ class AvatarRenderer:
                    over: bool) -> None:
         ys, xs = self._local(box)
         if over:
-            _over_rgba(canvas[ys, xs], img)
+            over_rgba(canvas[ys, xs], img)
         else:
             canvas[ys, xs] = img
 
@@ -408,7 +356,7 @@ class AvatarRenderer:
             dtype=np.uint8,
         )
         composed = self._bg[top:].copy()
-        _over(composed, moved)
+        over_rgb(composed, moved)
         band = moved[max(0, y0 + cy0 - top):y0 + cy1 - top, x0 + cx0:x0 + cx1]
         out = (composed, np.ascontiguousarray(band[:rows]))
         self._body_cache[key] = out
