@@ -96,3 +96,24 @@ async def test_an_ended_track_wakes_its_waiters_and_a_viewer_can_leave() -> None
     assert rx.ended and rx.frames == 2
     await asyncio.wait_for(waiter, 1)  # woken, not left waiting for a frame that never comes
     assert kept.take() == 2 and gone.take() is None
+    await asyncio.wait_for(rx.arrival(), 1)  # after the end, nothing to wait for
+
+
+async def test_only_analysis_skips_count_as_drops() -> None:
+    frames = iter(range(5))
+
+    async def recv() -> int:
+        await asyncio.sleep(0)
+        try:
+            return next(frames)
+        except StopIteration:
+            raise ConnectionError("track ended") from None
+
+    drops: list[None] = []
+    rx: Receiver[int] = Receiver("video", recv, on_drop=lambda: drops.append(None))
+    viewer = rx.subscribe(sampled=True)
+    analysis = rx.subscribe()
+    await asyncio.wait_for(rx.run(), 1)
+    assert viewer.take() == 4 and viewer.dropped == 4  # it saw only the newest
+    assert analysis.dropped == 4
+    assert len(drops) == 4  # only the analysis slot's skips are the call's drops

@@ -63,7 +63,7 @@ async def customer_video(request: web.Request) -> web.StreamResponse:
     await resp.prepare(request)
     pool = runtime_of(request).analysis_pool
     loop = asyncio.get_running_loop()
-    slot = video.subscribe()
+    slot = video.subscribe(sampled=True)
     sent = 0
     try:
         while session.end_reason is None and not video.ended:

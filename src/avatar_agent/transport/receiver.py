@@ -84,34 +84,40 @@ class Receiver(Generic[T]):
         self._recv = recv
         self._on_frame = on_frame
         self._on_drop = on_drop
-        self._sinks: list[Sink[T]] = []
+        self._sinks: list[tuple[Sink[T], bool]] = []  # (sink, its skips count as drops)
         self._arrival: asyncio.Future[None] | None = None
         self.frames = 0
         self.ended = False
 
-    def subscribe(self) -> LatestSlot[T]:
-        """Latest frame wins: for analysis that only wants the newest picture."""
+    def subscribe(self, *, sampled: bool = False) -> LatestSlot[T]:
+        """Latest frame wins: for analysis that only wants the newest picture.
+
+        A `sampled` reader (an operator's view at a few frames a second) skips frames on
+        purpose, so its skips are not counted as drops.
+        """
         slot: LatestSlot[T] = LatestSlot()
-        self._sinks.append(slot)
+        self._sinks.append((slot, not sampled))
         return slot
 
     def subscribe_queue(self, maxlen: int) -> BoundedQueue[T]:
         """Frames in order, bounded: for analysis that needs a continuous signal."""
         queue: BoundedQueue[T] = BoundedQueue(maxlen)
-        self._sinks.append(queue)
+        self._sinks.append((queue, True))
         return queue
 
     def unsubscribe(self, sink: Sink[T]) -> None:
         """Stop handing frames to `sink` (a viewer that went away)."""
-        if sink in self._sinks:
-            self._sinks.remove(sink)
+        self._sinks = [entry for entry in self._sinks if entry[0] is not sink]
 
     async def arrival(self) -> None:
         """Wait until the next frame has been handed to the subscribers.
 
         For a consumer that must react to each frame at once (barge-in) without
-        polling its queue; several consumers may wait on the same arrival.
+        polling its queue; several consumers may wait on the same arrival. Returns at
+        once after the track has ended, as no frame will come.
         """
+        if self.ended:
+            return
         if self._arrival is None or self._arrival.done():
             self._arrival = asyncio.get_running_loop().create_future()
         await asyncio.shield(self._arrival)
@@ -134,7 +140,7 @@ class Receiver(Generic[T]):
             self.frames += 1
             if self._on_frame is not None:
                 self._on_frame(frame)
-            for sink in self._sinks:
-                if sink.put(frame) and self._on_drop is not None:
+            for sink, counted in self._sinks:
+                if sink.put(frame) and counted and self._on_drop is not None:
                     self._on_drop()
             self._arrived()
