@@ -117,3 +117,47 @@ async def test_only_analysis_skips_count_as_drops() -> None:
     assert viewer.take() == 4 and viewer.dropped == 4  # it saw only the newest
     assert analysis.dropped == 4
     assert len(drops) == 4  # only the analysis slot's skips are the call's drops
+
+
+def test_voice_activity_returns_when_the_track_ends() -> None:
+    """Once the track has ended, the VAD loop must finish rather than spin on arrival().
+
+    Run in a daemon thread: a loop that spins never yields, so no asyncio timeout could
+    fire, and the test must fail instead of hanging the suite.
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import av
+    import numpy as np
+
+    from avatar_agent.perception.live import run_voice_activity
+
+    def frame(i: int) -> av.AudioFrame:
+        pcm = np.zeros((1, 960 * 2), dtype=np.int16)  # 20 ms of 48 kHz stereo silence
+        f = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
+        f.sample_rate = 48000
+        f.pts = i * 960
+        return f
+
+    async def call() -> str:
+        frames = [frame(i) for i in range(25)]
+
+        async def recv() -> av.AudioFrame:
+            await asyncio.sleep(0.005)
+            if not frames:
+                raise ConnectionError("ended")
+            return frames.pop(0)
+
+        rx: Receiver[av.AudioFrame] = Receiver("audio", recv)
+        with ThreadPoolExecutor(1) as pool:
+            vad = asyncio.create_task(run_voice_activity(rx, pool, lambda: 0.0, lambda e: None))
+            await rx.run()
+            await asyncio.wait_for(vad, 10)
+        return "returned"
+
+    result: list[str] = []
+    worker = threading.Thread(target=lambda: result.append(asyncio.run(call())), daemon=True)
+    worker.start()
+    worker.join(20)
+    assert result == ["returned"], "the VAD loop did not finish after the track ended"

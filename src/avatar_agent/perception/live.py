@@ -213,6 +213,8 @@ async def run_voice_activity(
     while True:
         frames = queue.drain()
         if not frames:
+            if receiver.ended:
+                return  # arrival() no longer waits, so looping on would spin the loop
             await receiver.arrival()  # woken by each frame, so a frame never waits here
             continue
         if t_start is None:

@@ -114,7 +114,8 @@ class Receiver(Generic[T]):
 
         For a consumer that must react to each frame at once (barge-in) without
         polling its queue; several consumers may wait on the same arrival. Returns at
-        once after the track has ended, as no frame will come.
+        once after the track has ended, as no frame will come: a consumer's loop must
+        look at `ended` when its queue is empty, or it spins without yielding.
         """
         if self.ended:
             return
