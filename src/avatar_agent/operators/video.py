@@ -17,6 +17,7 @@ import av
 import cv2
 import numpy as np
 from aiohttp import web
+from av.video.reformatter import VideoReformatter
 
 from avatar_agent.httpjson import error
 from avatar_agent.operators.http import live_call, operator_only, ops_of, runtime_of
@@ -27,9 +28,14 @@ JPEG_QUALITY = 80
 WAIT_S = 1.0  # how often a stream with no new frame checks that its call still runs
 
 
-def encode_jpeg(frame: av.VideoFrame) -> bytes:
-    ok, buf = cv2.imencode(".jpg", frame.to_ndarray(format="bgr24"),
-                           [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+def encode_jpeg(frame: av.VideoFrame, reformatter: VideoReformatter) -> bytes:
+    """JPEG of a received frame, converted with the viewer's own `reformatter`.
+
+    `frame.to_ndarray()` would use the scaler cached on the frame, which face analysis
+    uses at the same moment in another thread; two threads in one scaler deadlock.
+    """
+    bgr = reformatter.reformat(frame, format="bgr24").to_ndarray()
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise ValueError("JPEG encoding failed")
     return np.asarray(buf).tobytes()
@@ -64,6 +70,7 @@ async def customer_video(request: web.Request) -> web.StreamResponse:
     pool = runtime_of(request).analysis_pool
     loop = asyncio.get_running_loop()
     slot = video.subscribe(sampled=True)
+    reformatter = VideoReformatter()  # used by one encode at a time: each is awaited
     sent = 0
     try:
         while session.end_reason is None and not video.ended:
@@ -72,7 +79,7 @@ async def customer_video(request: web.Request) -> web.StreamResponse:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(video.arrival(), WAIT_S)
                 continue
-            jpeg = await loop.run_in_executor(pool, encode_jpeg, frame)
+            jpeg = await loop.run_in_executor(pool, encode_jpeg, frame, reformatter)
             await resp.write(_part(jpeg))
             sent += 1
             await asyncio.sleep(1.0 / cfg.customer_video_fps)
