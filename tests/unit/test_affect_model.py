@@ -11,6 +11,7 @@ from avatar_agent.affect.features import (
     FACE_FRAMES,
     VOICE_DIM,
     VOICE_FRAMES,
+    VOICED_COL,
     SpeakerBaseline,
 )
 from avatar_agent.affect.labels import EMOTIONS
@@ -22,6 +23,7 @@ from avatar_agent.affect.model import (
     prepare,
     save_model,
     validate_window,
+    voiced_stats,
 )
 
 
@@ -38,10 +40,10 @@ def _window(rng: np.random.Generator, voice: bool = True, face: bool = True) -> 
     return AffectWindow(v, vb, f, _base(FACE_DIM) if face else None)
 
 
-@pytest.fixture()
-def predictor() -> AffectPredictor:
+@pytest.fixture(params=[False, True], ids=["conv", "conv+stats"])
+def predictor(request: pytest.FixtureRequest) -> AffectPredictor:
     torch.manual_seed(0)
-    return AffectPredictor(AffectNet(), torch.device("cpu"), {})
+    return AffectPredictor(AffectNet(stats=request.param), torch.device("cpu"), {})
 
 
 def test_outputs_have_the_documented_shapes_and_ranges(predictor: AffectPredictor) -> None:
@@ -117,7 +119,8 @@ def test_cpu_fallback_and_explicit_cuda_without_gpu() -> None:
 
 def test_save_and_load_round_trip(tmp_path: Path, predictor: AffectPredictor) -> None:
     path = tmp_path / "m.pt"
-    save_model(path, predictor.net, {"hidden": 96, "dropout": 0.3}, {"note": "x"})
+    hparams = {"hidden": 96, "dropout": 0.3, "stats": predictor.net.stats}
+    save_model(path, predictor.net, hparams, {"note": "x"})
     loaded = AffectPredictor.load(path, "cpu")
     w = _window(np.random.default_rng(4))
     assert np.allclose(loaded.predict([w])[0].probs, predictor.predict([w])[0].probs, atol=1e-6)
@@ -127,3 +130,17 @@ def test_save_and_load_round_trip(tmp_path: Path, predictor: AffectPredictor) ->
     (tmp_path / "junk.pt").write_bytes(b"not a model")
     with pytest.raises(Exception):  # noqa: B017 - torch's own unpickling error
         AffectPredictor.load(tmp_path / "junk.pt")
+
+
+def test_voiced_stats_are_the_mean_and_spread_of_voiced_frames_only() -> None:
+    rng = np.random.default_rng(5)
+    voice = rng.normal(size=(2, VOICE_FRAMES, VOICE_DIM)).astype(np.float32)
+    voice[:, :, VOICED_COL] = 0.0
+    voice[0, 50:150, VOICED_COL] = 1.0  # half voiced; the second window never is
+    out = voiced_stats(torch.from_numpy(voice)).numpy()
+    assert out.shape == (2, 2 * VOICE_DIM + 1)
+    rows = voice[0, 50:150]
+    assert np.allclose(out[0, :VOICE_DIM], rows.mean(axis=0), atol=1e-5)
+    assert np.allclose(out[0, VOICE_DIM:-1], rows.std(axis=0), atol=2e-3)  # floor 1e-3
+    assert out[0, -1] == pytest.approx(0.5)
+    assert np.allclose(out[1, :VOICE_DIM], 0.0) and out[1, -1] == 0.0

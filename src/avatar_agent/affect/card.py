@@ -59,7 +59,13 @@ def model_card(
         f"- {meta['parameters']:,} parameters: 1-D convolutions over 2 s of voice rows "
         "(32 log-mel bands, F0, voicing, energy every 10 ms) and face rows (28 face-mesh "
         "features and a presence flag every 100 ms), each read as z-scores against the "
-        "speaker's own baseline, pooled over time, masked when a modality is missing, fused.",
+        "speaker's own baseline, pooled over time, masked when a modality is missing, fused."
+        + (" Beside the convolutions, the mean and spread of every voice column over the "
+           "voiced frames (per-speaker z-scored functionals) go straight to the fusion layer."
+           if meta["options"].get("stats") else ""),
+        *(["- Training masks one random span of up to 0.3 s and up to 4 mel bands of each "
+           "voice window (SpecAugment), so no single moment or band can carry a decision."]
+          if meta["options"].get("augment") else []),
         f"- Outputs: probabilities over {', '.join(EMOTIONS)}; arousal 0..1; valence -1..1; "
         "anger index = 100 x P(angry).",
         f"- CPU inference at batch 1: {meta.get('cpu_ms_batch1', 'n/a')} ms per window "

@@ -30,6 +30,7 @@ from avatar_agent.affect.dataset import (
     window_at,
     windows_of,
 )
+from avatar_agent.affect.features import N_MELS
 from avatar_agent.affect.labels import EMOTIONS
 from avatar_agent.affect.metrics import ClipResult, build_report
 from avatar_agent.affect.model import AffectNet, AffectWindow, prepare
@@ -54,6 +55,8 @@ class TrainOptions:
     weight_decay: float = 1e-3
     hidden: int = 96
     dropout: float = 0.3
+    stats: bool = True
+    augment: bool = True
 
 
 def assign_folds(speakers: Sequence[str], n_folds: int = N_FOLDS) -> dict[str, int]:
@@ -117,6 +120,20 @@ class _Sampler:
             if wins:
                 batches.append((wins, kept))
         return batches
+
+
+def spec_augment(voice: torch.Tensor, gen: torch.Generator) -> None:
+    """Mask, in place, one span of up to 0.3 s and one run of up to 4 mel bands per
+    window of z-scored voice rows (B, T, D), so the model cannot lean on one moment or
+    one band of a voice it has heard; a masked value reads as the speaker's baseline."""
+    b, t, _ = voice.shape
+    for i in range(b):
+        width = int(torch.randint(0, 31, (1,), generator=gen))
+        start = int(torch.randint(0, t - width + 1, (1,), generator=gen))
+        voice[i, start : start + width, :] = 0.0
+        bands = int(torch.randint(0, 5, (1,), generator=gen))
+        low = int(torch.randint(0, N_MELS - bands + 1, (1,), generator=gen))
+        voice[i, :, low : low + bands] = 0.0
 
 
 def _targets(clips: Sequence[ClipFeatures]) -> dict[str, torch.Tensor]:
@@ -185,7 +202,8 @@ def fit(
     """Train with early stopping on `val` (speakers not in `train`); returns the best net."""
     torch.manual_seed(opts.seed)
     rng = random.Random(opts.seed)
-    net = AffectNet(hidden=opts.hidden, dropout=opts.dropout)
+    net = AffectNet(hidden=opts.hidden, dropout=opts.dropout, stats=opts.stats)
+    gen = torch.Generator().manual_seed(opts.seed)
     optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, opts.max_epochs)
     ce = nn.CrossEntropyLoss(weight=_class_weights(train), ignore_index=-100,
@@ -199,7 +217,10 @@ def fit(
         total = 0.0
         for wins, clips in sampler.epoch(opts.batch_size):
             t = _targets(clips)
-            logits, aro, val_out = net(**prepare(wins))
+            inputs = prepare(wins)
+            if opts.augment:
+                spec_augment(inputs["voice"], gen)
+            logits, aro, val_out = net(**inputs)
             loss = ce(logits, t["cls"]) if (t["cls"] >= 0).any() else logits.sum() * 0
             ok = ~torch.isnan(t["aro"])
             if ok.any():

@@ -105,7 +105,7 @@ def run_training(
             "cv_uar_ravdess": cv_ravdess.get("uar"),
         },
     }
-    hparams = {"hidden": opts.hidden, "dropout": opts.dropout}
+    hparams = {"hidden": opts.hidden, "dropout": opts.dropout, "stats": opts.stats}
     model_path = out / "affect.pt"
     save_model(model_path, net, hparams, meta)
     predictor = AffectPredictor.load(model_path, "cpu")

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import torch
+
+from avatar_agent.affect.features import N_MELS, VOICE_DIM, VOICE_FRAMES
+from avatar_agent.affect.train import assign_folds, spec_augment
+
+
+def test_spec_augment_masks_one_short_span_and_a_few_bands_per_window() -> None:
+    voice = torch.ones(64, VOICE_FRAMES, VOICE_DIM)
+    spec_augment(voice, torch.Generator().manual_seed(0))
+    masked_any = False
+    for w in voice:
+        zero_rows = (w == 0).all(dim=1)
+        assert int(zero_rows.sum()) <= 30
+        if zero_rows.any():  # the masked rows are one contiguous span
+            idx = torch.nonzero(zero_rows).flatten()
+            assert int(idx[-1] - idx[0]) + 1 == len(idx)
+        kept = w[~zero_rows]
+        zero_cols = (kept == 0).all(dim=0)
+        assert int(zero_cols.sum()) <= 4
+        assert not zero_cols[N_MELS:].any()  # pitch, voicing and energy are not band-masked
+        masked_any |= bool(zero_rows.any() or zero_cols.any())
+    assert masked_any
+    again = torch.ones(64, VOICE_FRAMES, VOICE_DIM)
+    spec_augment(again, torch.Generator().manual_seed(0))
+    assert torch.equal(voice, again)  # a seed gives the same masks
+
+
+def test_folds_split_speakers_and_mix_corpora() -> None:
+    speakers = [f"ravdess:{i:02d}" for i in range(1, 21)] + [f"emodb:{i}" for i in range(10)]
+    folds = assign_folds(speakers)
+    assert set(folds) == set(speakers) and set(folds.values()) == set(range(5))
+    for k in range(5):
+        members = [s for s, f in folds.items() if f == k]
+        assert {s.split(":")[0] for s in members} == {"ravdess", "emodb"}
+        assert len(members) == 6
