@@ -135,7 +135,7 @@ def train(
         "assets/models"
     ),
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
-    max_epochs: Annotated[int, typer.Option(help="Upper bound on epochs per model")] = 40,
+    max_epochs: Annotated[int, typer.Option(help="Upper bound on epochs per model")] = 60,
     cache: Annotated[
         Path | None, typer.Option(help="Feature cache folder (default ~/.cache/avatar-agent)")
     ] = None,

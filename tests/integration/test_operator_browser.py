@@ -79,8 +79,9 @@ def scripted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
 @pytest.fixture(scope="module")
 def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     # Thresholds from what the shipped model reaches on ANGRY_CLIP streamed live (see
-    # test_a_real_angry_clip_escalates): index <= 16 in the neutral part, 42-75 for
-    # about 3 s in the angry part; so >= 40 held 1 s fires on the anger and only there.
+    # test_a_real_angry_clip_escalates, which prints every 4th value): at most about 11
+    # in the neutral part, 48-80 in the angry part; so >= 40 held 1 s fires on the
+    # anger and only there.
     tmp = tmp_path_factory.mktemp("ops-model")
     yield from serve_with_operator(tmp, "escalation:\n  anger_threshold: 40\n  hold_s: 1\n"
                             "operators:\n  show_customer_video: true\n")

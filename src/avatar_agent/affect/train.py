@@ -48,8 +48,8 @@ VALENCE_TARGET = {
 @dataclass
 class TrainOptions:
     seed: int = 0
-    max_epochs: int = 40
-    patience: int = 12
+    max_epochs: int = 60
+    patience: int = 15
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-3
