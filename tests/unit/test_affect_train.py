@@ -35,3 +35,34 @@ def test_folds_split_speakers_and_mix_corpora() -> None:
         members = [s for s, f in folds.items() if f == k]
         assert {s.split(":")[0] for s in members} == {"ravdess", "emodb"}
         assert len(members) == 6
+
+
+def test_short_baselines_come_from_other_clips_of_the_same_speaker() -> None:
+    import random
+    from pathlib import Path
+
+    import numpy as np
+
+    from avatar_agent.affect.dataset import ClipFeatures
+    from avatar_agent.affect.features import VOICED_COL
+    from avatar_agent.affect.labels import parse_label
+    from avatar_agent.affect.train import short_bases
+
+    clips = []
+    for actor, offset in (("01", 0.0), ("02", 100.0)):
+        for rep in range(1, 6):
+            label = parse_label(Path(f"03-01-0{rep}-01-01-01-{actor}.flac"))
+            assert label is not None
+            rows = np.full((150, VOICE_DIM), offset + rep, np.float32)  # 1.5 s, all voiced
+            rows[:, VOICED_COL] = 1.0
+            clips.append(ClipFeatures(Path(f"{actor}-{rep}"), label, rows, None))
+    bases = short_bases(clips, random.Random(0), k=1)
+    assert len(bases) == len(clips)
+    for clip, base in zip(clips, bases, strict=True):
+        assert base.voice is not None and base.face is None
+        own = float(clip.voice[0, 0]) if clip.voice is not None else None
+        picked = float(base.voice.mean[0])
+        assert picked != own  # never the clip being scored
+        assert (picked >= 100.0) == (own is not None and own >= 100.0)  # same speaker
+    three = short_bases(clips, random.Random(0), k=3)
+    assert all(b.voice is not None and b.voice.seconds == 4.5 for b in three)

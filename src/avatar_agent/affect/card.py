@@ -26,6 +26,19 @@ def _verdict(value: Any, target: float) -> str:
     return "met" if value >= target else "**not met**"
 
 
+def _short_baseline(short: dict[str, Any] | None) -> list[str]:
+    if not short:
+        return []
+    return [
+        f"With a baseline from only {short['clips']} other clips of each held-out speaker "
+        "(some 6-7 s of recording, about what the first seconds of a call give) instead of "
+        f"all their clips: arousal BA {_f(short['arousal_balanced_accuracy'])}, anger AUC "
+        f"{_f(short['anger_auc'])}, UAR RAVDESS speech {_f(short['uar_ravdess'])}, UAR all "
+        f"corpora {_f(short['uar'])}.",
+        "",
+    ]
+
+
 def model_card(
     clips: Sequence[ClipFeatures],
     skipped: Sequence[dict[str, str]],
@@ -111,6 +124,7 @@ def model_card(
         f"| Arousal BA, RAVDESS | {_f(cv_ravdess['arousal_balanced_accuracy'])} | | |",
         f"| Anger AUC, RAVDESS | {_f(cv_ravdess['anger_auc'])} | | |",
         "",
+        *_short_baseline(meta.get("short_baseline")),
         "Per-class recall (all corpora): "
         + ", ".join(f"{k} {_f(v)}" for k, v in cv["per_class_recall"].items()) + ".",
         "",

@@ -13,7 +13,7 @@ import math
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from avatar_agent.affect.model import AffectNet, AffectWindow, prepare
 log = logging.getLogger(__name__)
 
 N_FOLDS = 5
+SHORT_BASELINE_CLIPS = 3
 AROUSAL_TARGET = {"high": 1.0, "low": 0.0}
 VALENCE_TARGET = {
     "neutral": 0.0, "calm": 0.3, "happy": 0.8, "sad": -0.6, "angry": -0.7,
@@ -159,15 +160,35 @@ def _class_weights(clips: Sequence[ClipFeatures]) -> torch.Tensor:
     return torch.tensor(w / w.mean(), dtype=torch.float32)
 
 
+def short_bases(
+    clips: Sequence[ClipFeatures], rng: random.Random, k: int = SHORT_BASELINE_CLIPS
+) -> list[Baselines]:
+    """Per clip, a baseline from `k` other clips of the same speaker, never the clip
+    itself: some 6-7 s of recording, about what the first seconds of a call give."""
+    by: dict[str, list[int]] = defaultdict(list)
+    for i, c in enumerate(clips):
+        by[c.label.speaker].append(i)
+    out = []
+    for i, c in enumerate(clips):
+        others = [j for j in by[c.label.speaker] if j != i]
+        pick = rng.sample(others, min(k, len(others)))
+        out.append(speaker_baseline([clips[j] for j in pick]))
+    return out
+
+
 def predict_clips(
-    net: AffectNet, clips: Sequence[ClipFeatures], bases: dict[str, Baselines]
+    net: AffectNet,
+    clips: Sequence[ClipFeatures],
+    bases: Mapping[str, Baselines] | Sequence[Baselines],
 ) -> list[tuple[npt.NDArray[np.float64], float, float]]:
-    """(mean probabilities, arousal, valence) per clip over its 2 s windows, 1 s apart."""
+    """(mean probabilities, arousal, valence) per clip over its 2 s windows, 1 s apart;
+    `bases` holds a baseline per speaker, or one per clip."""
     net.eval()
     out = []
     with torch.inference_mode():
-        for c in clips:
-            wins = [w for w in windows_of(c, bases[c.label.speaker]) if w.has_voice or w.has_face]
+        for i, c in enumerate(clips):
+            base = bases[c.label.speaker] if isinstance(bases, Mapping) else bases[i]
+            wins = [w for w in windows_of(c, base) if w.has_voice or w.has_face]
             if not wins:
                 out.append((np.full(len(EMOTIONS), 1 / len(EMOTIONS)), 0.5, 0.0))
                 continue
@@ -265,10 +286,15 @@ def cross_validate(
     clips: Sequence[ClipFeatures],
     opts: TrainOptions,
     progress: Callable[[str], None] | None = None,
-) -> tuple[list[tuple[ClipFeatures, Any]], list[dict[str, Any]]]:
-    """Out-of-fold predictions for every clip, and a summary per fold."""
+) -> tuple[list[tuple[ClipFeatures, Any, Any]], list[dict[str, Any]]]:
+    """Out-of-fold predictions for every clip, and a summary per fold.
+
+    Each clip is predicted twice: against its speaker's baseline from all their clips,
+    and against a short one from a few of their other clips (:func:`short_bases`).
+    """
     folds = assign_folds([c.label.speaker for c in clips])
-    oof: list[tuple[ClipFeatures, Any]] = []
+    rng = random.Random(opts.seed)
+    oof: list[tuple[ClipFeatures, Any, Any]] = []
     summary = []
     for k in range(N_FOLDS):
         v = (k + 1) % N_FOLDS
@@ -278,7 +304,8 @@ def cross_validate(
         t0 = time.perf_counter()
         net, info = fit(train, val, opts, _prefixed(progress, f"fold {k + 1}/{N_FOLDS} "))
         preds = predict_clips(net, test, speaker_bases(test))
-        oof.extend(zip(test, preds, strict=True))
+        short = predict_clips(net, test, short_bases(test, rng))
+        oof.extend(zip(test, preds, short, strict=True))
         summary.append({
             "fold": k + 1, "test_speakers": sorted({c.label.speaker for c in test}),
             "n_test": len(test), "best_epoch": info["best_epoch"],

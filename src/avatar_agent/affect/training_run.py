@@ -18,10 +18,16 @@ from avatar_agent.affect.card import model_card
 from avatar_agent.affect.dataset import load_clips, speaker_baseline, windows_of
 from avatar_agent.affect.evaluate import default_cache
 from avatar_agent.affect.labels import discover
-from avatar_agent.affect.metrics import build_report, headline
+from avatar_agent.affect.metrics import ClipResult, build_report, headline
 from avatar_agent.affect.model import AffectPredictor, AffectWindow, save_model
 from avatar_agent.affect.report_plot import write_report_png
-from avatar_agent.affect.train import TrainOptions, cross_validate, final_fit, results_of
+from avatar_agent.affect.train import (
+    SHORT_BASELINE_CLIPS,
+    TrainOptions,
+    cross_validate,
+    final_fit,
+    results_of,
+)
 
 
 class TrainRunError(Exception):
@@ -43,6 +49,15 @@ def cpu_latency_ms(predictor: AffectPredictor, window: AffectWindow, n: int = 20
     finally:
         torch.set_num_threads(threads)
     return round(1000.0 * float(np.median(times)), 2)
+
+
+def _reports(
+    results: list[ClipResult], skipped: list[dict[str, str]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The report over all clips, and over RAVDESS speech (audio-only) alone."""
+    rav = [r for r in results if r.label.corpus == "ravdess" and r.label.modality ==
+           "audio-only"]
+    return build_report(results, skipped), build_report(rav, [])
 
 
 def run_training(
@@ -75,19 +90,19 @@ def run_training(
 
     cv: dict[str, Any] = {}
     cv_ravdess: dict[str, Any] = {}
+    short: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
     folds: list[dict[str, Any]] = []
     if cross_validation:
         with tqdm(total=None, desc="cross-validation", bar_format="{desc}: {elapsed}") as bar:
             oof, folds = cross_validate(clips, opts, lambda m: bar.set_description_str(m))
-        results = results_of([c for c, _ in oof], [p for _, p in oof])
-        cv = build_report(results, skipped)
-        rav = [r for r in results if r.label.corpus == "ravdess" and r.label.modality ==
-               "audio-only"]
-        cv_ravdess = build_report(rav, [])
+        cv, cv_ravdess = _reports(results_of([c for c, _, _ in oof], [p for _, p, _ in oof]),
+                                  skipped)
+        short = _reports(results_of([c for c, _, _ in oof], [p for _, _, p in oof]), [])
         (out / "cv_report.json").write_text(json.dumps(cv, indent=1))
         write_report_png(cv, out / "cv_report.png")
         tqdm.write("cross-validation: " + headline(cv))
         tqdm.write("RAVDESS speech:   " + headline(cv_ravdess))
+        tqdm.write(f"{SHORT_BASELINE_CLIPS}-clip baseline: " + headline(short[0]))
 
     with tqdm(total=None, desc="final model", bar_format="{desc}: {elapsed}") as bar:
         net, final = final_fit(clips, opts, progress=lambda m: bar.set_description_str(m))
@@ -104,6 +119,12 @@ def run_training(
             cv.get("arousal_balanced_accuracy"), "cv_anger_auc": cv.get("anger_auc"),
             "cv_uar_ravdess": cv_ravdess.get("uar"),
         },
+        "short_baseline": {
+            "clips": SHORT_BASELINE_CLIPS,
+            "uar": short[0].get("uar"), "arousal_balanced_accuracy":
+            short[0].get("arousal_balanced_accuracy"), "anger_auc": short[0].get("anger_auc"),
+            "uar_ravdess": short[1].get("uar"),
+        } if cross_validation else None,
     }
     hparams = {"hidden": opts.hidden, "dropout": opts.dropout, "stats": opts.stats}
     model_path = out / "affect.pt"
