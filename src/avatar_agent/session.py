@@ -18,7 +18,7 @@ from avatar_agent.avatar.live_cues import CallCues
 from avatar_agent.avatar.render import AvatarRenderer
 from avatar_agent.avatar.stream import AvatarStream
 from avatar_agent.config import project_path
-from avatar_agent.perception.live import CallPerception, run_voice_activity
+from avatar_agent.perception.live import CallPerception, run_onset, run_voice_activity
 from avatar_agent.perception.vad import VadEvent
 from avatar_agent.speech.call_speech import CallSpeech
 from avatar_agent.speech.onset import OnsetDetector
@@ -127,9 +127,12 @@ class CallSession:
             self._tasks.spawn(run_voice_activity(
                 transport.audio_in, self.rt.analysis_pool, transport.media_time,
                 self._voice_event, min_speech_s=self.rt.config.replies.speech_start_s,
-                onset=OnsetDetector(b.onset_rise_db, b.onset_min_dbfs, b.onset_frames),
-                on_onset=self.speech.onset,
             ), "voice-activity")
+            self._tasks.spawn(run_onset(
+                transport.audio_in,
+                OnsetDetector(b.onset_rise_db, b.onset_min_dbfs, b.onset_frames),
+                self.speech.onset,
+            ), "onset")
 
     def _level(self) -> tuple[str | None, float | None]:
         """The customer's level and since when, for the reply; (None, None) without affect."""

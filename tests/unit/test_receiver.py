@@ -161,3 +161,51 @@ def test_voice_activity_returns_when_the_track_ends() -> None:
     worker.start()
     worker.join(20)
     assert result == ["returned"], "the VAD loop did not finish after the track ended"
+
+
+def test_onset_fires_within_frames_of_a_sound_and_ends_with_the_track() -> None:
+    """The onset task reacts on the frame that completes the sound, however busy the
+    analysis pool is (it never waits on it), and returns when the track ends."""
+    import threading
+
+    import av
+    import numpy as np
+
+    from avatar_agent.perception.live import run_onset
+    from avatar_agent.speech.onset import OnsetDetector
+
+    def frame(i: int, amplitude: float) -> av.AudioFrame:
+        rng = np.random.default_rng(i)
+        pcm = (rng.normal(0.0, amplitude, (1, 960 * 2)) * 32767).clip(-32767, 32767)
+        f = av.AudioFrame.from_ndarray(pcm.astype(np.int16), format="s16", layout="stereo")
+        f.sample_rate = 48000
+        f.pts = i * 960
+        return f
+
+    loud_from = 40  # 0.8 s of room noise, then a voice 40 dB louder
+    frames = [frame(i, 0.001 if i < loud_from else 0.1) for i in range(60)]
+
+    async def call() -> list[int]:
+        pending = list(frames)
+
+        async def recv() -> av.AudioFrame:
+            await asyncio.sleep(0.002)
+            if not pending:
+                raise ConnectionError("ended")
+            return pending.pop(0)
+
+        rx: Receiver[av.AudioFrame] = Receiver("audio", recv)
+        fired: list[int] = []
+        task = asyncio.create_task(run_onset(rx, OnsetDetector(frames=2), lambda: fired.append(
+            rx.frames)))
+        await rx.run()
+        await asyncio.wait_for(task, 10)
+        return fired
+
+    result: list[list[int]] = []
+    worker = threading.Thread(target=lambda: result.append(asyncio.run(call())), daemon=True)
+    worker.start()
+    worker.join(20)
+    assert result, "the onset task did not finish after the track ended"
+    assert len(result[0]) == 1, result  # one sound, one onset
+    assert loud_from + 2 <= result[0][0] <= loud_from + 3, result  # its second loud frame

@@ -191,18 +191,13 @@ async def run_voice_activity(
     on_event: Callable[[VadEvent], None],
     min_speech_s: float = 0.25,
     min_silence_s: float = 0.3,
-    onset: OnsetDetector | None = None,
-    on_onset: Callable[[], None] | None = None,
 ) -> None:
-    """Speech start/end of the customer, for every call (consent or not), and, with
-    `onset`, a sudden sound (`on_onset`) long before the VAD can call it speech.
+    """Speech start/end of the customer, for every call (consent or not).
 
     Each batch of frames is scored as soon as it arrives (Silero in the pool, one
-    step at a time, so a slow pool only makes the bounded queue longer). The onset
-    detector runs first, on the loop: it is one RMS per 20 ms frame (microseconds),
-    and a busy analysis pool must not delay holding the avatar. Only the events
-    leave this function: no audio, probability or feature is kept beyond the VAD's
-    few-chunk state and the detector's noise floor. Times are on the call's media clock.
+    step at a time, so a slow pool only makes the bounded queue longer). Only the
+    events leave this function: no audio or probability is kept beyond the VAD's
+    few-chunk state. Times are on the call's media clock.
     """
     loop = asyncio.get_running_loop()
     queue = receiver.subscribe_queue(AUDIO_QUEUE)
@@ -219,12 +214,32 @@ async def run_voice_activity(
             continue
         if t_start is None:
             t_start = max(0.0, media_time() - len(frames) * 0.02)
-        # every frame goes through the detector (a list, not a short-circuiting any())
-        if onset is not None and any([onset.push(_mono(f)) for f in frames]) and on_onset:
-            on_onset()
         events = await loop.run_in_executor(pool, _vad_step, down, vad, frames)
         for ev in events:
             on_event(VadEvent(ev.kind, t_start + ev.t))
+
+
+async def run_onset(
+    receiver: Receiver[av.AudioFrame], onset: OnsetDetector, on_onset: Callable[[], None]
+) -> None:
+    """A sudden sound from the customer (`on_onset`), long before the VAD can call it
+    speech, so the avatar can hold its speech at once.
+
+    Its own task and queue, on the loop: one RMS per 20 ms frame costs microseconds,
+    and waiting behind a VAD step in a busy analysis pool would delay the hold by
+    whole frames. Nothing but the detector's noise floor is kept.
+    """
+    queue = receiver.subscribe_queue(AUDIO_QUEUE)
+    while True:
+        frames = queue.drain()
+        if not frames:
+            if receiver.ended:
+                return
+            await receiver.arrival()
+            continue
+        # every frame goes through the detector (a list, not a short-circuiting any())
+        if any([onset.push(_mono(f)) for f in frames]):
+            on_onset()
 
 
 def _mono(frame: av.AudioFrame) -> npt.NDArray[np.float64]:
