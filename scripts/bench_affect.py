@@ -1,5 +1,6 @@
 """Benchmark the affect model: latency per batch size, windows per second, and the shared
-engine under many concurrent calls. CPU always; CUDA too when a GPU is present.
+engine under many concurrent calls. CPU always; CUDA too when a GPU is present. Then the
+speech embedding perception computes for the model (CPU, once a second per speaking call).
 
     .venv/bin/python scripts/bench_affect.py [--model assets/models/affect.pt] [--calls 200]
 """
@@ -23,6 +24,7 @@ from avatar_agent.affect.features import (
     SpeakerBaseline,
 )
 from avatar_agent.affect.model import AffectPredictor, AffectWindow, validate_window
+from avatar_agent.perception.speech_embedding import EMBED_DIM, WINDOW_SAMPLES, SpeechEncoder
 
 
 def windows(n: int, seed: int = 0) -> list[AffectWindow]:
@@ -38,7 +40,8 @@ def windows(n: int, seed: int = 0) -> list[AffectWindow]:
         fb = SpeakerBaseline(
             np.zeros(FACE_DIM, np.float32), np.full(FACE_DIM, 0.1, np.float32), 5
         )
-        out.append(AffectWindow(v, vb, f, fb))
+        s = rng.normal(0, 1, (2, EMBED_DIM)).astype(np.float32)
+        out.append(AffectWindow(v, vb, f, fb, s[0], s[1]))
     return out
 
 
@@ -107,6 +110,18 @@ def main() -> None:
             print(f"  batch {batch:3d}: p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  "
                   f"{wps:8.0f} windows/s")
         asyncio.run(engine_load(pred, args.calls, 4.0, 5.0))
+    encoder = SpeechEncoder.load()
+    audio = np.random.default_rng(0).normal(0, 0.05, (8, WINDOW_SAMPLES)).astype(np.float32)
+    print(f"speech embedding, 2 s windows (CPU, {args.threads} thread(s)):")
+    for batch in (1, 8):
+        encoder.embed(audio[:batch])
+        times = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            encoder.embed(audio[:batch])
+            times.append(time.perf_counter() - t0)
+        ms = float(np.median(times)) * 1000
+        print(f"  batch {batch:3d}: p50 {ms:7.1f} ms  {1000 * batch / ms:8.1f} windows/s")
 
 
 if __name__ == "__main__":

@@ -81,7 +81,8 @@ class Metrics:
             self.customer_speech.labels(event)
         for outcome in ("ok", "failed"):
             self.affect_windows.labels(outcome)
-        for stage in ("call_setup", "render", "tts_sentence", "face", "voice", "affect"):
+        for stage in ("call_setup", "render", "tts_sentence", "face", "voice",
+                      "speech_embedding", "affect"):
             self.stage_seconds.labels(stage)
 
     def render(self) -> bytes:

@@ -29,28 +29,38 @@ def predictor() -> AffectPredictor:
 def test_shipped_weights_rank_anger_above_neutral_for_an_unseen_actor(
     predictor: AffectPredictor, data_dir: Path
 ) -> None:
-    from avatar_agent.affect.dataset import Baselines, ClipFeatures, window_at
-    from avatar_agent.affect.labels import parse_label
+    from dataclasses import replace
 
+    from avatar_agent.affect.dataset import Baselines, ClipFeatures, extract_speech, window_at
+    from avatar_agent.affect.labels import parse_label
+    from avatar_agent.perception.audio import load_audio
+
+    assert predictor.encoder is not None  # the shipped model reads speech embeddings
     actor = data_dir / "speech_emotion" / "ravdess" / f"Actor_{HELD_OUT_ACTOR}"
     clips = sorted(actor.glob("*.flac"))
     rows = {p: extract(p)[0] for p in clips}
+    speech = {p: extract_speech(load_audio(p)[0], predictor.encoder) for p in clips}
     base = voice_baseline(np.concatenate([r for r in rows.values() if r is not None]))
     assert base is not None
+    speech_base = np.concatenate([e for e, _ in speech.values()]).mean(axis=0)
 
-    def anger(path: Path) -> float:
+    def anger(path: Path, with_speech: bool) -> float:
         label = parse_label(path)
         assert label is not None
-        clip = ClipFeatures(path, label, rows[path], None)
-        window = window_at(clip, Baselines(base, None), clip.duration)
+        clip = ClipFeatures(path, label, rows[path], None, None, *speech[path])
+        window = window_at(clip, Baselines(base, None, speech_base), clip.duration)
+        assert window.has_speech
+        if not with_speech:  # as in a call's first seconds, before an embedding exists
+            window = replace(window, speech=None, speech_base=None)
         return predictor.predict([window])[0].anger_index
 
-    angry = [anger(p) for p in clips if p.name.startswith("03-01-05-02")]
-    neutral = [anger(p) for p in clips if p.name.startswith("03-01-01-01")]
-    assert len(angry) == 4 and len(neutral) == 4
-    print(f"actor {HELD_OUT_ACTOR}: anger index angry {np.round(angry, 1)}, "
-          f"neutral {np.round(neutral, 1)}")
-    assert min(angry) > max(neutral)
+    for with_speech in (True, False):
+        angry = [anger(p, with_speech) for p in clips if p.name.startswith("03-01-05-02")]
+        neutral = [anger(p, with_speech) for p in clips if p.name.startswith("03-01-01-01")]
+        assert len(angry) == 4 and len(neutral) == 4
+        print(f"actor {HELD_OUT_ACTOR}, speech embedding {with_speech}: anger index "
+              f"angry {np.round(angry, 1)}, neutral {np.round(neutral, 1)}")
+        assert min(angry) > max(neutral)
 
 
 def test_evaluate_writes_every_key_and_lists_unreadable_clips(

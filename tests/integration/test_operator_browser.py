@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -279,5 +280,11 @@ def test_a_real_angry_clip_escalates(
                               "(x) => x.call_id === id); return a.context.curve.at(-1).t; }",
                               call_id)
         assert ctx_t >= 7.0, ctx_t
+        # The speech embedding ran live, once a second of speech, in the analysis pool.
+        metrics = urllib.request.urlopen(f"{url}/metrics", timeout=5).read().decode()
+        line = next(m for m in metrics.splitlines() if m.startswith(
+            'avatar_agent_stage_seconds_count{stage="speech_embedding"}'))
+        print(line)
+        assert float(line.split()[-1]) >= 5
     finally:
         customer.close()

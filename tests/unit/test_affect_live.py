@@ -16,6 +16,7 @@ from avatar_agent.affect.live import build_window
 from avatar_agent.config import PerceptionConfig
 from avatar_agent.metrics import Metrics
 from avatar_agent.perception.live import CallPerception
+from avatar_agent.perception.speech_embedding import EMBED_DIM
 
 
 def _perception() -> CallPerception:
@@ -68,3 +69,20 @@ def test_a_face_gone_for_seconds_is_not_used() -> None:
     _show_face(p, 0.0, 3.0)
     assert build_window(p, 3.0) is not None
     assert build_window(p, 8.0) is None
+
+
+def test_a_fresh_speech_embedding_joins_the_voice_window_and_a_stale_one_does_not() -> None:
+    p = _perception()
+    _speak(p, 0.0, 4.0, voiced=True)
+    first = np.full(EMBED_DIM, 1.0, np.float32)
+    latest = np.full(EMBED_DIM, 3.0, np.float32)
+    p.speech_base.update(first)
+    p.speech_base.update(latest)
+    p.speech = (4.0, latest)
+    w = build_window(p, 4.3)
+    assert w is not None and w.has_speech
+    assert w.speech is not None and w.speech_base is not None
+    assert np.allclose(w.speech, 3.0) and np.allclose(w.speech_base, 2.0)
+    p.speech = (2.0, latest)  # more than a refresh period old
+    w = build_window(p, 4.3)
+    assert w is not None and w.has_voice and not w.has_speech

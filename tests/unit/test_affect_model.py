@@ -25,6 +25,7 @@ from avatar_agent.affect.model import (
     validate_window,
     voiced_stats,
 )
+from avatar_agent.perception.speech_embedding import EMBED_DIM
 
 
 def _base(dim: int) -> SpeakerBaseline:
@@ -37,13 +38,17 @@ def _window(rng: np.random.Generator, voice: bool = True, face: bool = True) -> 
     if f is not None:
         f[:, -1] = 1.0
     vb = _base(VOICE_DIM) if voice else None
-    return AffectWindow(v, vb, f, _base(FACE_DIM) if face else None)
+    s = rng.normal(size=(2, EMBED_DIM)).astype(np.float32) if voice else None
+    return AffectWindow(v, vb, f, _base(FACE_DIM) if face else None,
+                        s[0] if s is not None else None, s[1] if s is not None else None)
 
 
-@pytest.fixture(params=[False, True], ids=["conv", "conv+stats"])
+@pytest.fixture(params=[(False, False), (True, False), (True, True)],
+                ids=["conv", "conv+stats", "conv+stats+speech"])
 def predictor(request: pytest.FixtureRequest) -> AffectPredictor:
     torch.manual_seed(0)
-    return AffectPredictor(AffectNet(stats=request.param), torch.device("cpu"), {})
+    stats, speech = request.param
+    return AffectPredictor(AffectNet(stats=stats, speech=speech), torch.device("cpu"), {})
 
 
 def test_outputs_have_the_documented_shapes_and_ranges(predictor: AffectPredictor) -> None:
@@ -60,7 +65,25 @@ def test_outputs_have_the_documented_shapes_and_ranges(predictor: AffectPredicto
     inputs = prepare(wins)
     assert inputs["voice"].shape == (3, VOICE_FRAMES, VOICE_DIM)
     assert inputs["face"].shape == (3, FACE_FRAMES, FACE_DIM)
-    assert inputs["mask"].tolist() == [[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]]
+    assert inputs["speech"].shape == (3, 2, EMBED_DIM)
+    assert inputs["mask"].tolist() == [[1.0, 1.0, 1.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
+
+
+def test_the_speech_embedding_counts_only_when_present() -> None:
+    torch.manual_seed(0)
+    net = AffectNet(stats=True, speech=True).eval()
+    rng = np.random.default_rng(6)
+    w = _window(rng, face=False)
+    a = prepare([w])
+    b = dict(a)
+    b["speech"] = a["speech"] + 1.0
+    with torch.inference_mode():
+        assert not torch.allclose(net(**a)[0], net(**b)[0])
+        a["mask"][:, 2] = 0.0
+        b["mask"][:, 2] = 0.0
+        assert torch.allclose(net(**a)[0], net(**b)[0])
+    with pytest.raises(ValueError, match="speech"):
+        net(**{k: v for k, v in a.items() if k != "speech"})
 
 
 def test_a_masked_modality_has_no_influence(predictor: AffectPredictor) -> None:
@@ -105,6 +128,11 @@ def test_bad_windows_are_rejected_with_a_reason() -> None:
     with pytest.raises(ValueError, match="NaN"):
         validate_window(w)
     validate_window(_window(rng))
+    w = _window(rng)
+    assert w.speech is not None
+    w.speech[0] = np.inf
+    with pytest.raises(ValueError, match="speech embedding"):
+        validate_window(w)
 
 
 def test_cpu_fallback_and_explicit_cuda_without_gpu() -> None:
@@ -119,7 +147,8 @@ def test_cpu_fallback_and_explicit_cuda_without_gpu() -> None:
 
 def test_save_and_load_round_trip(tmp_path: Path, predictor: AffectPredictor) -> None:
     path = tmp_path / "m.pt"
-    hparams = {"hidden": 96, "dropout": 0.3, "stats": predictor.net.stats}
+    hparams = {"hidden": 96, "dropout": 0.3, "stats": predictor.net.stats,
+               "speech": predictor.net.use_speech}
     save_model(path, predictor.net, hparams, {"note": "x"})
     loaded = AffectPredictor.load(path, "cpu")
     w = _window(np.random.default_rng(4))

@@ -66,3 +66,36 @@ def test_short_baselines_come_from_other_clips_of_the_same_speaker() -> None:
         assert (picked >= 100.0) == (own is not None and own >= 100.0)  # same speaker
     three = short_bases(clips, random.Random(0), k=3)
     assert all(b.voice is not None and b.voice.seconds == 4.5 for b in three)
+
+
+def test_speech_embeddings_follow_the_window_end_and_feed_the_baseline() -> None:
+    from pathlib import Path
+
+    import numpy as np
+
+    from avatar_agent.affect.dataset import (
+        ClipFeatures,
+        speaker_baseline,
+        speech_ends,
+        window_at,
+    )
+    from avatar_agent.affect.features import VOICED_COL
+    from avatar_agent.affect.labels import parse_label
+    from avatar_agent.perception.speech_embedding import EMBED_DIM
+
+    assert np.allclose(speech_ends(1.5), [1.5])  # short clip: one window, padded
+    assert np.allclose(speech_ends(2.5), [2.0, 2.2, 2.4, 2.5])
+    label = parse_label(Path("03-01-05-01-01-01-01.flac"))
+    assert label is not None
+    rows = np.zeros((250, VOICE_DIM), np.float32)
+    rows[:, VOICED_COL] = 1.0
+    ends = speech_ends(2.5)
+    speech = np.repeat(np.arange(len(ends), dtype=np.float32)[:, None], EMBED_DIM, axis=1)
+    clip = ClipFeatures(Path("c"), label, rows, None, None, speech, ends)
+    base = speaker_baseline([clip])
+    assert base.speech is not None and np.allclose(base.speech, speech.mean())
+    for end, k in ((2.0, 0), (2.3, 1), (2.45, 2), (2.5, 3)):
+        w = window_at(clip, base, end)
+        assert w.has_speech and w.speech is not None and w.speech[0] == k  # newest, not future
+    no_speech = ClipFeatures(Path("d"), label, rows, None)
+    assert not window_at(no_speech, speaker_baseline([no_speech]), 2.5).has_speech

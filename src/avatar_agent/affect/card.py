@@ -75,14 +75,24 @@ def model_card(
         "speaker's own baseline, pooled over time, masked when a modality is missing, fused."
         + (" Beside the convolutions, the mean and spread of every voice column over the "
            "voiced frames (per-speaker z-scored functionals) go straight to the fusion layer."
-           if meta["options"].get("stats") else ""),
+           if meta["options"].get("stats") else "")
+        + (" The speech embedding of the same 2 s (the first 3 blocks of Whisper base's "
+           "encoder, MIT licence, frozen: mean and spread of their 512 channels over time) "
+           "goes through one layer to the fusion layer, read as it is and against the mean "
+           "embedding of the speaker's earlier speech; training leaves it out of "
+           "one window in five, as the first seconds of a call have none."
+           if meta["options"].get("speech") else ""),
         *(["- Training masks one random span of up to 0.3 s and up to 4 mel bands of each "
            "voice window (SpecAugment), so no single moment or band can carry a decision."]
           if meta["options"].get("augment") else []),
         f"- Outputs: probabilities over {', '.join(EMOTIONS)}; arousal 0..1; valence -1..1; "
         "anger index = 100 x P(angry).",
         f"- CPU inference at batch 1: {meta.get('cpu_ms_batch1', 'n/a')} ms per window "
-        "(target <= 5 ms).",
+        "(target <= 5 ms)."
+        + (f" The speech embedding it reads costs {meta['speech_ms_window']} ms per 2 s "
+           "window on one CPU thread; a call computes one a second while the customer "
+           "speaks, in the analysis pool, as it does the face mesh."
+           if meta.get("speech_ms_window") is not None else ""),
         "",
         "## Data",
         f"- {len(clips)} clips from {len(speakers)} speakers: "
@@ -99,7 +109,8 @@ def model_card(
         "fold a model trains on three folds, stops early on the fourth and scores the fifth; "
         "every figure below is on clips whose speaker that model never heard or saw.",
         "- A speaker's baseline is the mean and spread of all their clips' voiced frames and "
-        "face frames; in training it is drawn from a random subset of the speaker's clips.",
+        "face frames, and the mean of their speech embeddings; in training it is drawn from "
+        "a random subset of the speaker's clips.",
         "",
         "| fold | test speakers | clips | best epoch | UAR | arousal BA | anger AUC | s |",
         "|---|---|---|---|---|---|---|---|",

@@ -1,9 +1,11 @@
 """Feature rows of labelled clips, for `train` and `evaluate`.
 
 Each clip is read with the same perception cores a call uses (MediaPipe face mesh at
-10 fps, pyworld prosody, the log-mel of :mod:`avatar_agent.affect.features`). Rows
-are cached on disk by file identity, because extracting a corpus takes minutes and
-training runs many times; the cache holds derived features only, never media.
+10 fps, pyworld prosody, the log-mel of :mod:`avatar_agent.affect.features`, the speech
+embedding of :mod:`avatar_agent.perception.speech_embedding` of every 2 s window
+ending on a 0.2 s grid). Rows are cached on disk by file identity, because extracting
+a corpus takes minutes and training runs many times; the cache holds derived
+features only, never media.
 """
 
 from __future__ import annotations
@@ -37,10 +39,14 @@ from avatar_agent.affect.features import (
 )
 from avatar_agent.affect.labels import ClipLabel
 from avatar_agent.affect.model import AffectWindow
+from avatar_agent.perception.speech_embedding import RATE, SpeechEncoder, fit_samples
 
 log = logging.getLogger(__name__)
 F32 = npt.NDArray[np.float32]
 FEATURES_VERSION = "2"  # 2: F0 in semitones re 100 Hz
+SPEECH_VERSION = "1"
+SPEECH_GRID_S = 0.2  # training crops snap to windows ending on this grid
+_ENCODER: SpeechEncoder | None = None  # one per worker process, loaded on first use
 
 
 @dataclass
@@ -50,6 +56,8 @@ class ClipFeatures:
     voice: F32 | None  # (T, VOICE_DIM) at 100 Hz
     face: F32 | None  # (T, FACE_DIM) at 10 Hz
     error: str | None = None
+    speech: F32 | None = None  # (K, EMBED_DIM): embeddings of the 2 s windows ending at
+    speech_ends: F32 | None = None  # (K,) seconds, ascending
 
     @property
     def duration(self) -> float:
@@ -82,10 +90,73 @@ def extract(path: Path) -> tuple[F32 | None, F32 | None]:
     return voice, face
 
 
-def _cache_key(path: Path) -> str:
+def speech_ends(duration: float) -> F32:
+    """Ends of the 2 s windows a clip's speech embedding is taken at: every 0.2 s from
+    2 s, and the clip's end (a clip shorter than 2 s has one, padded with silence)."""
+    grid: list[float] = []
+    if duration > 2.0:
+        grid = np.arange(2.0, duration - 1e-3, SPEECH_GRID_S).tolist()
+    return np.asarray([*grid, duration], np.float32)
+
+
+def extract_speech(samples: F32, encoder: SpeechEncoder) -> tuple[F32, F32]:
+    """Speech embeddings of a 16 kHz recording at :func:`speech_ends`."""
+    ends = speech_ends(samples.size / RATE)
+    wins = np.stack([fit_samples(samples[: round(e * RATE)]) for e in ends])
+    return encoder.embed(wins), ends
+
+
+def _speech_of(path: Path) -> tuple[F32 | None, F32 | None]:
+    from avatar_agent.perception.audio import load_audio
+    from avatar_agent.perception.offline import probe
+
+    global _ENCODER
+    if not probe(path)[1]:
+        return None, None
+    samples, _dur = load_audio(path)
+    if samples.size < 1600 or float(np.abs(samples).max()) <= 1e-4:
+        return None, None
+    if _ENCODER is None:
+        _ENCODER = SpeechEncoder.load()
+    return extract_speech(np.asarray(samples, np.float32), _ENCODER)
+
+
+def _cache_key(path: Path, version: str = FEATURES_VERSION) -> str:
     st = path.stat()
-    ident = f"{FEATURES_VERSION}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    ident = f"{version}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     return hashlib.sha1(ident.encode()).hexdigest()
+
+
+def _speech_cached(path: Path, cache: Path | None) -> tuple[F32 | None, F32 | None]:
+    """Speech embeddings, cached apart from the rows so either can change alone."""
+    file = cache / f"speech-{_cache_key(path, SPEECH_VERSION)}.npz" if cache else None
+    if file is not None and file.is_file():
+        with np.load(file) as z:
+            if "speech" not in z.files:
+                return None, None
+            return np.asarray(z["speech"], np.float32), np.asarray(z["ends"], np.float32)
+    speech, ends = _speech_of(path)
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_suffix(".tmp.npz")
+        arrays = {"speech": speech, "ends": ends} if speech is not None else {}
+        np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
+        tmp.replace(file)
+    return speech, ends
+
+
+Extracted = tuple[F32 | None, F32 | None, str | None, F32 | None, F32 | None]
+
+
+def _extract_all(path: Path, cache: Path | None) -> Extracted:
+    voice, face, error = _extract_cached(path, cache)
+    if error is not None or voice is None:
+        return voice, face, error, None, None
+    try:
+        speech, ends = _speech_cached(path, cache)
+    except Exception as exc:
+        return voice, face, " ".join(str(exc).split()) or type(exc).__name__, None, None
+    return voice, face, None, speech, ends
 
 
 def _extract_cached(path: Path, cache: Path | None) -> tuple[F32 | None, F32 | None, str | None]:
@@ -127,11 +198,13 @@ def load_clips(
     out: list[ClipFeatures] = []
     paths = [p for p, _ in clips]
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-        results = pool.map(_extract_cached, paths, [cache] * len(paths), chunksize=4)
-        for (path, label), (voice, face, error) in zip(clips, results, strict=True):
+        results = pool.map(_extract_all, paths, [cache] * len(paths), chunksize=4)
+        for (path, label), (voice, face, error, speech, ends) in zip(
+            clips, results, strict=True
+        ):
             if error is None and voice is None and face is None:
                 error = "no speech and no face found"
-            out.append(ClipFeatures(path, label, voice, face, error))
+            out.append(ClipFeatures(path, label, voice, face, error, speech, ends))
             if progress is not None:
                 progress(1)
     return out
@@ -141,15 +214,18 @@ def load_clips(
 class Baselines:
     voice: SpeakerBaseline | None
     face: SpeakerBaseline | None
+    speech: F32 | None = None  # mean speech embedding
 
 
 def speaker_baseline(clips: Sequence[ClipFeatures]) -> Baselines:
     """One person's reference from all their clips: what the first minute of a call gives."""
     vs = [c.voice for c in clips if c.voice is not None]
     fs = [c.face for c in clips if c.face is not None]
+    ss = [c.speech for c in clips if c.speech is not None]
     return Baselines(
         voice_baseline(np.concatenate(vs)) if vs else None,
         face_baseline(np.concatenate(fs)) if fs else None,
+        np.concatenate(ss).mean(axis=0).astype(np.float32) if ss else None,
     )
 
 
@@ -176,6 +252,11 @@ def window_at(clip: ClipFeatures, base: Baselines, end_s: float) -> AffectWindow
     if clip.face is not None and base.face is not None:
         stop = min(len(clip.face), round(end_s * FACE_HZ))
         face = fit_length(clip.face[:stop], FACE_FRAMES, np.zeros(FACE_DIM, np.float32))
+    speech = None
+    if voice is not None and clip.speech is not None and clip.speech_ends is not None:
+        k = int(np.searchsorted(clip.speech_ends, end_s + 1e-3, side="right")) - 1
+        speech = clip.speech[max(k, 0)]
     return AffectWindow(voice, base.voice if voice is not None else None,
-                        face, base.face if face is not None else None)
+                        face, base.face if face is not None else None,
+                        speech, base.speech if speech is not None else None)
 

@@ -37,6 +37,7 @@ from avatar_agent.perception.live import CallPerception
 log = logging.getLogger(__name__)
 
 MIN_VOICED_S = 0.3  # a window with less voiced speech than this is read from the face only
+SPEECH_MAX_AGE_S = 1.6  # an embedding is refreshed every second; an older one is stale
 STORE_EVERY_S = 2.0  # curve points are written in small batches
 
 
@@ -59,8 +60,12 @@ def build_window(p: CallPerception, now: float) -> AffectWindow | None:
             face = grid
     if voice is None and face is None:
         return None
+    speech = speech_base = None
+    if voice is not None and p.speech is not None and now - p.speech[0] <= SPEECH_MAX_AGE_S:
+        speech, speech_base = p.speech[1], p.speech_base.mean()
     return AffectWindow(voice, vbase if voice is not None else None,
-                        face, fbase if face is not None else None)
+                        face, fbase if face is not None else None,
+                        speech, speech_base if speech is not None else None)
 
 
 class CallAffect:

@@ -7,6 +7,10 @@ modality that is missing (no consent for video, camera off, not speaking yet) is
 masked out, so the same weights serve voice only, face only, or both. The baseline
 pitch itself is a third input, so the model knows what it is comparing against.
 
+Beside the rows, the speech embedding of the same 2 s
+(:mod:`avatar_agent.perception.speech_embedding`) goes through one small layer, read
+both as it is and against the mean embedding of the customer's earlier speech.
+
 ``anger_index`` = 100 x P(angry): 0 when the model sees no anger, 100 when it is sure.
 """
 
@@ -35,6 +39,7 @@ from avatar_agent.affect.features import (
     normalise,
 )
 from avatar_agent.affect.labels import EMOTIONS
+from avatar_agent.perception.speech_embedding import EMBED_DIM, SpeechEncoder
 
 F32 = npt.NDArray[np.float32]
 FORMAT = "avatar-agent-affect/1"
@@ -51,10 +56,16 @@ class AffectWindow:
     voice_base: SpeakerBaseline | None
     face: F32 | None  # (20, FACE_DIM)
     face_base: SpeakerBaseline | None
+    speech: F32 | None = None  # (EMBED_DIM,) speech embedding of the same 2 s
+    speech_base: F32 | None = None  # (EMBED_DIM,) the customer's mean embedding so far
 
     @property
     def has_voice(self) -> bool:
         return self.voice is not None and self.voice_base is not None
+
+    @property
+    def has_speech(self) -> bool:
+        return self.speech is not None and self.speech_base is not None
 
     @property
     def has_face(self) -> bool:
@@ -93,6 +104,9 @@ def validate_window(w: AffectWindow) -> None:
     for base, dim in ((w.voice_base, VOICE_DIM), (w.face_base, FACE_DIM)):
         if base is not None and (base.mean.shape != (dim,) or not np.isfinite(base.mean).all()):
             raise ValueError("a baseline has the wrong shape or is not finite")
+    for vec in (w.speech, w.speech_base):
+        if vec is not None and (vec.shape != (EMBED_DIM,) or not np.isfinite(vec).all()):
+            raise ValueError(f"a speech embedding must be {EMBED_DIM} finite values")
 
 
 def _block(c_in: int, c_out: int, k: int) -> nn.Sequential:
@@ -119,10 +133,23 @@ def voiced_stats(voice: torch.Tensor) -> torch.Tensor:
 
 
 class AffectNet(nn.Module):
-    def __init__(self, hidden: int = 96, dropout: float = 0.3, stats: bool = False) -> None:
+    speech_mean: torch.Tensor
+    speech_std: torch.Tensor
+
+    def __init__(
+        self, hidden: int = 96, dropout: float = 0.3, stats: bool = False, speech: bool = False
+    ) -> None:
         super().__init__()
         self.stats = stats
+        self.use_speech = speech
         n_stats = 2 * VOICE_DIM + 1 if stats else 0
+        n_speech = 128 if speech else 0
+        # Training sets these to the mean and spread of the training clips' embeddings.
+        self.register_buffer("speech_mean", torch.zeros(EMBED_DIM))
+        self.register_buffer("speech_std", torch.ones(EMBED_DIM))
+        self.speech = nn.Sequential(
+            nn.Dropout(0.2), nn.Linear(2 * EMBED_DIM, 128), nn.GELU(), nn.Dropout(dropout)
+        ) if speech else None
         self.voice = nn.Sequential(
             _block(VOICE_DIM, 64, 5), nn.MaxPool1d(2),
             _block(64, 96, 5), nn.MaxPool1d(2),
@@ -130,10 +157,15 @@ class AffectNet(nn.Module):
         )
         self.face = nn.Sequential(_block(FACE_DIM, 48, 3), _block(48, hidden, 3))
         self.fuse = nn.Sequential(
-            nn.Linear(4 * hidden + 3 + n_stats, 128), nn.GELU(), nn.Dropout(dropout)
+            nn.Linear(4 * hidden + 4 + n_stats + n_speech, 128), nn.GELU(), nn.Dropout(dropout)
         )
         self.emotion = nn.Linear(128, len(EMOTIONS))
         self.av = nn.Linear(128, 2)
+
+    def set_speech_scale(self, embeddings: torch.Tensor) -> None:
+        """Centre and scale the embedding input on the training clips' embeddings."""
+        self.speech_mean.copy_(embeddings.mean(dim=0))
+        self.speech_std.copy_(embeddings.std(dim=0).clamp(min=1e-3))
 
     @staticmethod
     def _pool(h: torch.Tensor) -> torch.Tensor:
@@ -143,8 +175,9 @@ class AffectNet(nn.Module):
         self,
         voice: torch.Tensor,  # (B, 200, VOICE_DIM) z-scores
         face: torch.Tensor,  # (B, 20, FACE_DIM) z-scores
-        mask: torch.Tensor,  # (B, 2): has voice, has face
+        mask: torch.Tensor,  # (B, 3): has voice, has face, has speech embedding
         context: torch.Tensor,  # (B, 1): baseline pitch, scaled
+        speech: torch.Tensor | None = None,  # (B, 2, EMBED_DIM): embedding, its baseline
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Emotion logits (B, 8), arousal (B,) in 0..1, valence (B,) in -1..1."""
         v = self._pool(self.voice(voice.transpose(1, 2))) * mask[:, :1]
@@ -152,6 +185,13 @@ class AffectNet(nn.Module):
         parts = [v, f, mask, context * mask[:, :1]]
         if self.stats:
             parts.append(voiced_stats(voice) * mask[:, :1])
+        if self.speech is not None:
+            if speech is None:
+                raise ValueError("this model reads speech embeddings")
+            own = (speech[:, 0] - self.speech_mean) / self.speech_std
+            rel = (speech[:, 0] - speech[:, 1]) / self.speech_std
+            z = torch.cat([own, rel], dim=1).clamp(-6.0, 6.0)
+            parts.append(self.speech(z) * mask[:, 2:3])
         h = self.fuse(torch.cat(parts, dim=1))
         av = self.av(h)
         return self.emotion(h), torch.sigmoid(av[:, 0]), torch.tanh(av[:, 1])
@@ -162,9 +202,13 @@ def prepare(windows: Sequence[AffectWindow]) -> dict[str, torch.Tensor]:
     b = len(windows)
     voice = np.zeros((b, VOICE_FRAMES, VOICE_DIM), np.float32)
     face = np.zeros((b, FACE_FRAMES, FACE_DIM), np.float32)
-    mask = np.zeros((b, 2), np.float32)
+    mask = np.zeros((b, 3), np.float32)
     ctx = np.zeros((b, 1), np.float32)
+    speech = np.zeros((b, 2, EMBED_DIM), np.float32)
     for i, w in enumerate(windows):
+        if w.speech is not None and w.speech_base is not None:
+            speech[i, 0], speech[i, 1] = w.speech, w.speech_base
+            mask[i, 2] = 1.0
         if w.voice is not None and w.voice_base is not None:
             voice[i] = normalise(w.voice, w.voice_base, VOICED_COL)
             mask[i, 0] = 1.0
@@ -177,6 +221,7 @@ def prepare(windows: Sequence[AffectWindow]) -> dict[str, torch.Tensor]:
         "face": torch.from_numpy(face),
         "mask": torch.from_numpy(mask),
         "context": torch.from_numpy(ctx),
+        "speech": torch.from_numpy(speech),
     }
 
 
@@ -195,6 +240,8 @@ class AffectPredictor:
         self.device = device
         self.net = net.to(device).eval()
         self.meta = meta
+        # Perception feeds this model speech embeddings only if it reads them.
+        self.encoder = SpeechEncoder.load() if net.use_speech else None
 
     @classmethod
     def load(cls, path: Path, device: str = "auto") -> AffectPredictor:

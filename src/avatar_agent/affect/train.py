@@ -14,7 +14,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 N_FOLDS = 5
 SHORT_BASELINE_CLIPS = 3
+SPEECH_DROP = 0.2  # share of training windows without the embedding, as a call's first 2 s
 AROUSAL_TARGET = {"high": 1.0, "low": 0.0}
 VALENCE_TARGET = {
     "neutral": 0.0, "calm": 0.3, "happy": 0.8, "sad": -0.6, "angry": -0.7,
@@ -58,6 +59,7 @@ class TrainOptions:
     dropout: float = 0.3
     stats: bool = True
     augment: bool = True
+    speech: bool = True
 
 
 def assign_folds(speakers: Sequence[str], n_folds: int = N_FOLDS) -> dict[str, int]:
@@ -96,9 +98,11 @@ class _Sampler:
         w = window_at(clip, base, end)
         if w.voice is not None and w.face is not None and self.rng.random() < 0.3:
             # both modalities present: sometimes drop one, as a call without camera would
-            if self.rng.random() < 0.5:
-                return AffectWindow(w.voice, w.voice_base, None, None)
-            return AffectWindow(None, None, w.face, w.face_base)
+            if self.rng.random() >= 0.5:
+                return AffectWindow(None, None, w.face, w.face_base)
+            w = replace(w, face=None, face_base=None)
+        if w.speech is not None and self.rng.random() < SPEECH_DROP:
+            w = replace(w, speech=None, speech_base=None)
         return w
 
     def epoch(self, batch_size: int) -> list[tuple[list[AffectWindow], list[ClipFeatures]]]:
@@ -223,7 +227,11 @@ def fit(
     """Train with early stopping on `val` (speakers not in `train`); returns the best net."""
     torch.manual_seed(opts.seed)
     rng = random.Random(opts.seed)
-    net = AffectNet(hidden=opts.hidden, dropout=opts.dropout, stats=opts.stats)
+    net = AffectNet(hidden=opts.hidden, dropout=opts.dropout, stats=opts.stats,
+                    speech=opts.speech)
+    embeddings = [c.speech for c in train if c.speech is not None]
+    if opts.speech and embeddings:
+        net.set_speech_scale(torch.from_numpy(np.concatenate(embeddings)))
     gen = torch.Generator().manual_seed(opts.seed)
     optim = torch.optim.AdamW(net.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, opts.max_epochs)

@@ -28,6 +28,7 @@ from avatar_agent.affect.train import (
     final_fit,
     results_of,
 )
+from avatar_agent.perception.speech_embedding import WINDOW_SAMPLES, SpeechEncoder
 
 
 class TrainRunError(Exception):
@@ -49,6 +50,23 @@ def cpu_latency_ms(predictor: AffectPredictor, window: AffectWindow, n: int = 20
     finally:
         torch.set_num_threads(threads)
     return round(1000.0 * float(np.median(times)), 2)
+
+
+def speech_latency_ms(encoder: SpeechEncoder, n: int = 20) -> float:
+    """Median time of one speech embedding (a 2 s window) on the CPU, with one thread."""
+    window = np.random.default_rng(0).normal(0.0, 0.05, WINDOW_SAMPLES).astype(np.float32)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        encoder.embed(window)
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            encoder.embed(window)
+            times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    return round(1000.0 * float(np.median(times)), 1)
 
 
 def _reports(
@@ -126,7 +144,8 @@ def run_training(
             "uar_ravdess": short[1].get("uar"),
         } if cross_validation else None,
     }
-    hparams = {"hidden": opts.hidden, "dropout": opts.dropout, "stats": opts.stats}
+    hparams = {"hidden": opts.hidden, "dropout": opts.dropout, "stats": opts.stats,
+               "speech": opts.speech}
     model_path = out / "affect.pt"
     save_model(model_path, net, hparams, meta)
     predictor = AffectPredictor.load(model_path, "cpu")
@@ -134,6 +153,8 @@ def run_training(
     window = windows_of(sample, speaker_baseline([sample]))[-1]
     if window.has_voice or window.has_face:
         meta["cpu_ms_batch1"] = cpu_latency_ms(predictor, window)
+    if predictor.encoder is not None:
+        meta["speech_ms_window"] = speech_latency_ms(predictor.encoder)
     save_model(model_path, net, hparams, meta)
     if cross_validation:
         card = model_card(clips, skipped, cv, cv_ravdess, folds, final, meta)

@@ -27,6 +27,7 @@ from avatar_agent.affect.features import (
     FACE_DIM,
     VOICE_DIM,
     VOICE_HZ,
+    VOICED_COL,
     LogMelStream,
     RunningBaseline,
     face_row,
@@ -41,6 +42,13 @@ from avatar_agent.perception.microexpr import MicroExpression, MicroExpressionDe
 from avatar_agent.perception.prosody import ProsodyFrame, ProsodyTracker
 from avatar_agent.perception.ring import FeatureRing
 from avatar_agent.perception.shedding import LoadShedder
+from avatar_agent.perception.speech_embedding import (
+    HOP_S,
+    RATE,
+    EmbeddingBaseline,
+    SampleRing,
+    SpeechEncoder,
+)
 from avatar_agent.perception.vad import VadEvent, VoiceActivity
 from avatar_agent.speech.onset import OnsetDetector
 from avatar_agent.transport.receiver import Receiver
@@ -50,6 +58,7 @@ log = logging.getLogger(__name__)
 VOICE_COLUMNS = ("f0_hz", "voiced", "energy_db", "f0_rel_st", "energy_rel_db")
 VOICE_STEP_S = 0.1  # how often queued audio is analysed
 AUDIO_QUEUE = 100  # 2 s of 20 ms frames: beyond that the analysis is too far behind
+MIN_EMBED_VOICED_S = 0.3  # a 2 s window with less voiced speech gets no speech embedding
 
 
 class CallPerception:
@@ -59,9 +68,11 @@ class CallPerception:
         pool: Executor,
         metrics: Metrics,
         media_time: Callable[[], float],
+        speech_encoder: SpeechEncoder | None = None,
     ) -> None:
         self.cfg = cfg
         self._pool = pool
+        self._encoder = speech_encoder
         self._metrics = metrics
         self._media_time = media_time
         n_face = len(FACE_FEATURE_NAMES)
@@ -78,6 +89,10 @@ class CallPerception:
         self.model_face = FeatureRing(FACE_DIM, self.face_raw.capacity)
         self.model_voice_base = RunningBaseline.for_voice()
         self.model_face_base = RunningBaseline.for_face(cfg.face_fps)
+        # The speech embedding of the last 2 s, refreshed every second while the
+        # customer speaks: (media time of the window's end, embedding).
+        self.speech: tuple[float, npt.NDArray[np.float32]] | None = None
+        self.speech_base = EmbeddingBaseline()
 
     # --- face -----------------------------------------------------------------
 
@@ -138,8 +153,10 @@ class CallPerception:
         tracker = ProsodyTracker()
         down = Downsampler()
         mel = LogMelStream()
+        ring = SampleRing()
         latency = self._metrics.stage_seconds.labels("voice")
         t_start: float | None = None
+        next_embed = 0.0
         while True:
             await asyncio.sleep(VOICE_STEP_S)
             frames = queue.drain()
@@ -150,7 +167,7 @@ class CallPerception:
                 t_start = max(0.0, self._media_time() - len(frames) * 0.02)
             t0 = time.perf_counter()
             hops, rows = await loop.run_in_executor(
-                self._pool, _voice_step, down, tracker, mel, frames
+                self._pool, _voice_step, down, tracker, mel, ring, frames
             )
             latency.observe(time.perf_counter() - t0)
             self._metrics.frames_analysed.labels("voice").inc(len(hops))
@@ -159,6 +176,28 @@ class CallPerception:
             for fr, row in zip(hops, rows, strict=True):
                 self.model_voice.append(t_start + fr.t, row)
             self.model_voice_base.update(rows)
+            t_end = t_start + ring.total / RATE
+            if self._encoder is not None and ring.full and t_end >= next_embed:
+                next_embed = t_end + HOP_S
+                await self._embed(ring, t_end)
+
+    async def _embed(self, ring: SampleRing, t_end: float) -> None:
+        """Speech embedding of the last 2 s, if the customer spoke in them."""
+        assert self._encoder is not None
+        times, rows = self.model_voice.window(t_end - 2.0)
+        if (rows[:, VOICED_COL] > 0.5).sum() < MIN_EMBED_VOICED_S * VOICE_HZ:
+            return
+        t0 = time.perf_counter()
+        try:
+            emb = await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._encoder.embed, ring.samples()
+            )
+        except Exception:  # this second goes without an embedding, the call goes on
+            log.exception("speech embedding failed")
+            return
+        self._metrics.stage_seconds.labels("speech_embedding").observe(time.perf_counter() - t0)
+        self.speech = (t_end, emb[0])
+        self.speech_base.update(emb[0])
 
     def _voice_hop(self, t_start: float, fr: ProsodyFrame) -> None:
         t = t_start + fr.t
@@ -175,10 +214,12 @@ def _voice_step(
     down: Downsampler,
     tracker: ProsodyTracker,
     mel: LogMelStream,
+    ring: SampleRing,
     frames: list[av.AudioFrame],
 ) -> tuple[list[ProsodyFrame], npt.NDArray[np.float32]]:
     pcm = np.concatenate([down.push_frame(f) for f in frames])
     mel.push(pcm)
+    ring.push(pcm)
     hops = tracker.push(pcm)
     first = round(hops[0].t * VOICE_HZ) if hops else 0
     return hops, voice_rows(mel.rows(first, len(hops)), hops)
