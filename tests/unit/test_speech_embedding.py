@@ -109,3 +109,20 @@ def test_the_installed_encoder_embeds_real_speech_consistently(encoder: SpeechEn
     assert not np.allclose(both[0], both[1], atol=1e-2)  # different speech, different embedding
     with pytest.raises(ValueError, match="32000"):
         encoder.embed(angry[:-1])
+
+
+def test_missing_or_altered_weights_fail_with_a_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from avatar_agent.perception import speech_embedding as se
+
+    fakes = [tmp_path / "model.bin.part1", tmp_path / "model.bin.part2"]
+    for f in fakes:
+        f.write_bytes(b"not the weights")
+    monkeypatch.setattr(se, "weight_files", lambda: fakes)
+    with pytest.raises(ValueError, match="SHA-256"):
+        SpeechEncoder.load()
+    monkeypatch.undo()
+    monkeypatch.setattr(se, "PACKAGES", (("no_such_weights_package", "x", "0"),))
+    with pytest.raises(FileNotFoundError, match="no-such-weights-package is not installed"):
+        se.weight_files()

