@@ -19,6 +19,7 @@ from avatar_agent.avatar.render import default_avatar_dir
 from avatar_agent.config import Config, project_path
 from avatar_agent.metrics import Metrics
 from avatar_agent.operators.events import EventBus
+from avatar_agent.perception.speech_embedding import SpeechEncoder
 from avatar_agent.speech.tts import PiperTTS, TTSEngine
 from avatar_agent.speech.types import Utterance
 from avatar_agent.store import AsyncStore, Store
@@ -36,6 +37,7 @@ class Runtime:
         metrics: Metrics | None = None,
         predictor: AffectPredictor | None = None,
         affect_script: AffectScript | None = None,
+        speech_encoder: SpeechEncoder | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -55,6 +57,7 @@ class Runtime:
         self._speech_cache: dict[str, list[Utterance]] = {}
         self.events = EventBus()
         self.predictor = predictor
+        self.speech_encoder = speech_encoder  # perception feeds the model its embeddings
         self.affect_script = affect_script
         self.affect: AffectEngine[AffectWindow, AffectOutput] | None = None
         if predictor is not None:
@@ -92,11 +95,11 @@ class Runtime:
             # A bad script stops start-up with its error rather than running calls without it.
             script = load_script(Path(config.affect.script))
             log.warning("affect comes from the script %s, not the model", config.affect.script)
-            predictor = None
+            predictor, encoder = None, None
         else:
-            predictor = await loop.run_in_executor(None, load_predictor, config)
+            predictor, encoder = await loop.run_in_executor(None, load_predictor, config)
         rt = cls(config, AsyncStore(store), tts, avatar_dir, predictor=predictor,
-                 affect_script=script)
+                 affect_script=script, speech_encoder=encoder)
         if rt.affect is not None:
             await rt.affect.start()  # the shared batcher lives as long as the server
         # The greeting is the same for every call: synthesize it once so a call
@@ -124,8 +127,11 @@ def model_path(config: Config) -> Path:
     return project_path(config.affect.model)
 
 
-def load_predictor(config: Config) -> AffectPredictor | None:
-    """The affect model, or None (calls then run without affect) if it cannot load."""
+def load_predictor(
+    config: Config,
+) -> tuple[AffectPredictor | None, SpeechEncoder | None]:
+    """The affect model and, if it reads them, the speech encoder perception feeds it;
+    (None, None) if either cannot load: calls then run without affect."""
     import torch
 
     # Batches are small and the cores are shared with rendering and perception.
@@ -133,11 +139,12 @@ def load_predictor(config: Config) -> AffectPredictor | None:
     path = model_path(config)
     try:
         predictor = AffectPredictor.load(path, config.affect.device)
+        encoder = SpeechEncoder.load() if predictor.net.use_speech else None
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         log.error("affect disabled: %s", exc)
-        return None
+        return None, None
     log.info("affect model %s on %s", path, predictor.device)
-    return predictor
+    return predictor, encoder
 
 
 def _warm_perception() -> None:

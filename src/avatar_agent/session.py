@@ -147,7 +147,7 @@ class CallSession:
             self.rt.analysis_pool,
             self.rt.metrics,
             transport.media_time,
-            self.rt.predictor.encoder if self.rt.predictor is not None else None,
+            self.rt.speech_encoder,
         )
         if transport.video_in is not None:
             self._tasks.spawn(self.perception.run_face(transport.video_in), "face")

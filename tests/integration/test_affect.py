@@ -34,12 +34,14 @@ def test_shipped_weights_rank_anger_above_neutral_for_an_unseen_actor(
     from avatar_agent.affect.dataset import Baselines, ClipFeatures, extract_speech, window_at
     from avatar_agent.affect.labels import parse_label
     from avatar_agent.perception.audio import load_audio
+    from avatar_agent.perception.speech_embedding import SpeechEncoder
 
-    assert predictor.encoder is not None  # the shipped model reads speech embeddings
+    assert predictor.net.use_speech  # the shipped model reads speech embeddings
+    encoder = SpeechEncoder.load()
     actor = data_dir / "speech_emotion" / "ravdess" / f"Actor_{HELD_OUT_ACTOR}"
     clips = sorted(actor.glob("*.flac"))
     rows = {p: extract(p)[0] for p in clips}
-    speech = {p: extract_speech(load_audio(p)[0], predictor.encoder) for p in clips}
+    speech = {p: extract_speech(load_audio(p)[0], encoder) for p in clips}
     base = voice_baseline(np.concatenate([r for r in rows.values() if r is not None]))
     assert base is not None
     speech_base = np.concatenate([e for e, _ in speech.values()]).mean(axis=0)

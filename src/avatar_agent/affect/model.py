@@ -39,7 +39,7 @@ from avatar_agent.affect.features import (
     normalise,
 )
 from avatar_agent.affect.labels import EMOTIONS
-from avatar_agent.perception.speech_embedding import EMBED_DIM, SpeechEncoder
+from avatar_agent.perception.speech_embedding import EMBED_DIM
 
 F32 = npt.NDArray[np.float32]
 FORMAT = "avatar-agent-affect/1"
@@ -141,7 +141,6 @@ class AffectNet(nn.Module):
     ) -> None:
         super().__init__()
         self.stats = stats
-        self.use_speech = speech
         n_stats = 2 * VOICE_DIM + 1 if stats else 0
         n_speech = 128 if speech else 0
         # Training sets these to the mean and spread of the training clips' embeddings.
@@ -161,6 +160,10 @@ class AffectNet(nn.Module):
         )
         self.emotion = nn.Linear(128, len(EMOTIONS))
         self.av = nn.Linear(128, 2)
+
+    @property
+    def use_speech(self) -> bool:
+        return self.speech is not None
 
     def set_speech_scale(self, embeddings: torch.Tensor) -> None:
         """Centre and scale the embedding input on the training clips' embeddings."""
@@ -240,8 +243,6 @@ class AffectPredictor:
         self.device = device
         self.net = net.to(device).eval()
         self.meta = meta
-        # Perception feeds this model speech embeddings only if it reads them.
-        self.encoder = SpeechEncoder.load() if net.use_speech else None
 
     @classmethod
     def load(cls, path: Path, device: str = "auto") -> AffectPredictor:

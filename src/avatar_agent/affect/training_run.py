@@ -6,6 +6,7 @@ import json
 import platform
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -35,38 +36,32 @@ class TrainRunError(Exception):
     """Training cannot start; the message is one line for the user."""
 
 
-def cpu_latency_ms(predictor: AffectPredictor, window: AffectWindow, n: int = 200) -> float:
-    """Median time of one batch-1 forward pass on the CPU, with one thread."""
+def _median_ms(fn: Callable[[], object], n: int, warmup: int) -> float:
+    """Median time of `fn` on the CPU, with one thread."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        for _ in range(10):
-            predictor.predict([window])
+        for _ in range(warmup):
+            fn()
         times = []
         for _ in range(n):
             t0 = time.perf_counter()
-            predictor.predict([window])
+            fn()
             times.append(time.perf_counter() - t0)
     finally:
         torch.set_num_threads(threads)
-    return round(1000.0 * float(np.median(times)), 2)
+    return 1000.0 * float(np.median(times))
+
+
+def cpu_latency_ms(predictor: AffectPredictor, window: AffectWindow, n: int = 200) -> float:
+    """Median time of one batch-1 forward pass on the CPU, with one thread."""
+    return round(_median_ms(lambda: predictor.predict([window]), n, warmup=10), 2)
 
 
 def speech_latency_ms(encoder: SpeechEncoder, n: int = 20) -> float:
     """Median time of one speech embedding (a 2 s window) on the CPU, with one thread."""
     window = np.random.default_rng(0).normal(0.0, 0.05, WINDOW_SAMPLES).astype(np.float32)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        encoder.embed(window)
-        times = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            encoder.embed(window)
-            times.append(time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(threads)
-    return round(1000.0 * float(np.median(times)), 1)
+    return round(_median_ms(lambda: encoder.embed(window), n, warmup=1), 1)
 
 
 def _reports(
@@ -153,8 +148,8 @@ def run_training(
     window = windows_of(sample, speaker_baseline([sample]))[-1]
     if window.has_voice or window.has_face:
         meta["cpu_ms_batch1"] = cpu_latency_ms(predictor, window)
-    if predictor.encoder is not None:
-        meta["speech_ms_window"] = speech_latency_ms(predictor.encoder)
+    if opts.speech:
+        meta["speech_ms_window"] = speech_latency_ms(SpeechEncoder.load())
     save_model(model_path, net, hparams, meta)
     if cross_validation:
         card = model_card(clips, skipped, cv, cv_ravdess, folds, final, meta)
