@@ -149,8 +149,13 @@ def test_save_and_load_round_trip(tmp_path: Path, predictor: AffectPredictor) ->
     path = tmp_path / "m.pt"
     hparams = {"hidden": 96, "dropout": 0.3, "stats": predictor.net.stats,
                "speech": predictor.net.use_speech}
+    if predictor.net.use_speech:  # the embedding's scale is part of the saved model
+        predictor.net.set_speech_scale(torch.randn(50, EMBED_DIM) * 3.0 + 1.0)
     save_model(path, predictor.net, hparams, {"note": "x"})
     loaded = AffectPredictor.load(path, "cpu")
+    assert loaded.net.use_speech == predictor.net.use_speech
+    assert torch.equal(loaded.net.speech_mean, predictor.net.speech_mean)
+    assert torch.equal(loaded.net.speech_std, predictor.net.speech_std)
     w = _window(np.random.default_rng(4))
     assert np.allclose(loaded.predict([w])[0].probs, predictor.predict([w])[0].probs, atol=1e-6)
     assert loaded.meta == {"note": "x"}

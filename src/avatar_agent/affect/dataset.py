@@ -106,19 +106,23 @@ def extract_speech(samples: F32, encoder: SpeechEncoder) -> tuple[F32, F32]:
     return encoder.embed(wins), ends
 
 
-def _speech_of(path: Path) -> tuple[F32 | None, F32 | None]:
+def _speech_of(path: Path) -> tuple[F32, F32]:
+    """Only asked for clips that gave voice rows, so there is audio with sound in it."""
     from avatar_agent.perception.audio import load_audio
-    from avatar_agent.perception.offline import probe
 
     global _ENCODER
-    if not probe(path)[1]:
-        return None, None
-    samples, _dur = load_audio(path)
-    if samples.size < 1600 or float(np.abs(samples).max()) <= 1e-4:
-        return None, None
     if _ENCODER is None:
         _ENCODER = SpeechEncoder.load()
+    samples, _dur = load_audio(path)
     return extract_speech(np.asarray(samples, np.float32), _ENCODER)
+
+
+def _save_npz(file: Path, arrays: dict[str, F32]) -> None:
+    """Write a cache file whole or not at all, so a crash never leaves half a file."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(file)
 
 
 def _cache_key(path: Path, version: str = FEATURES_VERSION) -> str:
@@ -127,21 +131,15 @@ def _cache_key(path: Path, version: str = FEATURES_VERSION) -> str:
     return hashlib.sha1(ident.encode()).hexdigest()
 
 
-def _speech_cached(path: Path, cache: Path | None) -> tuple[F32 | None, F32 | None]:
+def _speech_cached(path: Path, cache: Path | None) -> tuple[F32, F32]:
     """Speech embeddings, cached apart from the rows so either can change alone."""
     file = cache / f"speech-{_cache_key(path, SPEECH_VERSION)}.npz" if cache else None
     if file is not None and file.is_file():
         with np.load(file) as z:
-            if "speech" not in z.files:
-                return None, None
             return np.asarray(z["speech"], np.float32), np.asarray(z["ends"], np.float32)
     speech, ends = _speech_of(path)
     if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_suffix(".tmp.npz")
-        arrays = {"speech": speech, "ends": ends} if speech is not None else {}
-        np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
-        tmp.replace(file)
+        _save_npz(file, {"speech": speech, "ends": ends})
     return speech, ends
 
 
@@ -171,11 +169,7 @@ def _extract_cached(path: Path, cache: Path | None) -> tuple[F32 | None, F32 | N
     except Exception as exc:  # reported per clip, never silently dropped
         return None, None, " ".join(str(exc).split()) or type(exc).__name__
     if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {k: v for k, v in (("voice", voice), ("face", face)) if v is not None}
-        tmp = file.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(file)
+        _save_npz(file, {k: v for k, v in (("voice", voice), ("face", face)) if v is not None})
     return voice, face, None
 
 
