@@ -11,6 +11,7 @@ from avatar_agent.affect.labels import (
     LOW_AROUSAL,
     ClipLabel,
     discover,
+    one_per_recording,
     parse_label,
 )
 
@@ -309,7 +310,83 @@ def test_every_real_clip_with_a_labelled_name_parses(data_dir: Path) -> None:
             else:
                 assert label.speaker == "mead:" + row["speaker"].removeprefix("mead_")
 
+    # The corpora that list their clips in a labels.csv: every row is read, with the
+    # speakers and emotion names of the table.
+    for corpus, n_speakers in (("casia", 3), ("urdu", 20), ("emovo", 4)):
+        rows = _csv_rows(data_dir / "speech_emotion" / corpus / "labels.csv")
+        assert rows
+        for row in rows:
+            label = by_name[f"speech_emotion/{corpus}/{row['file']}"]
+            assert label.corpus == corpus and label.speaker == f"{corpus}:{row['speaker']}"
+            assert label.emotion == row["emotion"] and label.emotion in EMOTIONS
+        assert len({lab.speaker for lab in by_name.values() if lab.corpus == corpus}) == n_speakers
+
+    # RAVDESS whole and cut are the same recordings of the same actors: one copy each.
+    kept, dropped = one_per_recording(clips)
+    kept_names = {p.relative_to(data_dir).as_posix() for p, _ in kept}
+    assert not any(n.startswith("speech_emotion/ravdess/") for n in kept_names)
+    assert len(dropped) == 1194 and len(kept) == len(clips) - 1194
+    assert len({lab.speaker for _, lab in kept}) == 60
+
     # What is left over is unlabelled footage, not a labelled clip that failed to parse.
     for entry in skipped:
         rel = Path(entry["file"]).relative_to(data_dir).as_posix()
         assert rel.startswith(("talking_face/", "face_video/mead_eamm/")), rel
+
+
+def test_labels_csv_labels_clips_its_names_do_not(tmp_path: Path) -> None:
+    corpus = tmp_path / "speech" / "mycorpus"
+    (corpus / "sub").mkdir(parents=True)
+    for name in ("a1.flac", "sub/b2.flac", "c3.flac", "d4.flac", "e5.flac", "f6.flac"):
+        (corpus / name).write_bytes(b"")
+    (corpus / "labels.csv").write_text(
+        "file,emotion,speaker,sex\n"
+        "a1.flac,fearful,spk1,f\n"
+        "sub/b2.flac,Anger,mycorpus_spk2,m\n"
+        "c3.flac,boredom,spk1,f\n"
+        "d4.flac,angry,unknown(crop),\n"
+        "e5.flac,,spk3,m\n"
+    )
+    clips, skipped = discover(tmp_path)
+    got = {p.name: lab for p, lab in clips}
+    assert set(got) == {"a1.flac", "b2.flac", "c3.flac"}
+    assert got["a1.flac"].speaker == "mycorpus:spk1" and got["a1.flac"].emotion == "fearful"
+    assert got["a1.flac"].arousal == "high"
+    # the corpus prefix of a speaker id is not doubled; other names of an emotion map
+    assert got["b2.flac"].speaker == "mycorpus:spk2" and got["b2.flac"].emotion == "angry"
+    # a label outside EMOTIONS still carries what it tells (arousal, the raw word)
+    assert got["c3.flac"].emotion is None and got["c3.flac"].arousal == "low"
+    assert got["c3.flac"].raw_label == "boredom"
+    reasons = {Path(s["file"]).name: s["reason"] for s in skipped}
+    assert reasons == {
+        "d4.flac": "labels.csv names no speaker",
+        "e5.flac": "labels.csv gives no emotion",
+        "f6.flac": "file name carries no recognised emotion label",
+    }
+
+
+def test_labels_csv_with_a_corpus_column_and_a_bad_table(tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "one.wav").write_bytes(b"")
+    (tmp_path / "x" / "labels.csv").write_text("file,emotion,speaker,corpus\none.wav,sad,p,Zed\n")
+    (tmp_path / "y").mkdir()
+    (tmp_path / "y" / "two.wav").write_bytes(b"")
+    (tmp_path / "y" / "labels.csv").write_text("name,mood\ntwo.wav,sad\n")
+    clips, skipped = discover(tmp_path)
+    assert [(p.name, lab.speaker, lab.emotion) for p, lab in clips] == [("one.wav", "zed:p", "sad")]
+    assert [Path(s["file"]).name for s in skipped] == ["two.wav"]
+
+
+def test_one_per_recording_keeps_the_whole_copy(tmp_path: Path) -> None:
+    name = "03-01-05-01-01-01-07.flac"
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "cut" / name).write_bytes(b"x" * 10)
+    (tmp_path / "full" / name).write_bytes(b"x" * 30)
+    (tmp_path / "full" / "03-01-01-01-01-01-07.flac").write_bytes(b"x" * 5)
+    clips, _ = discover(tmp_path)
+    kept, dropped = one_per_recording(clips)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p, _ in kept) == [
+        "full/03-01-01-01-01-01-07.flac", f"full/{name}"]
+    assert dropped == [{"file": str(tmp_path / "cut" / name),
+                        "reason": "another copy of the same recording is used"}]
