@@ -2,7 +2,14 @@
 engine under many concurrent calls. CPU always; CUDA too when a GPU is present. Then the
 speech embedding perception computes for the model (CPU, once a second per speaking call).
 
+The windows carry voice, face, speech embedding and a caller reference with full weight,
+so every path of the model (first answer and refinement) is timed.
+
     .venv/bin/python scripts/bench_affect.py [--model assets/models/affect.pt] [--calls 200]
+    .venv/bin/python scripts/bench_affect.py --untrained --quick   # a short smoke run
+
+``--untrained`` times a randomly initialised model of the default size (the timings do
+not depend on the weights), for when no trained model of the current format exists.
 """
 
 from __future__ import annotations
@@ -17,13 +24,24 @@ import torch
 
 from avatar_agent.affect.engine import AffectEngine
 from avatar_agent.affect.features import (
+    EXPRESSION,
+    F0_COL,
     FACE_DIM,
     FACE_FRAMES,
+    PRESENT_COL,
     VOICE_DIM,
     VOICE_FRAMES,
+    VOICED_COL,
     SpeakerBaseline,
 )
-from avatar_agent.affect.model import AffectPredictor, AffectWindow, validate_window
+from avatar_agent.affect.model import (
+    AffectNet,
+    AffectPredictor,
+    AffectWindow,
+    pick_device,
+    validate_window,
+)
+from avatar_agent.affect.reference import Reference
 from avatar_agent.perception.speech_embedding import EMBED_DIM, WINDOW_SAMPLES, SpeechEncoder
 
 
@@ -31,17 +49,26 @@ def windows(n: int, seed: int = 0) -> list[AffectWindow]:
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
+        # raw rows: voiced frames carry a pitch, unvoiced ones NaN
         v = rng.normal(-40, 10, (VOICE_FRAMES, VOICE_DIM)).astype(np.float32)
+        v[:, VOICED_COL] = (rng.random(VOICE_FRAMES) < 0.6).astype(np.float32)
+        v[v[:, VOICED_COL] < 0.5, F0_COL] = np.nan
         f = rng.normal(0, 0.1, (FACE_FRAMES, FACE_DIM)).astype(np.float32)
-        f[:, -1] = 1
+        f[:, EXPRESSION] = rng.dirichlet(np.ones(EXPRESSION.stop - EXPRESSION.start),
+                                         FACE_FRAMES)
+        f[:, PRESENT_COL] = 1
         vb = SpeakerBaseline(
-            np.full(VOICE_DIM, -40, np.float32), np.full(VOICE_DIM, 10, np.float32), 5
+            np.full(VOICE_DIM, -40, np.float32), np.full(VOICE_DIM, 10, np.float32), 10
         )
         fb = SpeakerBaseline(
-            np.zeros(FACE_DIM, np.float32), np.full(FACE_DIM, 0.1, np.float32), 5
+            np.zeros(FACE_DIM, np.float32), np.full(FACE_DIM, 0.1, np.float32), 10
         )
         s = rng.normal(0, 1, (2, EMBED_DIM)).astype(np.float32)
-        out.append(AffectWindow(v, vb, f, fb, s[0], s[1]))
+        ref = Reference(voice=vb, face=fb, speech=s[1],
+                        voice_weight=1.0, face_weight=1.0, speech_weight=1.0)
+        w = AffectWindow(v, f, s[0], ref)
+        validate_window(w)
+        out.append(w)
     return out
 
 
@@ -96,27 +123,39 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=Path("assets/models/affect.pt"))
     ap.add_argument("--calls", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--untrained", action="store_true",
+                    help="time a randomly initialised model instead of loading --model")
+    ap.add_argument("--quick", action="store_true",
+                    help="a short smoke run: few repeats, 1 s of engine load")
+    ap.add_argument("--no-speech", action="store_true", help="skip the speech encoder")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    repeat, engine_s = (20, 1.0) if args.quick else (200, 5.0)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     if len(devices) == 1:
         print("no CUDA device available: CPU figures only")
     for dev in devices:
-        pred = AffectPredictor.load(args.model, dev)
+        if args.untrained:
+            torch.manual_seed(0)
+            pred = AffectPredictor(AffectNet(), pick_device(dev), {})
+        else:
+            pred = AffectPredictor.load(args.model, dev)
         name = torch.cuda.get_device_name(0) if dev == "cuda" else f"CPU, {args.threads} thread(s)"
-        print(f"{dev} ({name}):")
+        print(f"{dev} ({name}){', untrained weights' if args.untrained else ''}:")
         for batch in (1, 8, 64):
-            p50, p95, wps = latency(pred, batch, 200 if batch < 64 else 50)
+            p50, p95, wps = latency(pred, batch, repeat if batch < 64 else max(5, repeat // 4))
             print(f"  batch {batch:3d}: p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  "
                   f"{wps:8.0f} windows/s")
-        asyncio.run(engine_load(pred, args.calls, 4.0, 5.0))
+        asyncio.run(engine_load(pred, args.calls, 4.0, engine_s))
+    if args.no_speech:
+        return
     encoder = SpeechEncoder.load()
     audio = np.random.default_rng(0).normal(0, 0.05, (8, WINDOW_SAMPLES)).astype(np.float32)
     print(f"speech embedding, 2 s windows (CPU, {args.threads} thread(s)):")
     for batch in (1, 8):
         encoder.embed(audio[:batch])
         times = []
-        for _ in range(10):
+        for _ in range(3 if args.quick else 10):
             t0 = time.perf_counter()
             encoder.embed(audio[:batch])
             times.append(time.perf_counter() - t0)

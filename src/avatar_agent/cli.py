@@ -142,7 +142,7 @@ def train(
     workers: Annotated[int, typer.Option(help="Feature extraction processes")] = 2,
 ) -> None:
     """Train the affect model speaker-independently; writes affect.pt and MODEL_CARD.md."""
-    from avatar_agent.affect.training_run import TrainRunError, run_training
+    from avatar_agent.training.training_run import TrainRunError, run_training
 
     logging.basicConfig(level=logging.WARNING)
     try:
@@ -163,15 +163,26 @@ def evaluate(
     cache: Annotated[Path | None, typer.Option(help="Feature cache folder")] = None,
     no_cache: Annotated[bool, typer.Option(help="Do not read or write the cache")] = False,
     workers: Annotated[int, typer.Option(help="Feature extraction processes")] = 2,
+    protocol: Annotated[str, typer.Option(
+        help="call: chain each speaker's clips into calls played through the live code "
+        "(escalations, levels, causal per-clip figures); clip: each clip alone")] = "call",
+    config: ConfigOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of the call orders")] = 0,
 ) -> None:
-    """Score the affect model on any folder of RAVDESS/CREMA-D/EmoDB/MEAD-named clips."""
+    """Score the affect model on any folder of labelled clips (known names or labels.csv)."""
     from tqdm import tqdm
 
-    from avatar_agent.affect.evaluate import EvaluateError, default_cache
-    from avatar_agent.affect.evaluate import evaluate as run_evaluate
-    from avatar_agent.affect.metrics import headline
+    from avatar_agent.training.call_metrics import call_headline
+    from avatar_agent.training.evaluate import EvaluateError, default_cache
+    from avatar_agent.training.evaluate import evaluate as run_evaluate
+    from avatar_agent.training.metrics import headline
 
     logging.basicConfig(level=logging.WARNING)
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
     bar = tqdm(total=None, unit="clip", desc="features")
 
     def on_total(n: int) -> None:
@@ -182,7 +193,8 @@ def evaluate(
         report = run_evaluate(
             data, model, out, device=device,
             cache=None if no_cache else (cache or default_cache()),
-            workers=workers, progress=bar.update, on_total=on_total,
+            workers=workers, protocol=protocol, cfg=cfg, seed=seed,
+            progress=bar.update, on_total=on_total,
         )
     except (EvaluateError, FileNotFoundError, ValueError) as exc:
         bar.close()
@@ -190,6 +202,8 @@ def evaluate(
         raise typer.Exit(2) from None
     bar.close()
     print(headline(report))
+    if "calls" in report:
+        print(call_headline(report["calls"]["overall"]))
     print(f"  {out}\n  {out.with_suffix('.png')}")
     if report["skipped"]:
         print(f"  {len(report['skipped'])} file(s) skipped, listed in the report")

@@ -204,9 +204,6 @@ class PerceptionConfig(Section):
     face_fps: float = Field(15.0, gt=0, le=60)
     # Seconds of features each call keeps for the affect stage.
     ring_seconds: float = Field(10.0, ge=2, le=120)
-    # A customer's first seconds of visible face / voiced speech set their reference.
-    baseline_face_s: float = Field(5.0, gt=0, le=60)
-    baseline_voice_s: float = Field(3.0, gt=0, le=60)
 
 
 class LevelConfig(Section):

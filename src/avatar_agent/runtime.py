@@ -19,6 +19,7 @@ from avatar_agent.avatar.render import default_avatar_dir
 from avatar_agent.config import Config, project_path
 from avatar_agent.metrics import Metrics
 from avatar_agent.operators.events import EventBus
+from avatar_agent.perception.face_expression import FaceExpression
 from avatar_agent.perception.speech_embedding import SpeechEncoder
 from avatar_agent.speech.tts import PiperTTS, TTSEngine
 from avatar_agent.speech.types import Utterance
@@ -38,6 +39,7 @@ class Runtime:
         predictor: AffectPredictor | None = None,
         affect_script: AffectScript | None = None,
         speech_encoder: SpeechEncoder | None = None,
+        face_expression: FaceExpression | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -58,6 +60,7 @@ class Runtime:
         self.events = EventBus()
         self.predictor = predictor
         self.speech_encoder = speech_encoder  # perception feeds the model its embeddings
+        self.face_expression = face_expression  # ... and the face's expression
         self.affect_script = affect_script
         self.affect: AffectEngine[AffectWindow, AffectOutput] | None = None
         if predictor is not None:
@@ -95,11 +98,12 @@ class Runtime:
             # A bad script stops start-up with its error rather than running calls without it.
             script = load_script(Path(config.affect.script))
             log.warning("affect comes from the script %s, not the model", config.affect.script)
-            predictor, encoder = None, None
+            predictor, encoder, expression = None, None, None
         else:
-            predictor, encoder = await loop.run_in_executor(None, load_predictor, config)
+            predictor, encoder, expression = await loop.run_in_executor(
+                None, load_predictor, config)
         rt = cls(config, AsyncStore(store), tts, avatar_dir, predictor=predictor,
-                 affect_script=script, speech_encoder=encoder)
+                 affect_script=script, speech_encoder=encoder, face_expression=expression)
         if rt.affect is not None:
             await rt.affect.start()  # the shared batcher lives as long as the server
         # The greeting is the same for every call: synthesize it once so a call
@@ -129,9 +133,9 @@ def model_path(config: Config) -> Path:
 
 def load_predictor(
     config: Config,
-) -> tuple[AffectPredictor | None, SpeechEncoder | None]:
-    """The affect model and, if it reads them, the speech encoder perception feeds it;
-    (None, None) if either cannot load: calls then run without affect."""
+) -> tuple[AffectPredictor | None, SpeechEncoder | None, FaceExpression | None]:
+    """The affect model and the speech encoder and face-expression network perception
+    feeds it; (None, None, None) if any cannot load: calls then run without affect."""
     import torch
 
     # Batches are small and the cores are shared with rendering and perception.
@@ -139,12 +143,13 @@ def load_predictor(
     path = model_path(config)
     try:
         predictor = AffectPredictor.load(path, config.affect.device)
-        encoder = SpeechEncoder.load() if predictor.net.use_speech else None
+        encoder = SpeechEncoder.load()
+        expression = FaceExpression.load()
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         log.error("affect disabled: %s", exc)
-        return None, None
+        return None, None, None
     log.info("affect model %s on %s", path, predictor.device)
-    return predictor, encoder
+    return predictor, encoder, expression
 
 
 def _warm_perception() -> None:

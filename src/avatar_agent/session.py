@@ -138,7 +138,7 @@ class CallSession:
         """The customer's level and since when, for the reply; (None, None) without affect."""
         if self.affect is None or self.affect.last is None:
             return None, None
-        return self.affect.last.level, self.affect.state.levels.since
+        return self.affect.last.level, self.affect.core.state.levels.since
 
     def _start_perception(self, transport: WebRTCTransport) -> None:
         """Analyse the customer's face and voice; only ever called with consent."""
@@ -148,6 +148,7 @@ class CallSession:
             self.rt.metrics,
             transport.media_time,
             self.rt.speech_encoder,
+            self.rt.face_expression,
         )
         if transport.video_in is not None:
             self._tasks.spawn(self.perception.run_face(transport.video_in), "face")

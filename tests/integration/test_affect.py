@@ -10,15 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avatar_agent.affect.dataset import extract
-from avatar_agent.affect.features import voice_baseline
+from avatar_agent.affect.labels import discover, one_per_recording
 from avatar_agent.affect.model import AffectPredictor
 from avatar_agent.config import Config
 from avatar_agent.runtime import model_path
-
-# Held out from the shipped weights: their early-stopping fold is emodb:11, emodb:16 and
-# ravdess:02, 07, 12, 17 (assign_folds on ../shared/data, fold 5 in MODEL_CARD.md).
-HELD_OUT_ACTOR = "02"
+from avatar_agent.training.dataset import extract
+from avatar_agent.training.train import N_FOLDS, assign_folds
 
 
 @pytest.fixture(scope="module")
@@ -26,61 +23,71 @@ def predictor() -> AffectPredictor:
     return AffectPredictor.load(model_path(Config()), "cpu")
 
 
-def test_shipped_weights_rank_anger_above_neutral_for_an_unseen_actor(
-    predictor: AffectPredictor, data_dir: Path
+@pytest.fixture(scope="module")
+def held_out_actor(data_dir: Path) -> str:
+    """A RAVDESS actor the shipped weights never trained on (their early-stopping fold)."""
+    clips, _ = one_per_recording(discover(data_dir)[0])
+    folds = assign_folds([lab.speaker for _, lab in clips])
+    return sorted(s for s, f in folds.items() if f == N_FOLDS - 1 and s.startswith("ravdess:"))[
+        0].split(":")[1]
+
+
+def test_shipped_weights_rank_anger_above_neutral_for_an_unseen_actor_without_a_reference(
+    predictor: AffectPredictor, data_dir: Path, held_out_actor: str
 ) -> None:
+    """The model's first answer, before it knows the caller at all."""
     from dataclasses import replace
 
-    from avatar_agent.affect.dataset import Baselines, ClipFeatures, extract_speech, window_at
     from avatar_agent.affect.labels import parse_label
     from avatar_agent.perception.audio import load_audio
     from avatar_agent.perception.speech_embedding import SpeechEncoder
+    from avatar_agent.training.dataset import ClipFeatures, extract_speech, window_at
 
-    assert predictor.net.use_speech  # the shipped model reads speech embeddings
     encoder = SpeechEncoder.load()
-    actor = data_dir / "speech_emotion" / "ravdess" / f"Actor_{HELD_OUT_ACTOR}"
+    actor = data_dir / "speech_emotion" / "ravdess_full" / f"Actor_{held_out_actor}"
     clips = sorted(actor.glob("*.flac"))
-    rows = {p: extract(p)[0] for p in clips}
-    speech = {p: extract_speech(load_audio(p)[0], encoder) for p in clips}
-    base = voice_baseline(np.concatenate([r for r in rows.values() if r is not None]))
-    assert base is not None
-    speech_base = np.concatenate([e for e, _ in speech.values()]).mean(axis=0)
 
     def anger(path: Path, with_speech: bool) -> float:
         label = parse_label(path)
         assert label is not None
-        clip = ClipFeatures(path, label, rows[path], None, None, *speech[path])
-        window = window_at(clip, Baselines(base, None, speech_base), clip.duration)
+        rows = extract(path)[0]
+        clip = ClipFeatures(path, label, rows, None, None,
+                            *extract_speech(load_audio(path)[0], encoder))
+        window = window_at(clip, clip.duration)  # no reference: a call's first words
         assert window.has_speech
-        if not with_speech:  # as in a call's first seconds, before an embedding exists
-            window = replace(window, speech=None, speech_base=None)
+        if not with_speech:  # as in a call's first 2 s, before an embedding exists
+            window = replace(window, speech=None)
         return predictor.predict([window])[0].anger_index
 
+    angry_clips = [p for p in clips if p.name.startswith("03-01-05-02")]
+    neutral_clips = [p for p in clips if p.name.startswith("03-01-01-01")]
+    assert len(angry_clips) == 4 and len(neutral_clips) == 4
     for with_speech in (True, False):
-        angry = [anger(p, with_speech) for p in clips if p.name.startswith("03-01-05-02")]
-        neutral = [anger(p, with_speech) for p in clips if p.name.startswith("03-01-01-01")]
-        assert len(angry) == 4 and len(neutral) == 4
-        print(f"actor {HELD_OUT_ACTOR}, speech embedding {with_speech}: anger index "
+        angry = [anger(p, with_speech) for p in angry_clips]
+        neutral = [anger(p, with_speech) for p in neutral_clips]
+        print(f"actor {held_out_actor}, speech embedding {with_speech}: anger index "
               f"angry {np.round(angry, 1)}, neutral {np.round(neutral, 1)}")
         assert min(angry) > max(neutral)
+        assert max(neutral) < 40  # a neutral voice alone never reads as dissatisfied
 
 
 def test_evaluate_writes_every_key_and_lists_unreadable_clips(
-    tmp_path: Path, data_dir: Path
+    tmp_path: Path, data_dir: Path, held_out_actor: str
 ) -> None:
     clips = tmp_path / "clips" / "nested"
     clips.mkdir(parents=True)
-    actor = data_dir / "speech_emotion" / "ravdess" / f"Actor_{HELD_OUT_ACTOR}"
+    actor = data_dir / "speech_emotion" / "ravdess" / f"Actor_{held_out_actor}"
     for p in sorted(actor.glob("*.flac"))[:24]:
         (clips / p.name).symlink_to(p)
     for name in ("M030_front_angry_level3_001.mp4", "M030_front_neutral_level1_001.mp4"):
         (clips / name).symlink_to(data_dir / "face_video" / "mead" / name)
-    (clips / "03-01-05-01-01-01-02.wav").write_bytes(b"RIFF garbage, not audio")
+    bad = f"03-01-05-01-01-01-{held_out_actor}.wav"
+    (clips / bad).write_bytes(b"RIFF garbage, not audio")
     (clips / "notes.wav").write_bytes(b"")  # no label in the name
     out = tmp_path / "report.json"
     res = subprocess.run(
         [sys.executable, "-m", "avatar_agent.cli", "evaluate", "--data", str(tmp_path / "clips"),
-         "--out", str(out), "--no-cache", "--device", "cpu"],
+         "--out", str(out), "--no-cache", "--device", "cpu", "--protocol", "clip"],
         capture_output=True, text=True, timeout=600,
     )
     assert res.returncode == 0, res.stderr
@@ -89,9 +96,10 @@ def test_evaluate_writes_every_key_and_lists_unreadable_clips(
                 "per_speaker", "per_clip", "skipped"):
         assert key in report, key
     assert report["n_clips"] == 26
-    assert {"ravdess:02", "mead:M030"} <= set(report["per_speaker"])
+    assert report["protocol"] == "clip" and "calls" not in report
+    assert {f"ravdess:{held_out_actor}", "mead:M030"} <= set(report["per_speaker"])
     skipped = {Path(s["file"]).name: s["reason"] for s in report["skipped"]}
-    assert set(skipped) == {"03-01-05-01-01-01-02.wav", "notes.wav"}
+    assert set(skipped) == {bad, "notes.wav"}
     assert all(reason for reason in skipped.values())
     png = out.with_suffix(".png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
@@ -107,7 +115,7 @@ def test_evaluate_on_a_folder_without_labelled_clips_fails_in_one_line(tmp_path:
         capture_output=True, text=True, timeout=300,
     )
     assert res.returncode == 2
-    assert "Traceback" not in res.stderr and "no clip" in res.stderr
+    assert "Traceback" not in res.stderr and "no labelled clip" in res.stderr
 
 
 def test_train_on_a_small_speaker_split_writes_weights_card_and_report(
@@ -130,6 +138,10 @@ def test_train_on_a_small_speaker_split_writes_weights_card_and_report(
     assert predictor.meta["parameters"] > 10_000
     card = (out / "MODEL_CARD.md").read_text()
     assert "speaker-independent" in card and "| 5 |" in card  # five folds listed
+    assert card.index("call protocol") < card.index("## Model")  # it leads with calls
     report = json.loads((out / "cv_report.json").read_text())
     assert report["n_clips"] == len(list(clips.iterdir()))
+    calls = report["calls"]["overall"]
+    assert calls["angry_first"]["n_speakers"] == 6 and calls["calm_only"]["n_calls"] == 6
+    assert calls["per_clip_causal"]["n_clips"] == report["n_clips"]
     assert (out / "cv_report.png").stat().st_size > 20_000

@@ -9,7 +9,7 @@ import pytest
 from matplotlib.image import imread
 
 from avatar_agent.affect.labels import EMOTIONS, ClipLabel, parse_label
-from avatar_agent.affect.metrics import (
+from avatar_agent.training.metrics import (
     ClipResult,
     balanced_accuracy,
     build_report,
@@ -19,7 +19,7 @@ from avatar_agent.affect.metrics import (
     roc_auc,
     uar,
 )
-from avatar_agent.affect.report_plot import write_report_png
+from avatar_agent.training.report_plot import write_report_png
 
 TRUE = ["a", "a", "a", "b", "b", "c"]
 PRED = ["a", "b", "a", "b", "c", "c"]

@@ -10,7 +10,6 @@ from avatar_agent.perception.audio import load_audio
 from avatar_agent.perception.speech_embedding import (
     EMBED_DIM,
     WINDOW_SAMPLES,
-    EmbeddingBaseline,
     SampleRing,
     SpeechEncoder,
     fit_samples,
@@ -75,17 +74,6 @@ def test_sample_ring_holds_the_newest_two_seconds() -> None:
         assert ring.full == (ring.total >= WINDOW_SAMPLES)
     assert ring.total == stream.size
     np.testing.assert_array_equal(ring.samples(), stream[-WINDOW_SAMPLES:])
-
-
-def test_embedding_baseline_averages_the_first_windows_only() -> None:
-    base = EmbeddingBaseline(max_count=2)
-    assert base.mean() is None
-    base.update(np.full(EMBED_DIM, 1.0, np.float32))
-    base.update(np.full(EMBED_DIM, np.nan, np.float32))  # ignored
-    base.update(np.full(EMBED_DIM, 3.0, np.float32))
-    base.update(np.full(EMBED_DIM, 100.0, np.float32))  # after the reference is set
-    mean = base.mean()
-    assert mean is not None and np.allclose(mean, 2.0)
 
 
 @pytest.fixture(scope="module")

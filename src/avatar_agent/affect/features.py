@@ -8,22 +8,24 @@ the same inputs:
   (:func:`~avatar_agent.perception.prosody.hz_to_semitones`, NaN when unvoiced), the
   voicing flag and the RMS energy in dB;
 * face rows at 10 Hz: the 28 continuous face features of
-  :data:`avatar_agent.perception.face.FACE_FEATURE_NAMES` and a face-present flag;
+  :data:`avatar_agent.perception.face.FACE_FEATURE_NAMES`, the 7 class probabilities
+  of the face-expression network and a face-present flag;
 * a :class:`SpeakerBaseline` per modality: mean and spread of the rows while the
-  customer speaks (voiced frames) or shows their face. The model reads every row
-  relative to it, so a naturally high or loud voice is not "aroused".
+  customer speaks (voiced frames) or shows their face. The model reads the rows both
+  against the population and, once a calm reference of the caller exists
+  (:mod:`avatar_agent.affect.reference`), against it, so a naturally high or loud
+  voice is not "aroused" for long.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from avatar_agent.perception.face import FACE_FEATURE_NAMES, FaceFeatures
+from avatar_agent.perception.face import EXPRESSION_CLASSES, FACE_FEATURE_NAMES, FaceFeatures
 from avatar_agent.perception.prosody import ProsodyFrame, hz_to_semitones
 
 F32 = npt.NDArray[np.float32]
@@ -44,11 +46,16 @@ FACE_FRAMES = round(WINDOW_S * FACE_HZ)  # 20
 VOICE_COLUMNS: tuple[str, ...] = (
     *(f"mel{i:02d}" for i in range(N_MELS)), "f0_st", "voiced", "energy_db"
 )
-FACE_COLUMNS: tuple[str, ...] = (*FACE_FEATURE_NAMES, "present")
+# The face-expression network's class probabilities (perception/face_expression.py):
+# what a network trained on many faces reads, where geometry alone knows few people.
+EXPRESSION_COLUMNS: tuple[str, ...] = tuple(f"expr_{c}" for c in EXPRESSION_CLASSES)
+FACE_COLUMNS: tuple[str, ...] = (*FACE_FEATURE_NAMES, *EXPRESSION_COLUMNS, "present")
 VOICE_DIM = len(VOICE_COLUMNS)
 FACE_DIM = len(FACE_COLUMNS)
 F0_COL, VOICED_COL, ENERGY_COL = N_MELS, N_MELS + 1, N_MELS + 2
 PRESENT_COL = FACE_DIM - 1
+GEOMETRY = slice(0, len(FACE_FEATURE_NAMES))
+EXPRESSION = slice(len(FACE_FEATURE_NAMES), len(FACE_FEATURE_NAMES) + len(EXPRESSION_CLASSES))
 
 SILENCE_DB = -100.0
 MIN_BASELINE_VOICED_S = 1.0  # less voiced speech than this gives no usable voice baseline
@@ -126,7 +133,9 @@ def voice_rows(mel: F32, frames: Sequence[ProsodyFrame]) -> F32:
 def face_row(feats: FaceFeatures) -> F32:
     row = np.zeros(FACE_DIM, np.float32)
     if feats.present:
-        row[:PRESENT_COL] = feats.vector()
+        row[GEOMETRY] = feats.vector()
+        if feats.expression is not None:
+            row[EXPRESSION] = feats.expression
         row[PRESENT_COL] = 1.0
     return row
 
@@ -159,81 +168,80 @@ class SpeakerBaseline:
 # Spread floors: a column that hardly moves for this person must not blow up.
 _VOICE_STD_FLOOR = np.array([3.0] * N_MELS + [1.0, 1.0, 3.0], np.float32)
 _FACE_STD_FLOOR = np.array(
-    [2.0, 2.0, 2.0, 0.05, 0.05, 0.02, 0.01] + [0.01] * (len(FACE_FEATURE_NAMES) - 7) + [1.0],
+    [2.0, 2.0, 2.0, 0.05, 0.05, 0.02, 0.01] + [0.01] * (len(FACE_FEATURE_NAMES) - 7)
+    + [0.05] * len(EXPRESSION_CLASSES) + [1.0],
     np.float32,
 )
 
 
-class RunningBaseline:
-    """A person's baseline: mean and spread of their voiced-speech / visible-face rows.
+def voice_floor() -> F32:
+    return _VOICE_STD_FLOOR.copy()
 
-    Counts rows until ``max_s`` seconds have been seen, then stays fixed: in a call,
-    the first minute is the reference, and a customer who grows angry later does not
-    drag their own reference along. Offline, over a speaker's clips, ``max_s`` is
-    unlimited (:func:`voice_baseline`, :func:`face_baseline`).
-    """
 
-    def __init__(
-        self, flag_col: int, hz: float, floor: F32, max_s: float = 60.0
-    ) -> None:
-        self._flag_col = flag_col
-        self._hz = hz
-        self._floor = floor
-        self._max_rows = max_s * hz
-        dim = floor.size
-        self._n = np.zeros(dim, np.float64)
-        self._sum = np.zeros(dim, np.float64)
-        self._sq = np.zeros(dim, np.float64)
-        self._rows = 0
+def face_floor() -> F32:
+    return _FACE_STD_FLOOR.copy()
 
-    @classmethod
-    def for_voice(cls, max_s: float = 60.0) -> RunningBaseline:
-        return cls(VOICED_COL, VOICE_HZ, _VOICE_STD_FLOOR, max_s)
 
-    @classmethod
-    def for_face(cls, hz: float = FACE_HZ, max_s: float = 60.0) -> RunningBaseline:
-        return cls(PRESENT_COL, hz, _FACE_STD_FLOOR, max_s)
+class Moments:
+    """Per-column count, sum and sum of squares of the flagged rows (voiced frames, or
+    frames with a face), NaN skipped: a baseline's sufficient statistics, which add up
+    across clips, so a reference from any set of clips costs one sum."""
 
-    @property
-    def seconds(self) -> float:
-        return self._rows / self._hz
+    def __init__(self, dim: int, flag_col: int) -> None:
+        self.flag_col = flag_col
+        self.n = np.zeros(dim, np.float64)
+        self.sum = np.zeros(dim, np.float64)
+        self.sq = np.zeros(dim, np.float64)
+        self.rows = 0
 
-    def update(self, rows: F32) -> None:
-        keep = rows[rows[:, self._flag_col] > 0.5]
-        room = self._max_rows - self._rows
-        if room < len(keep):
-            keep = keep[: max(0, int(room))]
+    def add(self, rows: F32) -> None:
+        keep = rows[rows[:, self.flag_col] > 0.5]
         if not len(keep):
             return
         finite = np.isfinite(keep)
         vals = np.where(finite, keep, 0.0).astype(np.float64)
-        self._n += finite.sum(axis=0)
-        self._sum += vals.sum(axis=0)
-        self._sq += (vals**2).sum(axis=0)
-        self._rows += len(keep)
+        self.n += finite.sum(axis=0)
+        self.sum += vals.sum(axis=0)
+        self.sq += (vals**2).sum(axis=0)
+        self.rows += len(keep)
 
-    def baseline(self, min_s: float = 1.0) -> SpeakerBaseline | None:
-        """None until ``min_s`` seconds of flagged rows have been seen."""
-        if self.seconds < min_s:
+    def __add__(self, other: Moments) -> Moments:
+        out = Moments(self.n.size, self.flag_col)
+        out.n, out.sum, out.sq = self.n + other.n, self.sum + other.sum, self.sq + other.sq
+        out.rows = self.rows + other.rows
+        return out
+
+    def baseline(self, floor: F32, hz: float) -> SpeakerBaseline | None:
+        if self.rows == 0:
             return None
-        n = np.maximum(self._n, 1.0)
-        mean = self._sum / n
-        std = np.maximum(np.sqrt(np.maximum(self._sq / n - mean**2, 0.0)), self._floor)
-        mean[self._flag_col], std[self._flag_col] = 0.0, 1.0  # the flag is read as is
-        return SpeakerBaseline(mean.astype(np.float32), std.astype(np.float32), self.seconds)
+        n = np.maximum(self.n, 1.0)
+        mean = self.sum / n
+        std = np.maximum(np.sqrt(np.maximum(self.sq / n - mean**2, 0.0)), floor)
+        mean[self.flag_col], std[self.flag_col] = 0.0, 1.0  # the flag is read as is
+        return SpeakerBaseline(mean.astype(np.float32), std.astype(np.float32), self.rows / hz)
+
+
+def voice_moments(rows: F32) -> Moments:
+    m = Moments(VOICE_DIM, VOICED_COL)
+    m.add(rows)
+    return m
+
+
+def face_moments(rows: F32) -> Moments:
+    m = Moments(FACE_DIM, PRESENT_COL)
+    m.add(rows)
+    return m
 
 
 def voice_baseline(rows: F32) -> SpeakerBaseline | None:
     """Baseline from all voiced rows; None with less than a second of voiced speech."""
-    stats = RunningBaseline.for_voice(max_s=math.inf)
-    stats.update(rows)
-    return stats.baseline(MIN_BASELINE_VOICED_S)
+    b = voice_moments(rows).baseline(_VOICE_STD_FLOOR, VOICE_HZ)
+    return b if b is not None and b.seconds >= MIN_BASELINE_VOICED_S else None
 
 
 def face_baseline(rows: F32, hz: float = FACE_HZ) -> SpeakerBaseline | None:
-    stats = RunningBaseline.for_face(hz, max_s=math.inf)
-    stats.update(rows)
-    return stats.baseline(MIN_BASELINE_FACE_S)
+    b = face_moments(rows).baseline(_FACE_STD_FLOOR, hz)
+    return b if b is not None and b.seconds >= MIN_BASELINE_FACE_S else None
 
 
 def normalise(

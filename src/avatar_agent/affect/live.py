@@ -15,57 +15,19 @@ from typing import Any
 
 import numpy as np
 
+from avatar_agent.affect.call_core import CallAffectCore
 from avatar_agent.affect.engine import AffectEngine
-from avatar_agent.affect.features import (
-    FACE_FRAMES,
-    VOICE_FRAMES,
-    VOICE_HZ,
-    VOICED_COL,
-    WINDOW_S,
-    fit_length,
-    resample_face,
-    silence_row,
-)
 from avatar_agent.affect.labels import EMOTIONS
 from avatar_agent.affect.model import AffectOutput, AffectWindow
 from avatar_agent.affect.script import AffectScript
-from avatar_agent.affect.state import AffectSnapshot, AffectState
+from avatar_agent.affect.state import AffectSnapshot
 from avatar_agent.config import AffectConfig
 from avatar_agent.metrics import Metrics
 from avatar_agent.perception.live import CallPerception
 
 log = logging.getLogger(__name__)
 
-MIN_VOICED_S = 0.3  # a window with less voiced speech than this is read from the face only
-SPEECH_MAX_AGE_S = 1.6  # an embedding is refreshed every second; an older one is stale
 STORE_EVERY_S = 2.0  # curve points are written in small batches
-
-
-def build_window(p: CallPerception, now: float) -> AffectWindow | None:
-    """The last 2 s of the call as the model reads it, or None when there is nothing yet."""
-    voice = face = None
-    vbase = p.model_voice_base.baseline()
-    if vbase is not None:
-        # prosody runs a few hundred ms behind the audio: the window ends at the newest row
-        times, rows = p.model_voice.window(now - WINDOW_S - 0.5)
-        if len(times):
-            rows = rows[times > times[-1] - WINDOW_S + 1e-6]
-        if (rows[:, VOICED_COL] > 0.5).sum() >= MIN_VOICED_S * VOICE_HZ:
-            voice = fit_length(rows, VOICE_FRAMES, silence_row())
-    fbase = p.model_face_base.baseline()
-    if fbase is not None:
-        times, rows = p.model_face.window(now - WINDOW_S - 0.5)
-        grid = resample_face(times, rows, now, FACE_FRAMES)
-        if grid[:, -1].sum() >= FACE_FRAMES // 2:
-            face = grid
-    if voice is None and face is None:
-        return None
-    speech = speech_base = None
-    if voice is not None and p.speech is not None and now - p.speech[0] <= SPEECH_MAX_AGE_S:
-        speech, speech_base = p.speech[1], p.speech_base.mean()
-    return AffectWindow(voice, vbase if voice is not None else None,
-                        face, fbase if face is not None else None,
-                        speech, speech_base if speech is not None else None)
 
 
 class CallAffect:
@@ -94,7 +56,7 @@ class CallAffect:
         self._publish = publish
         self._store = store
         self._script = script
-        self.state = AffectState(cfg)
+        self.core = CallAffectCore(cfg)
         self.last: AffectSnapshot | None = None
         self.curve: list[dict[str, Any]] = []  # points not yet written
         self.events: list[dict[str, Any]] = []
@@ -114,30 +76,33 @@ class CallAffect:
                 self._pass_micro()
                 now = self._media_time()
                 if self._script is not None:
-                    self._emit(now, self._script.output_at(now - began))
+                    out = self._script.output_at(now - began)
+                    self._emit(self.core.state.update(
+                        now, out.arousal, out.valence, out.probs, EMOTIONS))
                     window = None
                 else:
-                    window = build_window(self._p, now)
+                    window = self.core.window(now, self._p.model_voice, self._p.model_face,
+                                              self._p.speech)
                 if window is not None:
                     assert self._engine is not None
                     t0 = time.perf_counter()
                     try:
                         out = await self._engine.submit(self.call_id, window)
                     except Exception as exc:  # this update is lost, the call goes on
+                        self.core.skip()
                         self._metrics.affect_windows.labels("failed").inc()
                         log.warning("affect window of call %s failed: %s", self.call_id, exc)
                     else:
                         latency.observe(time.perf_counter() - t0)
                         self._metrics.affect_windows.labels("ok").inc()
-                        self._emit(now, out)
+                        self._emit(self.core.observe(now, out))
                 if loop.time() >= next_store:
                     next_store = loop.time() + STORE_EVERY_S
                     await self.flush()
         finally:
             await asyncio.shield(self.flush())
 
-    def _emit(self, now: float, out: AffectOutput) -> None:
-        snap = self.state.update(now, out.arousal, out.valence, out.probs, EMOTIONS)
+    def _emit(self, snap: AffectSnapshot) -> None:
         self.last = snap
         msg = snap.message()
         self._send(msg)

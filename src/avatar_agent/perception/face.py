@@ -16,7 +16,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType, TracebackType
 from typing import Any
 
@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from avatar_agent.perception.aus import AU_NAMES, eye_openness, measure_aus
+from avatar_agent.perception.face_expression import FER_CLASSES, FaceExpression, face_crop
 from avatar_agent.perception.face_geometry import (
     CANONICAL_IOD,
     N_LANDMARKS,
@@ -47,6 +48,9 @@ FACE_FEATURE_NAMES: tuple[str, ...] = (
     "face_size",
     *AU_NAMES,
 )
+
+# Classes of the face-expression network, in its order.
+EXPRESSION_CLASSES: tuple[str, ...] = FER_CLASSES
 
 DEFAULT_OPEN_EAR = 0.28
 """Typical open-eye aspect ratio, used when the caller has no per-person level yet."""
@@ -87,6 +91,8 @@ class FaceFeatures:
     blink: bool = False
     face_size: float = 0.0
     au: Mapping[str, float] = field(default_factory=_zero_aus)
+    # Probabilities over EXPRESSION_CLASSES, where the analyzer runs that network.
+    expression: tuple[float, ...] | None = None
 
     @classmethod
     def absent(cls, t: float) -> FaceFeatures:
@@ -179,9 +185,13 @@ class FaceAnalyzer:
     """
 
     def __init__(self, *, static_image_mode: bool = False, max_faces: int = 3,
-                 open_window_s: float = 3.0, find_faces_every_s: float = 1.0) -> None:
+                 open_window_s: float = 3.0, find_faces_every_s: float = 1.0,
+                 expression: FaceExpression | None = None) -> None:
         import mediapipe as mp  # heavy import, deferred until a stream needs it
 
+        # The face-expression network (shared, loaded once per process): what a network
+        # trained on many faces reads in this face, beside the geometry.
+        self._expression = expression
         # The mesh tracks ONE face: asking it for several makes it run its detector on
         # every frame, which doubles the cost. Instead a cheap face detector looks for
         # all faces now and then, and every face but the largest is masked out of the
@@ -217,12 +227,14 @@ class FaceAnalyzer:
         """
         points = self.detect(rgb, t)
         height, width = (int(rgb.shape[0]), int(rgb.shape[1])) if points is not None else (0, 0)
-        return self.measure(points, width, height, t)
+        return self.measure(points, width, height, t, rgb)
 
     def measure(
-        self, points: npt.NDArray[np.float32] | None, width: int, height: int, t: float
+        self, points: npt.NDArray[np.float32] | None, width: int, height: int, t: float,
+        rgb: npt.NDArray[Any] | None = None,
     ) -> FaceFeatures:
-        """The second half of :meth:`analyze`: landmarks from :meth:`detect` to features.
+        """The second half of :meth:`analyze`: landmarks from :meth:`detect` to features
+        (and, given the frame and an expression network, the expression).
 
         Split out so a file can be analysed as a pipeline, the mesh of frame N+1
         running while this measures frame N. Call it from one thread, in time order.
@@ -232,7 +244,20 @@ class FaceAnalyzer:
         feats = features_from_landmarks(points, width, height, t, open_level=self._open_level(t))
         if feats.present:
             self._ears.append((t, feats.eye_open))
+            if self._expression is not None and rgb is not None:
+                feats = replace(feats, expression=self._read_expression(rgb, points))
         return feats
+
+    def _read_expression(
+        self, rgb: npt.NDArray[Any], points: npt.NDArray[np.float32]
+    ) -> tuple[float, ...] | None:
+        assert self._expression is not None
+        h, w = rgb.shape[:2]
+        try:
+            crop = face_crop(np.asarray(rgb, np.uint8), points[:, :2] * np.array([w, h]))
+        except ValueError:  # a degenerate box: this frame goes without an expression
+            return None
+        return tuple(float(p) for p in self._expression.probs(crop)[0])
 
     def detect(
         self, rgb: npt.NDArray[Any], t: float | None = None

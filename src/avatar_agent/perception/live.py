@@ -13,6 +13,7 @@ per-call rings that the affect stage reads.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -29,15 +30,14 @@ from avatar_agent.affect.features import (
     VOICE_HZ,
     VOICED_COL,
     LogMelStream,
-    RunningBaseline,
     face_row,
     voice_rows,
 )
 from avatar_agent.config import PerceptionConfig
 from avatar_agent.metrics import Metrics
 from avatar_agent.perception.audio import Downsampler, to_mono
-from avatar_agent.perception.baseline import Baseline, VoiceBaseline
-from avatar_agent.perception.face import FACE_FEATURE_NAMES, FaceAnalyzer, FaceFeatures
+from avatar_agent.perception.face import FaceAnalyzer, FaceFeatures
+from avatar_agent.perception.face_expression import FaceExpression
 from avatar_agent.perception.microexpr import MicroExpression, MicroExpressionDetector
 from avatar_agent.perception.prosody import ProsodyFrame, ProsodyTracker
 from avatar_agent.perception.ring import FeatureRing
@@ -45,7 +45,6 @@ from avatar_agent.perception.shedding import LoadShedder
 from avatar_agent.perception.speech_embedding import (
     HOP_S,
     RATE,
-    EmbeddingBaseline,
     SampleRing,
     SpeechEncoder,
 )
@@ -55,7 +54,6 @@ from avatar_agent.transport.receiver import Receiver
 
 log = logging.getLogger(__name__)
 
-VOICE_COLUMNS = ("f0_hz", "voiced", "energy_db", "f0_rel_st", "energy_rel_db")
 VOICE_STEP_S = 0.1  # how often queued audio is analysed
 AUDIO_QUEUE = 100  # 2 s of 20 ms frames: beyond that the analysis is too far behind
 MIN_EMBED_VOICED_S = 0.3  # a 2 s window with less voiced speech gets no speech embedding
@@ -69,37 +67,31 @@ class CallPerception:
         metrics: Metrics,
         media_time: Callable[[], float],
         speech_encoder: SpeechEncoder | None = None,
+        expression: FaceExpression | None = None,
     ) -> None:
         self.cfg = cfg
         self._pool = pool
         self._encoder = speech_encoder
+        self._expression = expression
         self._metrics = metrics
         self._media_time = media_time
-        n_face = len(FACE_FEATURE_NAMES)
-        self.face_raw = FeatureRing(n_face, round(cfg.ring_seconds * cfg.face_fps) + 1)
-        self.face_rel = FeatureRing(n_face, self.face_raw.capacity)
-        self.voice = FeatureRing(len(VOICE_COLUMNS), round(cfg.ring_seconds * 100) + 1)
         self.micro: deque[MicroExpression] = deque(maxlen=64)
         self.micro_total = 0  # ever found, so a reader of `micro` can tell what is new
-        self.face_baseline = Baseline(n_face, warmup_s=cfg.baseline_face_s)
-        self.voice_baseline = VoiceBaseline(cfg.baseline_voice_s)
-        self.last_face: FaceFeatures | None = None
-        # What the affect model reads: rows and the customer's running reference.
-        self.model_voice = FeatureRing(VOICE_DIM, self.voice.capacity)
-        self.model_face = FeatureRing(FACE_DIM, self.face_raw.capacity)
-        self.model_voice_base = RunningBaseline.for_voice()
-        self.model_face_base = RunningBaseline.for_face(cfg.face_fps)
+        # What the affect stage reads: rows as measured. The caller's reference is the
+        # affect stage's (affect/reference.py): only it knows which windows read calm.
+        self.model_voice = FeatureRing(VOICE_DIM, round(cfg.ring_seconds * VOICE_HZ) + 1)
+        self.model_face = FeatureRing(FACE_DIM, round(cfg.ring_seconds * cfg.face_fps) + 1)
         # The speech embedding of the last 2 s, refreshed every second while the
         # customer speaks: (media time of the window's end, embedding).
         self.speech: tuple[float, npt.NDArray[np.float32]] | None = None
-        self.speech_base = EmbeddingBaseline()
 
     # --- face -----------------------------------------------------------------
 
     async def run_face(self, receiver: Receiver[av.VideoFrame]) -> None:
         loop = asyncio.get_running_loop()
         slot = receiver.subscribe()
-        analyzer: FaceAnalyzer = await loop.run_in_executor(self._pool, FaceAnalyzer)
+        analyzer: FaceAnalyzer = await loop.run_in_executor(
+            self._pool, functools.partial(FaceAnalyzer, expression=self._expression))
         micro = MicroExpressionDetector()
         period = 1.0 / self.cfg.face_fps
         latency = self._metrics.stage_seconds.labels("face")
@@ -131,16 +123,7 @@ class CallPerception:
 
     def _face_result(self, feats: FaceFeatures, micro: MicroExpressionDetector) -> None:
         self._metrics.frames_analysed.labels("face").inc()
-        self.last_face = feats
-        vec = feats.vector()
-        if feats.present:
-            self.face_baseline.update(feats.t, vec)
-        rel = self.face_baseline.relative(vec) if feats.present else np.zeros_like(vec)
-        self.face_raw.append(feats.t, vec)
-        self.face_rel.append(feats.t, rel)
-        row = face_row(feats)
-        self.model_face.append(feats.t, row)
-        self.model_face_base.update(row[None, :])
+        self.model_face.append(feats.t, face_row(feats))
         found = micro.update(feats)
         self.micro.extend(found)
         self.micro_total += len(found)
@@ -171,11 +154,8 @@ class CallPerception:
             )
             latency.observe(time.perf_counter() - t0)
             self._metrics.frames_analysed.labels("voice").inc(len(hops))
-            for fr in hops:
-                self._voice_hop(t_start, fr)
             for fr, row in zip(hops, rows, strict=True):
                 self.model_voice.append(t_start + fr.t, row)
-            self.model_voice_base.update(rows)
             t_end = t_start + ring.total / RATE
             if self._encoder is not None and ring.full and t_end >= next_embed:
                 next_embed = t_end + HOP_S
@@ -197,13 +177,6 @@ class CallPerception:
             return
         self._metrics.stage_seconds.labels("speech_embedding").observe(time.perf_counter() - t0)
         self.speech = (t_end, emb[0])
-        self.speech_base.update(emb[0])
-
-    def _voice_hop(self, t_start: float, fr: ProsodyFrame) -> None:
-        t = t_start + fr.t
-        f0_rel, en_rel = self.voice_baseline.update(t, fr)
-        row = np.array([fr.f0, float(fr.voiced), fr.energy_db, f0_rel, en_rel], np.float32)
-        self.voice.append(t, row)
 
 
 def _analyze(analyzer: FaceAnalyzer, frame: av.VideoFrame, t: float) -> FaceFeatures:

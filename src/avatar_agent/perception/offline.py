@@ -24,6 +24,7 @@ import numpy.typing as npt
 from avatar_agent.perception.audio import AudioFileError, load_audio
 from avatar_agent.perception.baseline import Baseline, VoiceBaseline
 from avatar_agent.perception.face import FACE_FEATURE_NAMES, FaceAnalyzer, FaceFeatures
+from avatar_agent.perception.face_expression import FaceExpression
 from avatar_agent.perception.microexpr import MicroExpression, MicroExpressionDetector
 from avatar_agent.perception.prosody import ProsodyFrame, analyze_prosody
 from avatar_agent.perception.vad import detect_speech
@@ -111,6 +112,7 @@ def analyze_file(
     path: Path,
     progress: Callable[[float], None] | None = None,
     max_fps: float | None = DEFAULT_FACE_FPS,
+    expression: FaceExpression | None = None,
 ) -> FileAnalysis:
     """Analyse a clip; `progress` is called with media seconds done (video, else audio)."""
     t0 = time.perf_counter()
@@ -118,7 +120,7 @@ def analyze_file(
     result = FileAnalysis(path, duration, has_video=has_video, fps=max_fps if has_video else None)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="analyze") as pool:
         # Loading the mesh (a second or so of imports) overlaps reading the audio.
-        mesh_job = pool.submit(FaceAnalyzer) if has_video else None
+        mesh_job = pool.submit(FaceAnalyzer, expression=expression) if has_video else None
         voice_job = None
         if has_audio:
             try:
@@ -193,10 +195,10 @@ def _analyze_video(
     base = Baseline(len(FACE_FEATURE_NAMES), warmup_s=FACE_BASELINE_S)
     analyzer: FaceAnalyzer | None = None
 
-    def measure(points: Any, width: int, height: int, t: float) -> None:
+    def measure(points: Any, width: int, height: int, t: float, rgb: Any) -> None:
         # One worker thread, so features, baseline and events stay in time order.
         assert analyzer is not None
-        feats = analyzer.measure(points, width, height, t)
+        feats = analyzer.measure(points, width, height, t, rgb)
         vec = feats.vector()
         if feats.present:
             base.update(t, vec)
@@ -221,7 +223,7 @@ def _analyze_video(
                 continue  # a clip truncated mid-stream: keep what was decoded
             t, rgb = item
             points = analyzer.detect(rgb, t)
-            pending.append(measurer.submit(measure, points, rgb.shape[1], rgb.shape[0], t))
+            pending.append(measurer.submit(measure, points, rgb.shape[1], rgb.shape[0], t, rgb))
             while len(pending) > 8 or (pending and pending[0].done()):
                 pending.popleft().result()
         while pending:

@@ -250,24 +250,3 @@ class SampleRing:
 
     def samples(self) -> F32:
         return self._buf.copy()
-
-
-class EmbeddingBaseline:
-    """Mean speech embedding of a customer's first ``max_count`` voiced windows.
-
-    Like the rows' baseline it then stays fixed: the first minute of a call is the
-    reference, and a customer who grows angry later does not drag it along.
-    """
-
-    def __init__(self, max_count: int = 60) -> None:
-        self._sum = np.zeros(EMBED_DIM, np.float64)
-        self.count = 0
-        self.max_count = max_count
-
-    def update(self, embedding: F32) -> None:
-        if self.count < self.max_count and np.isfinite(embedding).all():
-            self._sum += embedding
-            self.count += 1
-
-    def mean(self) -> F32 | None:
-        return (self._sum / self.count).astype(np.float32) if self.count else None

@@ -15,21 +15,24 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from avatar_agent.affect.card import model_card
-from avatar_agent.affect.dataset import load_clips, speaker_baseline, windows_of
-from avatar_agent.affect.evaluate import default_cache
-from avatar_agent.affect.labels import discover
-from avatar_agent.affect.metrics import ClipResult, build_report, headline
+from avatar_agent.affect.labels import discover, one_per_recording
 from avatar_agent.affect.model import AffectPredictor, AffectWindow, save_model
-from avatar_agent.affect.report_plot import write_report_png
-from avatar_agent.affect.train import (
-    SHORT_BASELINE_CLIPS,
+from avatar_agent.config import Config
+from avatar_agent.perception.speech_embedding import WINDOW_SAMPLES, SpeechEncoder
+from avatar_agent.training.call_metrics import call_headline, summarize
+from avatar_agent.training.card import model_card
+from avatar_agent.training.dataset import ClipFeatures, load_clips, reference_of, windows_of
+from avatar_agent.training.evaluate import default_cache
+from avatar_agent.training.metrics import ClipResult, build_report, headline
+from avatar_agent.training.policy import choose
+from avatar_agent.training.report_plot import write_report_png
+from avatar_agent.training.train import (
+    CALM_REFERENCE_CLIPS,
     TrainOptions,
     cross_validate,
     final_fit,
     results_of,
 )
-from avatar_agent.perception.speech_embedding import WINDOW_SAMPLES, SpeechEncoder
 
 
 class TrainRunError(Exception):
@@ -73,24 +76,33 @@ def _reports(
     return build_report(results, skipped), build_report(rav, [])
 
 
+def _figures(report: dict[str, Any]) -> dict[str, Any]:
+    return {k: report.get(k) for k in ("n_clips", "uar", "arousal_balanced_accuracy",
+                                       "anger_auc")}
+
+
 def run_training(
     data: Path,
     out: Path,
     *,
     seed: int = 0,
-    max_epochs: int = 60,
+    max_epochs: int = TrainOptions.max_epochs,
     cache: Path | None = None,
     workers: int = 2,
     cross_validation: bool = True,
+    cfg: Config | None = None,
 ) -> dict[str, Any]:
     if not data.is_dir():
         raise TrainRunError(f"{data}: not a folder")
+    cfg = cfg or Config()
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     found, skipped = discover(data)
+    found, copies = one_per_recording(found)
+    skipped += copies
     if not found:
-        raise TrainRunError(f"{data}: no clip with a RAVDESS, CREMA-D, EmoDB or MEAD name")
+        raise TrainRunError(f"{data}: no labelled clip (known file names or a labels.csv)")
     t_start = time.perf_counter()
     with tqdm(total=len(found), unit="clip", desc="features") as bar:
         feats = load_clips(found, cache or default_cache(), workers=workers, progress=bar.update)
@@ -103,56 +115,87 @@ def run_training(
 
     cv: dict[str, Any] = {}
     cv_ravdess: dict[str, Any] = {}
-    short: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
+    calm: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
     folds: list[dict[str, Any]] = []
+    calls: dict[str, Any] = {}
     if cross_validation:
         with tqdm(total=None, desc="cross-validation", bar_format="{desc}: {elapsed}") as bar:
-            oof, folds = cross_validate(clips, opts, lambda m: bar.set_description_str(m))
-        cv, cv_ravdess = _reports(results_of([c for c, _, _ in oof], [p for _, p, _ in oof]),
+            outs = cross_validate(clips, opts, cfg, lambda m: bar.set_description_str(m))
+        test = [c for f in outs for c in f.clips]
+        folds = [f.summary for f in outs]
+        cv, cv_ravdess = _reports(results_of(test, [p for f in outs for p in f.alone]),
                                   skipped)
-        short = _reports(results_of([c for c, _, _ in oof], [p for _, _, p in oof]), [])
+        calm = _reports(results_of(test, [p for f in outs for p in f.calm]), [])
+        calls = summarize([r for f in outs for r in f.calls])
+        # what the shipped config should use: chosen on every fold's validation calls
+        shipped_policy = choose([r for f in outs for r in f.val_calls], cfg.escalation)
+        calls["escalation_policy"] = {
+            "chosen_on": "validation speakers' calls of every fold (never test calls)",
+            "per_fold": [f.summary["escalation"] for f in outs],
+            "shipped": {"anger_threshold": shipped_policy.anger_threshold,
+                        "hold_s": shipped_policy.hold_s},
+        }
+        cv["protocol"] = "clip"
+        cv["calls"] = calls
+        cv["calm_reference"] = {"all": _figures(calm[0]), "ravdess": _figures(calm[1])}
         (out / "cv_report.json").write_text(json.dumps(cv, indent=1))
         write_report_png(cv, out / "cv_report.png")
-        tqdm.write("cross-validation: " + headline(cv))
-        tqdm.write("RAVDESS speech:   " + headline(cv_ravdess))
-        tqdm.write(f"{SHORT_BASELINE_CLIPS}-clip baseline: " + headline(short[0]))
+        tqdm.write("calls:            " + call_headline(calls["overall"]))
+        tqdm.write("clips, no ref:    " + headline(cv))
+        tqdm.write(f"clips, {CALM_REFERENCE_CLIPS} calm clips: " + headline(calm[0]))
 
     with tqdm(total=None, desc="final model", bar_format="{desc}: {elapsed}") as bar:
         net, final = final_fit(clips, opts, progress=lambda m: bar.set_description_str(m))
     train_seconds = time.perf_counter() - t_start
     n_params = sum(p.numel() for p in net.parameters())
+    overall = calls.get("overall", {})
     meta: dict[str, Any] = {
         "parameters": n_params,
         "options": asdict(opts),
         "train_seconds": train_seconds,
+        "temperature": final["temperature"],
+        "face_temperature": final["face_temperature"],
+        "arousal_shift": final["arousal_shift"],
         "device": f"CPU ({platform.processor() or platform.machine()}, "
                   f"{torch.get_num_threads()} threads)",
         "summary": {
+            "cv_calls_share_escalated_within_10s":
+                overall.get("angry_first", {}).get("share_within_10s"),
+            "cv_calls_median_escalation_s": overall.get("angry_first", {}).get("median_s"),
+            "cv_calls_calm_escalations": overall.get("calm_only", {}).get("escalations"),
+            "cv_calls_uar": overall.get("per_clip_causal", {}).get("uar"),
+            "cv_calls_arousal_balanced_accuracy":
+                overall.get("per_clip_causal", {}).get("arousal_balanced_accuracy"),
+            "cv_calls_anger_auc": overall.get("per_clip_causal", {}).get("anger_auc"),
+            "cv_calls_ece": overall.get("calibration", {}).get("ece"),
             "cv_uar": cv.get("uar"), "cv_arousal_balanced_accuracy":
             cv.get("arousal_balanced_accuracy"), "cv_anger_auc": cv.get("anger_auc"),
             "cv_uar_ravdess": cv_ravdess.get("uar"),
         },
-        "short_baseline": {
-            "clips": SHORT_BASELINE_CLIPS,
-            "uar": short[0].get("uar"), "arousal_balanced_accuracy":
-            short[0].get("arousal_balanced_accuracy"), "anger_auc": short[0].get("anger_auc"),
-            "uar_ravdess": short[1].get("uar"),
+        "calm_reference": {
+            "clips": CALM_REFERENCE_CLIPS, **_figures(calm[0]),
+            "uar_ravdess": calm[1].get("uar"),
         } if cross_validation else None,
     }
-    hparams = {"hidden": opts.hidden, "dropout": opts.dropout, "stats": opts.stats,
-               "speech": opts.speech}
+    hparams = {"hidden": opts.hidden, "dropout": opts.dropout}
     model_path = out / "affect.pt"
     save_model(model_path, net, hparams, meta)
     predictor = AffectPredictor.load(model_path, "cpu")
-    sample = clips[0]
-    window = windows_of(sample, speaker_baseline([sample]))[-1]
-    if window.has_voice or window.has_face:
+    window = _latency_window(clips)
+    if window is not None:
         meta["cpu_ms_batch1"] = cpu_latency_ms(predictor, window)
-    if opts.speech:
-        meta["speech_ms_window"] = speech_latency_ms(SpeechEncoder.load())
+    meta["speech_ms_window"] = speech_latency_ms(SpeechEncoder.load())
     save_model(model_path, net, hparams, meta)
     if cross_validation:
         card = model_card(clips, skipped, cv, cv_ravdess, folds, final, meta)
         (out / "MODEL_CARD.md").write_text(card)
     tqdm.write(f"wrote {model_path} ({n_params:,} parameters, {train_seconds:.0f} s)")
     return {"cv": cv, "cv_ravdess": cv_ravdess, "final": final, "meta": meta}
+
+
+def _latency_window(clips: list[ClipFeatures]) -> AffectWindow | None:
+    """The costliest window a call sends: voice, face and speech, with a reference."""
+    both = [c for c in clips if c.voice is not None and c.face is not None]
+    sample = both[0] if both else clips[0]
+    wins = windows_of(sample, reference_of([sample]))
+    return wins[-1] if wins else None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -21,32 +20,41 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from avatar_agent.affect.call_core import MIN_VOICED_S
 from avatar_agent.affect.features import (
     FACE_DIM,
     FACE_FRAMES,
     FACE_HZ,
+    PRESENT_COL,
+    VOICE_DIM,
     VOICE_FRAMES,
     VOICE_HZ,
-    SpeakerBaseline,
-    face_baseline,
+    VOICED_COL,
+    Moments,
+    face_floor,
+    face_moments,
     face_row,
     fit_length,
     log_mel,
     resample_face,
     silence_row,
-    voice_baseline,
+    voice_floor,
+    voice_moments,
     voice_rows,
 )
 from avatar_agent.affect.labels import ClipLabel
 from avatar_agent.affect.model import AffectWindow
-from avatar_agent.perception.speech_embedding import RATE, SpeechEncoder, fit_samples
+from avatar_agent.affect.reference import NO_REFERENCE, Reference, weight_of
+from avatar_agent.perception.face_expression import FaceExpression
+from avatar_agent.perception.speech_embedding import EMBED_DIM, RATE, SpeechEncoder, fit_samples
 
 log = logging.getLogger(__name__)
 F32 = npt.NDArray[np.float32]
-FEATURES_VERSION = "2"  # 2: F0 in semitones re 100 Hz
-SPEECH_VERSION = "1"
-SPEECH_GRID_S = 0.2  # training crops snap to windows ending on this grid
+FEATURES_VERSION = "3"  # 2: F0 in semitones re 100 Hz; 3: face rows carry the expression
+SPEECH_VERSION = "2"  # 2: windows on a 0.5 s grid
+SPEECH_GRID_S = 0.5  # crops snap to windows ending on this grid (a call: once a second)
 _ENCODER: SpeechEncoder | None = None  # one per worker process, loaded on first use
+_EXPRESSION: FaceExpression | None = None
 
 
 @dataclass
@@ -79,7 +87,10 @@ def extract(path: Path) -> tuple[F32 | None, F32 | None]:
         if samples.size >= 1600 and float(np.abs(samples).max()) > 1e-4:
             voice = voice_rows(log_mel(samples), analyze_prosody(samples))
     if has_video:
-        result = analyze_file(path, max_fps=FACE_HZ)
+        global _EXPRESSION
+        if _EXPRESSION is None:
+            _EXPRESSION = FaceExpression.load()
+        result = analyze_file(path, max_fps=FACE_HZ, expression=_EXPRESSION)
         if result.face:
             times = np.array([f.t for f in result.face])
             rows = np.stack([face_row(f) for f in result.face])
@@ -91,7 +102,7 @@ def extract(path: Path) -> tuple[F32 | None, F32 | None]:
 
 
 def speech_ends(duration: float) -> F32:
-    """Ends of the 2 s windows a clip's speech embedding is taken at: every 0.2 s from
+    """Ends of the 2 s windows a clip's speech embedding is taken at: every SPEECH_GRID_S from
     2 s, and the clip's end (a clip shorter than 2 s has one, padded with silence)."""
     grid: list[float] = []
     if duration > 2.0:
@@ -204,53 +215,81 @@ def load_clips(
     return out
 
 
-@dataclass(frozen=True)
-class Baselines:
-    voice: SpeakerBaseline | None
-    face: SpeakerBaseline | None
-    speech: F32 | None = None  # mean speech embedding
+CALM_LABELS = frozenset({"neutral", "calm"})
 
 
-def speaker_baseline(clips: Sequence[ClipFeatures]) -> Baselines:
-    """One person's reference from all their clips: what the first minute of a call gives."""
-    vs = [c.voice for c in clips if c.voice is not None]
-    fs = [c.face for c in clips if c.face is not None]
-    ss = [c.speech for c in clips if c.speech is not None]
-    return Baselines(
-        voice_baseline(np.concatenate(vs)) if vs else None,
-        face_baseline(np.concatenate(fs)) if fs else None,
-        np.concatenate(ss).mean(axis=0).astype(np.float32) if ss else None,
+def clip_moments(clip: ClipFeatures) -> tuple[Moments, Moments, F32, int]:
+    """A clip's contribution to a reference: voice and face moments, the sum and count
+    of its speech embeddings (cached on the clip: references are drawn very often)."""
+    cached = _MOMENTS.get(id(clip))
+    if cached is not None and cached[0] is clip:
+        return cached[1]
+    vm = voice_moments(clip.voice) if clip.voice is not None else Moments(VOICE_DIM, VOICED_COL)
+    fm = face_moments(clip.face) if clip.face is not None else Moments(FACE_DIM, PRESENT_COL)
+    if clip.speech is not None and len(clip.speech):
+        ssum, count = clip.speech.sum(axis=0).astype(np.float32), len(clip.speech)
+    else:
+        ssum, count = np.zeros(EMBED_DIM, np.float32), 0
+    out = (vm, fm, ssum, count)
+    _MOMENTS[id(clip)] = (clip, out)
+    return out
+
+
+_MOMENTS: dict[int, tuple[ClipFeatures, tuple[Moments, Moments, F32, int]]] = {}
+
+
+def reference_of(clips: Sequence[ClipFeatures], speech_per_s: float = 1.0) -> Reference:
+    """The reference a call would hold after hearing ``clips`` and reading them calm.
+
+    A live call adds one speech embedding a second; clips carry one per
+    ``SPEECH_GRID_S``, so the embedding's evidence is counted in seconds of speech.
+    """
+    if not clips:
+        return NO_REFERENCE
+    vm, fm = Moments(VOICE_DIM, VOICED_COL), Moments(FACE_DIM, PRESENT_COL)
+    ssum = np.zeros(EMBED_DIM, np.float64)
+    count = 0
+    for c in clips:
+        cv, cf, cs, cn = clip_moments(c)
+        vm, fm = vm + cv, fm + cf
+        ssum += cs
+        count += cn
+    vw, fw = weight_of(vm.rows / VOICE_HZ), weight_of(fm.rows / FACE_HZ)
+    sw = weight_of(count * SPEECH_GRID_S * speech_per_s)
+    return Reference(
+        voice=vm.baseline(voice_floor(), VOICE_HZ) if vw else None,
+        face=fm.baseline(face_floor(), FACE_HZ) if fw else None,
+        speech=(ssum / count).astype(np.float32) if sw and count else None,
+        voice_weight=vw, face_weight=fw, speech_weight=sw if count else 0.0,
     )
 
 
-def speaker_bases(clips: Sequence[ClipFeatures]) -> dict[str, Baselines]:
-    """Each speaker's reference, from all of that speaker's clips among ``clips``."""
-    by: dict[str, list[ClipFeatures]] = defaultdict(list)
-    for c in clips:
-        by[c.label.speaker].append(c)
-    return {s: speaker_baseline(cs) for s, cs in by.items()}
-
-
-def windows_of(clip: ClipFeatures, base: Baselines, hop_s: float = 1.0) -> list[AffectWindow]:
+def windows_of(
+    clip: ClipFeatures, ref: Reference = NO_REFERENCE, hop_s: float = 1.0
+) -> list[AffectWindow]:
     """2 s windows over a clip, every `hop_s`, the last one ending at the clip's end."""
     dur = clip.duration
     ends = sorted({*np.arange(min(2.0, dur), dur + 1e-6, hop_s).tolist(), dur})
-    return [window_at(clip, base, end) for end in ends]
+    return [w for w in (window_at(clip, end, ref) for end in ends) if w.has_voice or w.has_face]
 
 
-def window_at(clip: ClipFeatures, base: Baselines, end_s: float) -> AffectWindow:
+def window_at(clip: ClipFeatures, end_s: float, ref: Reference = NO_REFERENCE) -> AffectWindow:
+    """The 2 s of a clip ending at ``end_s`` (padded with silence before its start)."""
     voice = face = None
-    if clip.voice is not None and base.voice is not None:
+    if clip.voice is not None:
         stop = min(len(clip.voice), round(end_s * VOICE_HZ))
         voice = fit_length(clip.voice[:stop], VOICE_FRAMES, silence_row())
-    if clip.face is not None and base.face is not None:
+        if (voice[:, VOICED_COL] > 0.5).sum() < MIN_VOICED_S * VOICE_HZ:
+            voice = None  # as in a call: too little speech is no voice reading
+    if clip.face is not None:
         stop = min(len(clip.face), round(end_s * FACE_HZ))
         face = fit_length(clip.face[:stop], FACE_FRAMES, np.zeros(FACE_DIM, np.float32))
+        if face[:, PRESENT_COL].sum() < FACE_FRAMES // 2:
+            face = None
     speech = None
     if voice is not None and clip.speech is not None and clip.speech_ends is not None:
+        # the newest embedding of a window that ended by then; none before the first
+        # (a call has none in its first 2 s either)
         k = int(np.searchsorted(clip.speech_ends, end_s + 1e-3, side="right")) - 1
-        speech = clip.speech[max(k, 0)]
-    return AffectWindow(voice, base.voice if voice is not None else None,
-                        face, base.face if face is not None else None,
-                        speech, base.speech if speech is not None else None)
-
+        speech = clip.speech[k] if k >= 0 else None
+    return AffectWindow(voice, face, speech, ref)

@@ -1,0 +1,1 @@
+"""Training and evaluation of the affect model: never imported by the server."""
