@@ -199,36 +199,29 @@ class _Stream:
         i = self._last_started(t)
         return i if i >= 0 and t < self.plan.segments[i].end else -1
 
-    def _voice_row(self, t: float, i: int) -> F32:
+    def _row(self, t: float, voice: bool) -> F32:
+        """The clip's voice (or face) row playing at call time t; silence (or no face)
+        in the gaps between clips."""
+        i = self._segment_at(t)
         if i >= 0:
             seg = self.plan.segments[i]
-            voice = seg.clip.voice
-            assert voice is not None
-            k = round((t - seg.start) * VOICE_HZ)
-            if 0 <= k < len(voice):
-                return np.asarray(voice[k], np.float32)
-        return silence_row()
-
-    def _face_row(self, t: float, i: int) -> F32:
-        if i >= 0:
-            seg = self.plan.segments[i]
-            face = seg.clip.face
-            assert face is not None
-            k = round((t - seg.start) * FACE_HZ)
-            if 0 <= k < len(face):
-                return np.asarray(face[k], np.float32)
-        return np.zeros(FACE_DIM, np.float32)
+            rows = seg.clip.voice if voice else seg.clip.face
+            assert rows is not None
+            k = round((t - seg.start) * (VOICE_HZ if voice else FACE_HZ))
+            if 0 <= k < len(rows):
+                return np.asarray(rows[k], np.float32)
+        return silence_row() if voice else np.zeros(FACE_DIM, np.float32)
 
     def advance(self, now: float) -> None:
         """Deliver everything perception would have delivered by ``now``."""
         if self.use_voice:
             while (t := self._voice_i / VOICE_HZ) <= now - VOICE_LAG_S:
-                self.voice.append(t, self._voice_row(t, self._segment_at(t)))
+                self.voice.append(t, self._row(t, voice=True))
                 self._voice_i += 1
             self._embed(now)
         if self.use_face:
             while (t := self._face_i / FACE_HZ) <= now:
-                self.face.append(t, self._face_row(t, self._segment_at(t)))
+                self.face.append(t, self._row(t, voice=False))
                 self._face_i += 1
 
     def _embed(self, now: float) -> None:

@@ -113,6 +113,24 @@ def _policy_lines(policy: dict[str, Any] | None) -> list[str]:
         f"{shipped['anger_threshold']:.0f} for {shipped['hold_s']:.0f} s, the value "
         "`configs/default.yaml` ships.",
         "",
+        *_shipped_lines(policy.get("shipped_on_test"), shipped),
+    ]
+
+
+def _shipped_lines(fig: dict[str, Any] | None, shipped: dict[str, Any]) -> list[str]:
+    if not fig:
+        return []
+    share = fig["share_within_10s"]
+    return [
+        "The table below scores each fold's test calls with that fold's thresholds. With "
+        f"the shipped thresholds ({shipped['anger_threshold']:.0f} for "
+        f"{shipped['hold_s']:.0f} s) on the same test calls: "
+        f"{_f(share * 100 if share is not None else None, 0)} % of the "
+        f"{fig['n_speakers']} angry starts escalate within 10 s (median "
+        f"{fig['median_s'] if fig['median_s'] is not None else 'never'} s, "
+        f"{fig['never']} never), and calm-only calls raise {fig['calm_escalations']} "
+        f"escalations in {fig['calm_hours']} h.",
+        "",
     ]
 
 

@@ -24,7 +24,7 @@ from avatar_agent.training.card import model_card
 from avatar_agent.training.dataset import ClipFeatures, load_clips, reference_of, windows_of
 from avatar_agent.training.evaluate import default_cache
 from avatar_agent.training.metrics import ClipResult, build_report, headline
-from avatar_agent.training.policy import choose
+from avatar_agent.training.policy import choose, with_policy
 from avatar_agent.training.report_plot import write_report_png
 from avatar_agent.training.train import (
     CALM_REFERENCE_CLIPS,
@@ -74,6 +74,13 @@ def _reports(
     rav = [r for r in results if r.label.corpus == "ravdess" and r.label.modality ==
            "audio-only"]
     return build_report(results, skipped), build_report(rav, [])
+
+
+def _escalation_figures(section: dict[str, Any]) -> dict[str, Any]:
+    a, c = section["angry_first"], section["calm_only"]
+    return {"share_within_10s": a["share_within_10s"], "median_s": a["median_s"],
+            "never": a["never"], "n_speakers": a["n_speakers"],
+            "calm_escalations": c["escalations"], "calm_hours": c["hours"]}
 
 
 def _figures(report: dict[str, Any]) -> dict[str, Any]:
@@ -134,6 +141,9 @@ def run_training(
             "per_fold": [f.summary["escalation"] for f in outs],
             "shipped": {"anger_threshold": shipped_policy.anger_threshold,
                         "hold_s": shipped_policy.hold_s},
+            # the same test calls with the thresholds the shipped config uses
+            "shipped_on_test": _escalation_figures(summarize(with_policy(
+                [r for f in outs for r in f.calls], shipped_policy))["overall"]),
         }
         cv["protocol"] = "clip"
         cv["calls"] = calls
