@@ -18,8 +18,9 @@ often upset from their first word:
 
 A modality that is missing (no consent for video, camera off, not speaking) is
 masked, so the same weights serve voice only, face only, or both. Emotion logits are
-divided by a temperature fitted on held-out speakers (calibration: of windows with an
-anger index near 70, about 70 % are angry); face-only windows have their own. The
+divided by a temperature fitted on held-out speakers (the aim: of windows with an
+anger index near 70, about 70 % are angry; the model card's reliability plot shows how
+near it gets); face-only windows have their own. The
 arousal's decision point (0.5) is likewise set on held-out speakers.
 
 ``anger_index`` = 100 x P(angry): 0 when the model sees no anger, 100 when it is sure.
