@@ -46,3 +46,14 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         pytest.fail(str(exc))
     yield LiveServer(url, proc, tmp / "calls.db", tmp / "server.log")
     stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def held_out_speakers(data_dir: Path) -> set[str]:
+    """Speakers the shipped affect weights never trained on: their early-stopping fold."""
+    from avatar_agent.affect.labels import discover, one_per_recording
+    from avatar_agent.training.train import N_FOLDS, assign_folds
+
+    clips, _ = one_per_recording(discover(data_dir)[0])
+    folds = assign_folds([lab.speaker for _, lab in clips])
+    return {s for s, f in folds.items() if f == N_FOLDS - 1}

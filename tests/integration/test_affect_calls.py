@@ -23,7 +23,6 @@ from scipy.signal import resample_poly
 
 from avatar_agent.affect.call_core import CallAffectCore
 from avatar_agent.affect.features import FACE_DIM, VOICE_DIM, VOICED_COL, LogMelStream, face_row
-from avatar_agent.affect.labels import discover, one_per_recording
 from avatar_agent.affect.model import AffectPredictor
 from avatar_agent.config import Config
 from avatar_agent.operators.escalation import EscalationPolicy
@@ -35,7 +34,6 @@ from avatar_agent.perception.prosody import ProsodyTracker
 from avatar_agent.perception.ring import FeatureRing
 from avatar_agent.perception.speech_embedding import HOP_S, RATE, SampleRing, SpeechEncoder
 from avatar_agent.runtime import model_path
-from avatar_agent.training.train import N_FOLDS, assign_folds
 
 IN_RATE = 48_000
 FRAME = 960  # 20 ms at 48 kHz
@@ -47,11 +45,8 @@ def predictor() -> AffectPredictor:
 
 
 @pytest.fixture(scope="module")
-def held_out(data_dir: Path) -> set[str]:
-    """Speakers the shipped weights never trained on: their early-stopping fold."""
-    clips, _ = one_per_recording(discover(data_dir)[0])
-    folds = assign_folds([lab.speaker for _, lab in clips])
-    return {s for s, f in folds.items() if f == N_FOLDS - 1}
+def held_out(held_out_speakers: set[str]) -> set[str]:
+    return held_out_speakers
 
 
 @dataclass

@@ -116,15 +116,25 @@ class CallerReference:
         return True
 
     def reference(self) -> Reference:
-        vw, fw = weight_of(self.voice_s), weight_of(self.face_s)
         # one embedding a second of speech: its count is seconds of evidence
-        sw = weight_of(float(self.speech_count))
-        speech = (self._speech_sum / self.speech_count).astype(np.float32) if sw else None
-        return Reference(
-            voice=self.voice.baseline(voice_floor(), VOICE_HZ) if vw else None,
-            face=self.face.baseline(face_floor(), FACE_HZ) if fw else None,
-            speech=speech,
-            voice_weight=vw,
-            face_weight=fw,
-            speech_weight=sw,
-        )
+        return build_reference(self.voice, self.face, self._speech_sum, self.speech_count,
+                               float(self.speech_count))
+
+
+def build_reference(
+    voice: Moments, face: Moments, speech_sum: npt.ArrayLike, speech_count: int,
+    speech_s: float,
+) -> Reference:
+    """The reference that moments of calm rows and a sum of ``speech_count`` embeddings
+    (``speech_s`` seconds of speech) give, each weighted by its evidence."""
+    vw, fw = weight_of(voice.rows / VOICE_HZ), weight_of(face.rows / FACE_HZ)
+    sw = weight_of(speech_s) if speech_count else 0.0
+    mean = np.asarray(speech_sum, np.float64) / max(speech_count, 1)
+    return Reference(
+        voice=voice.baseline(voice_floor(), VOICE_HZ) if vw else None,
+        face=face.baseline(face_floor(), FACE_HZ) if fw else None,
+        speech=mean.astype(np.float32) if sw else None,
+        voice_weight=vw,
+        face_weight=fw,
+        speech_weight=sw,
+    )

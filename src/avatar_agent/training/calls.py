@@ -47,6 +47,7 @@ from avatar_agent.affect.reference import NO_REFERENCE, Reference
 from avatar_agent.affect.state import LEVELS
 from avatar_agent.config import Config
 from avatar_agent.operators.escalation import REASON_REQUEST, EscalationPolicy
+from avatar_agent.perception.live import MIN_EMBED_VOICED_S
 from avatar_agent.perception.ring import FeatureRing
 from avatar_agent.perception.speech_embedding import HOP_S
 from avatar_agent.training.dataset import CALM_LABELS, ClipFeatures, windows_of
@@ -60,7 +61,6 @@ ANGRY_LEAD_S = 12.0
 MAX_OTHERS = 8  # clips after the lead of angry_first and neutral_first calls
 GAP_S = (0.6, 1.5)  # silence between two clips, drawn per gap
 VOICE_LAG_S = 0.3
-MIN_EMBED_VOICED_S = 0.3
 ESCALATE_WITHIN_S = 10.0
 
 
@@ -249,8 +249,7 @@ class _Stream:
         if seg >= 0 and seg not in r.refs:
             # what the call had learned before this clip: its reading is scored with it
             r.refs[seg] = self.core.reference.reference()
-        if out is None:
-            self.core.skip()
+        if out is None:  # no window: the core has already let its rows go
             return
         snap = self.core.observe(now, out)
         esc = self.policy.update(now, snap.anger_index, snap.level)

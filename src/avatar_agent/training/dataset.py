@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,20 +31,18 @@ from avatar_agent.affect.features import (
     VOICE_HZ,
     VOICED_COL,
     Moments,
-    face_floor,
     face_moments,
     face_row,
     fit_length,
     log_mel,
     resample_face,
     silence_row,
-    voice_floor,
     voice_moments,
     voice_rows,
 )
 from avatar_agent.affect.labels import ClipLabel
 from avatar_agent.affect.model import AffectWindow
-from avatar_agent.affect.reference import NO_REFERENCE, Reference, weight_of
+from avatar_agent.affect.reference import NO_REFERENCE, Reference, build_reference
 from avatar_agent.perception.face_expression import FaceExpression
 from avatar_agent.perception.speech_embedding import EMBED_DIM, RATE, SpeechEncoder, fit_samples
 
@@ -66,6 +64,8 @@ class ClipFeatures:
     error: str | None = None
     speech: F32 | None = None  # (K, EMBED_DIM): embeddings of the 2 s windows ending at
     speech_ends: F32 | None = None  # (K,) seconds, ascending
+    # what a reference gains from this clip (clip_moments); computed once, when first asked
+    moments: tuple[Moments, Moments, F32, int] | None = field(default=None, repr=False)
 
     @property
     def duration(self) -> float:
@@ -220,22 +220,17 @@ CALM_LABELS = frozenset({"neutral", "calm"})
 
 def clip_moments(clip: ClipFeatures) -> tuple[Moments, Moments, F32, int]:
     """A clip's contribution to a reference: voice and face moments, the sum and count
-    of its speech embeddings (cached on the clip: references are drawn very often)."""
-    cached = _MOMENTS.get(id(clip))
-    if cached is not None and cached[0] is clip:
-        return cached[1]
+    of its speech embeddings (kept on the clip: references are drawn very often)."""
+    if clip.moments is not None:
+        return clip.moments
     vm = voice_moments(clip.voice) if clip.voice is not None else Moments(VOICE_DIM, VOICED_COL)
     fm = face_moments(clip.face) if clip.face is not None else Moments(FACE_DIM, PRESENT_COL)
     if clip.speech is not None and len(clip.speech):
         ssum, count = clip.speech.sum(axis=0).astype(np.float32), len(clip.speech)
     else:
         ssum, count = np.zeros(EMBED_DIM, np.float32), 0
-    out = (vm, fm, ssum, count)
-    _MOMENTS[id(clip)] = (clip, out)
-    return out
-
-
-_MOMENTS: dict[int, tuple[ClipFeatures, tuple[Moments, Moments, F32, int]]] = {}
+    clip.moments = (vm, fm, ssum, count)
+    return clip.moments
 
 
 def reference_of(clips: Sequence[ClipFeatures], speech_per_s: float = 1.0) -> Reference:
@@ -254,14 +249,7 @@ def reference_of(clips: Sequence[ClipFeatures], speech_per_s: float = 1.0) -> Re
         vm, fm = vm + cv, fm + cf
         ssum += cs
         count += cn
-    vw, fw = weight_of(vm.rows / VOICE_HZ), weight_of(fm.rows / FACE_HZ)
-    sw = weight_of(count * SPEECH_GRID_S * speech_per_s)
-    return Reference(
-        voice=vm.baseline(voice_floor(), VOICE_HZ) if vw else None,
-        face=fm.baseline(face_floor(), FACE_HZ) if fw else None,
-        speech=(ssum / count).astype(np.float32) if sw and count else None,
-        voice_weight=vw, face_weight=fw, speech_weight=sw if count else 0.0,
-    )
+    return build_reference(vm, fm, ssum, count, count * SPEECH_GRID_S * speech_per_s)
 
 
 def windows_of(
