@@ -23,7 +23,15 @@ import numpy as np
 import torch
 
 from avatar_agent.affect.engine import AffectEngine
-from avatar_agent.affect.features import (
+from avatar_agent.affect.model import (
+    AffectNet,
+    AffectPredictor,
+    AffectWindow,
+    pick_device,
+    validate_window,
+)
+from avatar_agent.affect.reference import Reference
+from avatar_agent.perception.features import (
     EXPRESSION,
     F0_COL,
     FACE_DIM,
@@ -34,14 +42,6 @@ from avatar_agent.affect.features import (
     VOICED_COL,
     SpeakerBaseline,
 )
-from avatar_agent.affect.model import (
-    AffectNet,
-    AffectPredictor,
-    AffectWindow,
-    pick_device,
-    validate_window,
-)
-from avatar_agent.affect.reference import Reference
 from avatar_agent.perception.speech_embedding import EMBED_DIM, WINDOW_SAMPLES, SpeechEncoder
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from avatar_agent.config import Config
-from avatar_agent.httpjson import error
+from avatar_agent.core.config import Config
+from avatar_agent.core.httpjson import error
 from avatar_agent.operators import routes as operator_routes
 from avatar_agent.runtime import Runtime
 from avatar_agent.session import CallSession

@@ -10,7 +10,7 @@ import typer
 import yaml
 from rich.console import Console
 
-from avatar_agent.config import Config, ConfigError, ServerConfig, load_config, project_path
+from avatar_agent.core.config import Config, ConfigError, ServerConfig, load_config, project_path
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Real-time avatar support calls."
@@ -223,8 +223,8 @@ def operators_add(
     import getpass
     import sys
 
+    from avatar_agent.core.store import Store
     from avatar_agent.operators.auth import hash_password, valid_name
-    from avatar_agent.store import Store
 
     try:
         cfg = load_config(config)

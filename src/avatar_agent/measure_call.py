@@ -148,7 +148,7 @@ def _speech_end(pcm: npt.NDArray[np.int16]) -> float:
 def reference_offset(text: str) -> float:
     """The offset the same analysis finds between the lip-sync curve and the audio it
     was made for, with no network or rendering: the method's own bias, in ms."""
-    from avatar_agent.avatar.lipsync import MouthTimeline
+    from avatar_agent.speech.lipsync import MouthTimeline
     from avatar_agent.speech.tts import PiperTTS
 
     utts = PiperTTS().synthesize(text)

@@ -14,16 +14,16 @@ import cv2
 from avatar_agent.affect.engine import AffectEngine
 from avatar_agent.affect.model import AffectOutput, AffectPredictor, AffectWindow, validate_window
 from avatar_agent.affect.script import AffectScript, load_script
-from avatar_agent.aio import TaskSet
 from avatar_agent.avatar.render import default_avatar_dir
-from avatar_agent.config import Config, project_path
-from avatar_agent.metrics import Metrics
-from avatar_agent.operators.events import EventBus
+from avatar_agent.core.aio import TaskSet
+from avatar_agent.core.bus import EventBus
+from avatar_agent.core.config import Config, project_path
+from avatar_agent.core.metrics import Metrics
+from avatar_agent.core.store import AsyncStore, Store
 from avatar_agent.perception.face_expression import FaceExpression
 from avatar_agent.perception.speech_embedding import SpeechEncoder
 from avatar_agent.speech.tts import PiperTTS, TTSEngine
 from avatar_agent.speech.types import Utterance
-from avatar_agent.store import AsyncStore, Store
 
 log = logging.getLogger(__name__)
 

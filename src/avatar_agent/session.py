@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Any
 from aiortc import RTCSessionDescription
 
 from avatar_agent.affect.live import CallAffect
-from avatar_agent.aio import TaskSet
 from avatar_agent.avatar.animator import CueAnimator
 from avatar_agent.avatar.live_cues import CallCues
 from avatar_agent.avatar.render import AvatarRenderer
 from avatar_agent.avatar.stream import AvatarStream
-from avatar_agent.config import project_path
+from avatar_agent.core.aio import TaskSet
+from avatar_agent.core.config import project_path
 from avatar_agent.perception.live import CallPerception, run_onset, run_voice_activity
+from avatar_agent.perception.onset import OnsetDetector
 from avatar_agent.perception.vad import VadEvent
 from avatar_agent.speech.call_speech import CallSpeech
-from avatar_agent.speech.onset import OnsetDetector
 from avatar_agent.speech.playout import Playout, SpeechEvent
 from avatar_agent.transport.webrtc import WebRTCTransport
 

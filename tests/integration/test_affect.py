@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from avatar_agent.affect.model import AffectPredictor
-from avatar_agent.config import Config
+from avatar_agent.core.config import Config
 from avatar_agent.runtime import model_path
 from avatar_agent.training.dataset import extract
 

@@ -22,13 +22,13 @@ import pytest
 from scipy.signal import resample_poly
 
 from avatar_agent.affect.call_core import CallAffectCore
-from avatar_agent.affect.features import FACE_DIM, VOICE_DIM, VOICED_COL, LogMelStream, face_row
 from avatar_agent.affect.model import AffectPredictor
-from avatar_agent.config import Config
+from avatar_agent.core.config import Config
 from avatar_agent.operators.escalation import EscalationPolicy
 from avatar_agent.perception.audio import Downsampler, load_audio
 from avatar_agent.perception.face import FaceAnalyzer
 from avatar_agent.perception.face_expression import FaceExpression
+from avatar_agent.perception.features import FACE_DIM, VOICE_DIM, VOICED_COL, LogMelStream, face_row
 from avatar_agent.perception.live import MIN_EMBED_VOICED_S, VOICE_STEP_S, _voice_step
 from avatar_agent.perception.prosody import ProsodyTracker
 from avatar_agent.perception.ring import FeatureRing

@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from avatar_agent.config import Config
+from avatar_agent.core.config import Config
 from media import make_wav, make_y4m
 
 pytestmark = pytest.mark.browser

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from avatar_agent.client import CustomerClient
-from avatar_agent.config import Config
+from avatar_agent.core.config import Config
 
 GREETING = Config().tts.greeting
 # The GRID customer talks from the start and barges in, so only the greeting's first

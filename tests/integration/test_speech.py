@@ -19,7 +19,7 @@ import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection
 
 from avatar_agent.client import CustomerClient, spawn_server, stop_server
-from avatar_agent.config import Config
+from avatar_agent.core.config import Config
 from avatar_agent.measure import SEND_RATE, ClipAudioTrack, MediaRecorder, load_clip
 from avatar_agent.measure_call import measure_barge_in, measure_lipsync
 from avatar_agent.transport.webrtc import ANALYSIS_AUDIO_PREFETCH, analysis_only_audio

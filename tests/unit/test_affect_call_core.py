@@ -9,7 +9,11 @@ from avatar_agent.affect.call_core import (
     SPEECH_MAX_AGE_S,
     CallAffectCore,
 )
-from avatar_agent.affect.features import (
+from avatar_agent.affect.labels import EMOTIONS
+from avatar_agent.affect.model import AffectOutput
+from avatar_agent.affect.reference import FULL_S, NO_REFERENCE, weight_of
+from avatar_agent.core.config import AffectConfig
+from avatar_agent.perception.features import (
     ENERGY_COL,
     F0_COL,
     FACE_DIM,
@@ -21,10 +25,6 @@ from avatar_agent.affect.features import (
     VOICED_COL,
     silence_row,
 )
-from avatar_agent.affect.labels import EMOTIONS
-from avatar_agent.affect.model import AffectOutput
-from avatar_agent.affect.reference import FULL_S, NO_REFERENCE, weight_of
-from avatar_agent.config import AffectConfig
 from avatar_agent.perception.ring import FeatureRing
 from avatar_agent.perception.speech_embedding import EMBED_DIM
 

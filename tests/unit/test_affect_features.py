@@ -3,7 +3,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avatar_agent.affect.features import (
+from avatar_agent.perception.face import (
+    AU_NAMES,
+    EXPRESSION_CLASSES,
+    FACE_FEATURE_NAMES,
+    FaceFeatures,
+)
+from avatar_agent.perception.features import (
     ENERGY_COL,
     EXPRESSION,
     EXPRESSION_COLUMNS,
@@ -31,12 +37,6 @@ from avatar_agent.affect.features import (
     voice_baseline,
     voice_floor,
     voice_moments,
-)
-from avatar_agent.perception.face import (
-    AU_NAMES,
-    EXPRESSION_CLASSES,
-    FACE_FEATURE_NAMES,
-    FaceFeatures,
 )
 
 

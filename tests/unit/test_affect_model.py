@@ -7,20 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from avatar_agent.affect.features import (
-    ENERGY_COL,
-    EXPRESSION,
-    F0_COL,
-    FACE_DIM,
-    FACE_FRAMES,
-    GEOMETRY,
-    N_MELS,
-    PRESENT_COL,
-    VOICE_DIM,
-    VOICE_FRAMES,
-    VOICED_COL,
-    SpeakerBaseline,
-)
 from avatar_agent.affect.labels import EMOTIONS
 from avatar_agent.affect.model import (
     CLIP_Z,
@@ -37,6 +23,20 @@ from avatar_agent.affect.model import (
     zscore,
 )
 from avatar_agent.affect.reference import NO_REFERENCE, Reference
+from avatar_agent.perception.features import (
+    ENERGY_COL,
+    EXPRESSION,
+    F0_COL,
+    FACE_DIM,
+    FACE_FRAMES,
+    GEOMETRY,
+    N_MELS,
+    PRESENT_COL,
+    VOICE_DIM,
+    VOICE_FRAMES,
+    VOICED_COL,
+    SpeakerBaseline,
+)
 from avatar_agent.perception.speech_embedding import EMBED_DIM
 
 

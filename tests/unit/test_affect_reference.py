@@ -3,15 +3,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avatar_agent.affect.features import (
-    F0_COL,
-    FACE_DIM,
-    PRESENT_COL,
-    VOICE_DIM,
-    VOICED_COL,
-    face_floor,
-    voice_floor,
-)
 from avatar_agent.affect.reference import (
     CALM_ANGER,
     CALM_AROUSAL,
@@ -23,6 +14,15 @@ from avatar_agent.affect.reference import (
     Reference,
     is_calm,
     weight_of,
+)
+from avatar_agent.perception.features import (
+    F0_COL,
+    FACE_DIM,
+    PRESENT_COL,
+    VOICE_DIM,
+    VOICED_COL,
+    face_floor,
+    voice_floor,
 )
 from avatar_agent.perception.speech_embedding import EMBED_DIM
 

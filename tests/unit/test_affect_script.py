@@ -9,8 +9,8 @@ import pytest
 
 from avatar_agent.affect.live import CallAffect
 from avatar_agent.affect.script import load_script, parse_script
-from avatar_agent.config import AffectConfig, LevelConfig, PerceptionConfig
-from avatar_agent.metrics import Metrics
+from avatar_agent.core.config import AffectConfig, LevelConfig, PerceptionConfig
+from avatar_agent.core.metrics import Metrics
 from avatar_agent.perception.live import CallPerception
 
 SCRIPT = """

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from avatar_agent.affect.state import AffectState, LevelTracker, Smoother
-from avatar_agent.config import AffectConfig, LevelConfig
+from avatar_agent.core.config import AffectConfig, LevelConfig
 
 EMOTIONS = ("neutral", "happy", "sad", "angry")
 RATE_HZ = 4.0

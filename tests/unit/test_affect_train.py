@@ -10,7 +10,10 @@ import pytest
 import torch
 
 from avatar_agent.affect.call_core import MIN_VOICED_S
-from avatar_agent.affect.features import (
+from avatar_agent.affect.labels import EMOTIONS, ClipLabel, arousal_of
+from avatar_agent.affect.model import AffectNet
+from avatar_agent.affect.reference import NO_REFERENCE, Reference, weight_of
+from avatar_agent.perception.features import (
     ENERGY_COL,
     EXPRESSION,
     F0_COL,
@@ -27,9 +30,6 @@ from avatar_agent.affect.features import (
     silence_row,
     voice_floor,
 )
-from avatar_agent.affect.labels import EMOTIONS, ClipLabel, arousal_of
-from avatar_agent.affect.model import AffectNet
-from avatar_agent.affect.reference import NO_REFERENCE, Reference, weight_of
 from avatar_agent.perception.speech_embedding import EMBED_DIM
 from avatar_agent.training.dataset import (
     SPEECH_GRID_S,

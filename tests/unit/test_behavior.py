@@ -19,7 +19,7 @@ from avatar_agent.avatar.behavior import (
     load_persona,
     parse_persona,
 )
-from avatar_agent.config import ConfigError
+from avatar_agent.core.config import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 SUPPORT = REPO / "configs" / "behaviors" / "support.yaml"

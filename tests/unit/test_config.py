@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from avatar_agent.config import Config, ConfigError, load_config, parse_config
+from avatar_agent.core.config import Config, ConfigError, load_config, parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 

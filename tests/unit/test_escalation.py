@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from avatar_agent.config import EscalationConfig
+from avatar_agent.core.config import EscalationConfig
 from avatar_agent.operators.escalation import (
     REASON_ANGER,
     REASON_FURIOUS,

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from avatar_agent.operators.events import EventBus
+from avatar_agent.core.bus import EventBus
 
 
 async def test_fan_out_to_two_subscribers() -> None:

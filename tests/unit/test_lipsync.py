@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from avatar_agent.avatar.lipsync import MAX_SPEED, MouthTimeline, mouth_curve, phoneme_opening
+from avatar_agent.speech.lipsync import MAX_SPEED, MouthTimeline, mouth_curve, phoneme_opening
 from avatar_agent.speech.types import PhonemeSpan
 
 

@@ -172,7 +172,7 @@ def test_onset_fires_within_frames_of_a_sound_and_ends_with_the_track() -> None:
     import numpy as np
 
     from avatar_agent.perception.live import run_onset
-    from avatar_agent.speech.onset import OnsetDetector
+    from avatar_agent.perception.onset import OnsetDetector
 
     def frame(i: int, amplitude: float) -> av.AudioFrame:
         rng = np.random.default_rng(i)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from avatar_agent.config import BANNED_REPLY_PHRASES, Config, LevelReplies, parse_config
+from avatar_agent.core.config import BANNED_REPLY_PHRASES, Config, LevelReplies, parse_config
 from avatar_agent.speech.replies import ReplyComposer, is_apology, layer_of
 
 CFG = Config().replies

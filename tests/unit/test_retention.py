@@ -8,9 +8,9 @@ from pathlib import Path
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from avatar_agent.config import PrivacyConfig
+from avatar_agent.core.config import PrivacyConfig
+from avatar_agent.core.store import AffectPointRow, CallEventRow, CallRow, EscalationRow, Store
 from avatar_agent.operators.retention import cutoff, purge
-from avatar_agent.store import AffectPointRow, CallEventRow, CallRow, EscalationRow, Store
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
 

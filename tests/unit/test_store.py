@@ -3,7 +3,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from avatar_agent.store import Store
+from avatar_agent.core.store import Store
 
 
 def test_call_lifecycle_in_a_real_sqlite_file(tmp_path: Path) -> None:

@@ -19,7 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from avatar_agent.affect.features import (
+from avatar_agent.affect.labels import EMOTIONS
+from avatar_agent.affect.model import AffectOutput, AffectWindow
+from avatar_agent.affect.reference import CallerReference
+from avatar_agent.affect.state import AffectSnapshot, AffectState
+from avatar_agent.core.config import AffectConfig
+from avatar_agent.perception.features import (
     FACE_FRAMES,
     PRESENT_COL,
     VOICE_FRAMES,
@@ -30,11 +35,6 @@ from avatar_agent.affect.features import (
     resample_face,
     silence_row,
 )
-from avatar_agent.affect.labels import EMOTIONS
-from avatar_agent.affect.model import AffectOutput, AffectWindow
-from avatar_agent.affect.reference import CallerReference
-from avatar_agent.affect.state import AffectSnapshot, AffectState
-from avatar_agent.config import AffectConfig
 from avatar_agent.perception.ring import FeatureRing
 
 F32 = npt.NDArray[np.float32]

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from avatar_agent.aio import cancel_and_wait
+from avatar_agent.core.aio import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

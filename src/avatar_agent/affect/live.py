@@ -21,8 +21,8 @@ from avatar_agent.affect.labels import EMOTIONS
 from avatar_agent.affect.model import AffectOutput, AffectWindow
 from avatar_agent.affect.script import AffectScript
 from avatar_agent.affect.state import AffectSnapshot
-from avatar_agent.config import AffectConfig
-from avatar_agent.metrics import Metrics
+from avatar_agent.core.config import AffectConfig
+from avatar_agent.core.metrics import Metrics
 from avatar_agent.perception.live import CallPerception
 
 log = logging.getLogger(__name__)

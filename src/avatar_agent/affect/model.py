@@ -38,7 +38,9 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from avatar_agent.affect.features import (
+from avatar_agent.affect.labels import EMOTIONS
+from avatar_agent.affect.reference import NO_REFERENCE, Reference
+from avatar_agent.perception.features import (
     EXPRESSION,
     FACE_DIM,
     FACE_FRAMES,
@@ -48,8 +50,6 @@ from avatar_agent.affect.features import (
     VOICE_FRAMES,
     VOICED_COL,
 )
-from avatar_agent.affect.labels import EMOTIONS
-from avatar_agent.affect.reference import NO_REFERENCE, Reference
 from avatar_agent.perception.speech_embedding import EMBED_DIM
 
 F32 = npt.NDArray[np.float32]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from avatar_agent.affect.features import (
+from avatar_agent.perception.features import (
     FACE_DIM,
     FACE_HZ,
     PRESENT_COL,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from avatar_agent.config import AffectConfig, LevelConfig
+from avatar_agent.core.config import AffectConfig, LevelConfig
 
 CALM = "calm"
 DISSATISFIED = "dissatisfied"

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from avatar_agent.config import ConfigError, Section, parse_yaml_model, read_text
+from avatar_agent.core.config import ConfigError, Section, parse_yaml_model, read_text
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import numpy.typing as npt
 from avatar_agent.avatar.animator import Pose
 from avatar_agent.avatar.face_warp import brow_fields, mouth_curve_field
 from avatar_agent.avatar.layers import U8, load_layer, over_rgb, over_rgba, parse_box, split_atlas
-from avatar_agent.config import PROJECT_ROOT
+from avatar_agent.core.config import PROJECT_ROOT
 
 F32 = npt.NDArray[np.float32]
 _MAP_STEP = 8  # the head's bend field is smooth, so it is computed on a coarse grid

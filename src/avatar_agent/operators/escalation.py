@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from avatar_agent.config import EscalationConfig
+from avatar_agent.core.config import EscalationConfig
 
 REASON_ANGER = "sustained_anger"
 REASON_FURIOUS = "furious"

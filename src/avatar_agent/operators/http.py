@@ -14,9 +14,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from avatar_agent.aio import TaskSet
-from avatar_agent.config import Config
-from avatar_agent.httpjson import error
+from avatar_agent.core.aio import TaskSet
+from avatar_agent.core.config import Config
+from avatar_agent.core.httpjson import error
 from avatar_agent.operators.auth import AuthError, TokenClaims, TokenSigner
 from avatar_agent.operators.watcher import EscalationWatcher
 from avatar_agent.runtime import Runtime

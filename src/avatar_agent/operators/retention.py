@@ -12,8 +12,8 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
-from avatar_agent.config import PrivacyConfig
-from avatar_agent.store import AsyncStore, Store
+from avatar_agent.core.config import PrivacyConfig
+from avatar_agent.core.store import AsyncStore, Store
 
 log = logging.getLogger(__name__)
 

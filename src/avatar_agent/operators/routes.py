@@ -14,8 +14,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from avatar_agent.config import Config
-from avatar_agent.httpjson import error, json_body
+from avatar_agent.core.config import Config
+from avatar_agent.core.httpjson import error, json_body
 from avatar_agent.operators.auth import (
     DUMMY_HASH,
     MAX_PASSWORD,

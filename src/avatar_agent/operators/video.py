@@ -19,7 +19,7 @@ import numpy as np
 from aiohttp import web
 from av.video.reformatter import VideoReformatter
 
-from avatar_agent.httpjson import error
+from avatar_agent.core.httpjson import error
 from avatar_agent.operators.http import live_call, operator_only, ops_of, runtime_of
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from avatar_agent.config import EscalationConfig
+from avatar_agent.core.bus import Event, EventBus
+from avatar_agent.core.config import EscalationConfig
+from avatar_agent.core.store import AsyncStore
 from avatar_agent.operators.escalation import Escalation, EscalationPolicy
-from avatar_agent.operators.events import Event, EventBus
-from avatar_agent.store import AsyncStore
 
 log = logging.getLogger(__name__)
 

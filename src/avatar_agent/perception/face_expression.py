@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from avatar_agent.config import project_path
+from avatar_agent.core.config import project_path
 
 F32 = npt.NDArray[np.float32]
 

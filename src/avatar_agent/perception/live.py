@@ -24,7 +24,12 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from avatar_agent.affect.features import (
+from avatar_agent.core.config import PerceptionConfig
+from avatar_agent.core.metrics import Metrics
+from avatar_agent.perception.audio import Downsampler, to_mono
+from avatar_agent.perception.face import FaceAnalyzer, FaceFeatures
+from avatar_agent.perception.face_expression import FaceExpression
+from avatar_agent.perception.features import (
     FACE_DIM,
     VOICE_DIM,
     VOICE_HZ,
@@ -33,12 +38,8 @@ from avatar_agent.affect.features import (
     face_row,
     voice_rows,
 )
-from avatar_agent.config import PerceptionConfig
-from avatar_agent.metrics import Metrics
-from avatar_agent.perception.audio import Downsampler, to_mono
-from avatar_agent.perception.face import FaceAnalyzer, FaceFeatures
-from avatar_agent.perception.face_expression import FaceExpression
 from avatar_agent.perception.microexpr import MicroExpression, MicroExpressionDetector
+from avatar_agent.perception.onset import OnsetDetector
 from avatar_agent.perception.prosody import ProsodyFrame, ProsodyTracker
 from avatar_agent.perception.ring import FeatureRing
 from avatar_agent.perception.shedding import LoadShedder
@@ -49,7 +50,6 @@ from avatar_agent.perception.speech_embedding import (
     SpeechEncoder,
 )
 from avatar_agent.perception.vad import VadEvent, VoiceActivity
-from avatar_agent.speech.onset import OnsetDetector
 from avatar_agent.transport.receiver import Receiver
 
 log = logging.getLogger(__name__)

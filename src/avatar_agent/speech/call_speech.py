@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from avatar_agent.config import Config
-from avatar_agent.metrics import Metrics
+from avatar_agent.core.config import Config
+from avatar_agent.core.metrics import Metrics
 from avatar_agent.perception.vad import VadEvent
 from avatar_agent.speech.playout import Playout, SpeechEvent
 from avatar_agent.speech.replies import ReplyComposer, layer_of

@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from avatar_agent.avatar.lipsync import MouthTimeline
+from avatar_agent.speech.lipsync import MouthTimeline
 from avatar_agent.speech.types import Utterance
 
 

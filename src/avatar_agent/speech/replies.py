@@ -17,7 +17,7 @@ import re
 import zlib
 from dataclasses import dataclass
 
-from avatar_agent.config import LevelReplies, RepliesConfig
+from avatar_agent.core.config import LevelReplies, RepliesConfig
 
 LEVELS = ("calm", "dissatisfied", "furious")
 APOLOGY = "apology"

@@ -33,7 +33,13 @@ import numpy as np
 import numpy.typing as npt
 
 from avatar_agent.affect.call_core import CallAffectCore
-from avatar_agent.affect.features import (
+from avatar_agent.affect.labels import EMOTIONS
+from avatar_agent.affect.model import AffectOutput, AffectWindow
+from avatar_agent.affect.reference import NO_REFERENCE, Reference
+from avatar_agent.affect.state import LEVELS
+from avatar_agent.core.config import Config
+from avatar_agent.operators.escalation import REASON_REQUEST, EscalationPolicy
+from avatar_agent.perception.features import (
     FACE_DIM,
     FACE_HZ,
     VOICE_DIM,
@@ -41,12 +47,6 @@ from avatar_agent.affect.features import (
     VOICED_COL,
     silence_row,
 )
-from avatar_agent.affect.labels import EMOTIONS
-from avatar_agent.affect.model import AffectOutput, AffectWindow
-from avatar_agent.affect.reference import NO_REFERENCE, Reference
-from avatar_agent.affect.state import LEVELS
-from avatar_agent.config import Config
-from avatar_agent.operators.escalation import REASON_REQUEST, EscalationPolicy
 from avatar_agent.perception.live import MIN_EMBED_VOICED_S
 from avatar_agent.perception.ring import FeatureRing
 from avatar_agent.perception.speech_embedding import HOP_S

@@ -1,7 +1,7 @@
 """Feature rows of labelled clips, for `train` and `evaluate`.
 
 Each clip is read with the same perception cores a call uses (MediaPipe face mesh at
-10 fps, pyworld prosody, the log-mel of :mod:`avatar_agent.affect.features`, the speech
+10 fps, pyworld prosody, the log-mel of :mod:`avatar_agent.perception.features`, the speech
 embedding of :mod:`avatar_agent.perception.speech_embedding` of every 2 s window
 ending on a 0.2 s grid). Rows are cached on disk by file identity, because extracting
 a corpus takes minutes and training runs many times; the cache holds derived
@@ -21,7 +21,11 @@ import numpy as np
 import numpy.typing as npt
 
 from avatar_agent.affect.call_core import MIN_VOICED_S
-from avatar_agent.affect.features import (
+from avatar_agent.affect.labels import ClipLabel
+from avatar_agent.affect.model import AffectWindow
+from avatar_agent.affect.reference import NO_REFERENCE, Reference, build_reference
+from avatar_agent.perception.face_expression import FaceExpression
+from avatar_agent.perception.features import (
     FACE_DIM,
     FACE_FRAMES,
     FACE_HZ,
@@ -40,10 +44,6 @@ from avatar_agent.affect.features import (
     voice_moments,
     voice_rows,
 )
-from avatar_agent.affect.labels import ClipLabel
-from avatar_agent.affect.model import AffectWindow
-from avatar_agent.affect.reference import NO_REFERENCE, Reference, build_reference
-from avatar_agent.perception.face_expression import FaceExpression
 from avatar_agent.perception.speech_embedding import EMBED_DIM, RATE, SpeechEncoder, fit_samples
 
 log = logging.getLogger(__name__)

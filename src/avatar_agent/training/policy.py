@@ -25,7 +25,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from avatar_agent.config import EscalationConfig
+from avatar_agent.core.config import EscalationConfig
 from avatar_agent.operators.escalation import EscalationPolicy
 from avatar_agent.training.calls import ANGRY_FIRST, CALM_ONLY, ESCALATE_WITHIN_S, CallResult
 

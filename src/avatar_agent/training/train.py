@@ -23,11 +23,11 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from avatar_agent.affect.features import ENERGY_COL, N_MELS, SILENCE_DB, VOICE_DIM, VOICED_COL
 from avatar_agent.affect.labels import EMOTIONS
 from avatar_agent.affect.model import AffectNet, AffectOutput, AffectWindow, prepare
 from avatar_agent.affect.reference import NO_REFERENCE, Reference
-from avatar_agent.config import Config, EscalationConfig
+from avatar_agent.core.config import Config, EscalationConfig
+from avatar_agent.perception.features import ENERGY_COL, N_MELS, SILENCE_DB, VOICE_DIM, VOICED_COL
 from avatar_agent.perception.speech_embedding import EMBED_DIM
 from avatar_agent.training.calls import CallResult, plan_calls, run_calls
 from avatar_agent.training.dataset import (

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from avatar_agent.affect.labels import discover, one_per_recording
 from avatar_agent.affect.model import AffectPredictor, AffectWindow, save_model
-from avatar_agent.config import Config
+from avatar_agent.core.config import Config
 from avatar_agent.perception.speech_embedding import WINDOW_SAMPLES, SpeechEncoder
 from avatar_agent.training.call_metrics import call_headline, summarize
 from avatar_agent.training.card import model_card

@@ -31,10 +31,10 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from avatar_agent.aio import TaskSet
 from avatar_agent.avatar.stream import AvatarStream
-from avatar_agent.config import IceServer
-from avatar_agent.metrics import Metrics
+from avatar_agent.core.aio import TaskSet
+from avatar_agent.core.config import IceServer
+from avatar_agent.core.metrics import Metrics
 from avatar_agent.speech.playout import SpeechEvent
 from avatar_agent.transport.base import CallTransport, EndCallback
 from avatar_agent.transport.pacing import pace

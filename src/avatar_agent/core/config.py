@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 M = TypeVar("M", bound=BaseModel)
 
 # Where relative asset paths in the config (model, persona) are taken from.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 def project_path(value: str) -> Path:
