@@ -1,1 +1,1 @@
-"""What every layer may use: config, typed events and their bus, store, metrics, clock, task helpers."""
+"""What every layer may use: config, typed events, the bus, store, metrics, clock, tasks."""
