@@ -7,12 +7,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # command:package pairs installed through apt when the command is missing
 SYSTEM_DEPS := chromium:chromium ffmpeg:ffmpeg
 
-.PHONY: run test setup system lint typecheck unit bench clean
+.PHONY: run test setup system lint typecheck imports unit bench clean
 
 run: setup
 	$(VENV)/bin/avatar-agent serve $(ARGS)
 
-test: setup lint typecheck
+test: setup lint typecheck imports
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 setup: system $(STAMP)
@@ -42,6 +42,10 @@ lint: setup
 
 typecheck: setup
 	$(VENV)/bin/mypy
+
+# the layers contract in pyproject.toml: imports follow the data flow
+imports: setup
+	$(VENV)/bin/lint-imports
 
 unit: setup
 	$(PY) -m pytest -q tests/unit

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -40,6 +40,7 @@ class Runtime:
         affect_script: AffectScript | None = None,
         speech_encoder: SpeechEncoder | None = None,
         face_expression: FaceExpression | None = None,
+        pool: Executor | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -48,14 +49,17 @@ class Runtime:
         self.metrics = metrics or Metrics()
         self.tasks = TaskSet("server")
         # Rendering is short and frequent, synthesis is long: separate pools so a
-        # sentence being synthesized never delays a video frame.
-        self.render_pool = ThreadPoolExecutor(
+        # sentence being synthesized never delays a video frame. Customer analysis (face
+        # mesh, pitch, VAD) has its own, so a backlog of analysis can never hold up the
+        # avatar's frames. `pool` replaces all three (core.aio.InlineExecutor for a
+        # call run in virtual time).
+        self.render_pool: Executor = pool or ThreadPoolExecutor(
             max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="render"
         )
-        self.tts_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tts")
-        # Customer analysis (face mesh, pitch, VAD): its own pool, so a backlog of
-        # analysis can never hold up the avatar's frames.
-        self.analysis_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="analysis")
+        self.tts_pool: Executor = pool or ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="tts")
+        self.analysis_pool: Executor = pool or ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="analysis")
         self._speech_cache: dict[str, list[Utterance]] = {}
         self.events = EventBus()
         self.predictor = predictor
@@ -69,6 +73,7 @@ class Runtime:
                 validate_window,
                 max_batch=config.affect.max_batch,
                 max_wait_s=config.affect.max_wait_ms / 1000.0,
+                executor=pool,
             )
 
     def _predict(self, windows: list[AffectWindow]) -> list[AffectOutput]:

@@ -1,4 +1,10 @@
-"""One call: wires the avatar, speech and transport together and owns their tasks."""
+"""One call: wires the avatar, speech and transport together and owns their tasks.
+
+The only place that knows every stage. Its time comes from one injected clock (the
+event loop's in a server, a virtual one in tests), and the customer's media comes
+from any `CallTransport`: WebRTC for a browser, `MemoryTransport` for a call held
+in-process.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +15,30 @@ import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from aiortc import RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCSessionDescription
 
 from avatar_agent.affect.live import CallAffect
 from avatar_agent.avatar.animator import CueAnimator
 from avatar_agent.avatar.live_cues import CallCues
 from avatar_agent.avatar.render import AvatarRenderer
 from avatar_agent.avatar.stream import AvatarStream
+from avatar_agent.avatar.tracks import AvatarAudioTrack, AvatarVideoTrack
 from avatar_agent.core.aio import TaskSet
+from avatar_agent.core.clock import Clock, LoopClock, MediaClock
 from avatar_agent.core.config import project_path
+from avatar_agent.core.events import (
+    CallEnded,
+    CallStarted,
+    Event,
+    HumanRequested,
+    SpeechEvent,
+)
 from avatar_agent.perception.live import CallPerception, run_onset, run_voice_activity
 from avatar_agent.perception.onset import OnsetDetector
 from avatar_agent.perception.vad import VadEvent
 from avatar_agent.speech.call_speech import CallSpeech
-from avatar_agent.speech.playout import Playout, SpeechEvent
+from avatar_agent.speech.playout import Playout, PlayoutEvent
+from avatar_agent.transport.base import CallTransport
 from avatar_agent.transport.webrtc import WebRTCTransport
 
 if TYPE_CHECKING:
@@ -40,29 +56,60 @@ class CallSession:
         consent_analysis: bool,
         runtime: Runtime,
         on_closed: Callable[[CallSession], None],
+        clock: Clock | None = None,
     ) -> None:
         self.call_id = call_id
         self.consent_analysis = consent_analysis
         self.rt = runtime
         self.end_reason: str | None = None
         self._on_closed = on_closed
+        self.clock: Clock = clock or LoopClock()
+        # Audio and video out, and every media time the call reports, are on this clock.
+        self.media = MediaClock(self.clock)
         self._tasks = TaskSet(f"call-{call_id[:8]}")
         self._closing: asyncio.Task[None] | None = None
         self._greeted = False
-        self.transport: WebRTCTransport | None = None
+        self.transport: CallTransport | None = None
         self.stream: AvatarStream | None = None
         self.perception: CallPerception | None = None
         self.affect: CallAffect | None = None
         self.cues: CallCues | None = None
         self.speech: CallSpeech | None = None
+        self._video_out: AvatarVideoTrack | None = None
         self.started_at = time.time()  # wall clock, for the operators' call list
+
+    def media_time(self) -> float:
+        """Seconds on the call's media clock (0 before media starts)."""
+        return self.media.peek()
 
     async def start(self, sdp: str, kind: str) -> RTCSessionDescription:
         """Answer the customer's offer; raises OfferError for an offer we cannot take."""
         cfg = self.rt.config
-        loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
-        renderer = await loop.run_in_executor(
+        tracks = await self.prepare()
+        transport = WebRTCTransport(
+            tracks,
+            ice_servers=cfg.server.ice_servers,
+            metrics=self.rt.metrics,
+            on_end=self.request_end,
+            on_connected=self.connected,
+            on_message=self.customer_message,
+            heartbeat_timeout=cfg.call.heartbeat_timeout_s,
+            clock=self.clock,
+        )
+        try:
+            answer = await transport.answer(sdp, kind)
+        except BaseException:
+            await transport.close()
+            raise
+        await self.attach(transport)
+        self.rt.metrics.stage_seconds.labels("call_setup").observe(time.perf_counter() - t0)
+        return answer
+
+    async def prepare(self) -> list[MediaStreamTrack]:
+        """Build the avatar and its outgoing tracks, for a transport to carry."""
+        cfg = self.rt.config
+        renderer = await asyncio.get_running_loop().run_in_executor(
             self.rt.render_pool,
             AvatarRenderer,
             self.rt.avatar_dir,
@@ -74,58 +121,55 @@ class CallSession:
             CueAnimator(seed=zlib.crc32(self.call_id.encode())),
             Playout(OUTPUT_RATE),
         )
-        self.transport = WebRTCTransport(
-            self.stream,
-            fps=cfg.avatar.fps,
-            ice_servers=cfg.server.ice_servers,
-            render_pool=self.rt.render_pool,
-            metrics=self.rt.metrics,
-            on_end=self.request_end,
-            on_connected=self._connected,
-            on_speech=self._speech_event,
-            on_message=self._customer_message,
-            heartbeat_timeout=cfg.call.heartbeat_timeout_s,
-        )
-        try:
-            answer = await self.transport.answer(sdp, kind)
-        except BaseException:
-            await self.transport.close()
-            raise
-        await self.rt.store.call_started(self.call_id, self.consent_analysis)
-        self.rt.events.publish({"type": "call", "event": "started", "call_id": self.call_id,
-                                "consent_analysis": self.consent_analysis})
-        self._start_speech(self.stream, self.transport)
-        if self.consent_analysis:
-            self._start_perception(self.transport)
-        self._start_cues(self.stream, self.transport)
-        self._tasks.spawn(self._connect_watchdog(cfg.call.connect_timeout_s), "connect-watchdog")
-        self.rt.metrics.stage_seconds.labels("call_setup").observe(time.perf_counter() - t0)
-        return answer
+        self._video_out = AvatarVideoTrack(
+            self.stream, self.media, cfg.avatar.fps, self.rt.render_pool, self.rt.metrics)
+        audio = AvatarAudioTrack(self.stream, self.media, self.rt.metrics, self._speech_event)
+        return [self._video_out, audio]
 
-    def _start_cues(self, stream: AvatarStream, transport: WebRTCTransport) -> None:
+    async def attach(self, transport: CallTransport) -> None:
+        """Start the call's stages on a transport carrying the tracks of `prepare`."""
+        assert self.stream is not None, "prepare() first"
+        self.transport = transport
+        await self.rt.store.call_started(self.call_id, self.consent_analysis)
+        self.rt.events.publish(CallStarted(call_id=self.call_id,
+                                           consent_analysis=self.consent_analysis))
+        self._start_speech(self.stream, transport)
+        if self.consent_analysis:
+            self._start_perception(transport)
+        self._start_cues(self.stream, transport)
+        self._tasks.spawn(self._connect_watchdog(self.rt.config.call.connect_timeout_s),
+                          "connect-watchdog")
+
+    def _send(self, event: Event) -> None:
+        if self.transport is not None:
+            self.transport.send_event(event)
+
+    def _start_cues(self, stream: AvatarStream, transport: CallTransport) -> None:
         """Body language for every call; without consent the customer reads as calm."""
         self.cues = CallCues(
             stream,
             project_path(self.rt.config.avatar.behavior),
             lambda: self.affect.last if self.affect is not None else None,
             lambda: self.speech is not None and self.speech.turns.customer_speaking,
-            transport.media_time,
-            transport.send_event,
+            self.media_time,
+            self._send,
+            clock=self.clock,
+            pool=self.rt.render_pool,
         )
         self._tasks.spawn(self.cues.run(), "cues")
 
-    def _start_speech(self, stream: AvatarStream, transport: WebRTCTransport) -> None:
+    def _start_speech(self, stream: AvatarStream, transport: CallTransport) -> None:
         """Speech and turn-taking for every call. Without consent only voice activity
         runs (no prosody, no affect, nothing kept), so barge-in and replies still work."""
         self.speech = CallSpeech(
-            self.call_id, self.rt.config, self.rt, stream.playout, transport.media_time,
+            self.call_id, self.rt.config, self.rt, stream.playout, self.media,
             self._speech_event, self._tasks.spawn, self._level,
             lambda: stream.targets.speech_rate,
         )
         if transport.audio_in is not None:
             b = self.rt.config.barge_in
             self._tasks.spawn(run_voice_activity(
-                transport.audio_in, self.rt.analysis_pool, transport.media_time,
+                transport.audio_in, self.rt.analysis_pool, self.media_time,
                 self._voice_event, min_speech_s=self.rt.config.replies.speech_start_s,
             ), "voice-activity")
             self._tasks.spawn(run_onset(
@@ -140,15 +184,17 @@ class CallSession:
             return None, None
         return self.affect.last.level, self.affect.core.state.levels.since
 
-    def _start_perception(self, transport: WebRTCTransport) -> None:
+    def _start_perception(self, transport: CallTransport) -> None:
         """Analyse the customer's face and voice; only ever called with consent."""
         self.perception = CallPerception(
             self.rt.config.perception,
             self.rt.analysis_pool,
             self.rt.metrics,
-            transport.media_time,
+            self.media_time,
             self.rt.speech_encoder,
             self.rt.face_expression,
+            clock=self.clock,
+            media_behind=self._video_skips,
         )
         if transport.video_in is not None:
             self._tasks.spawn(self.perception.run_face(transport.video_in), "face")
@@ -161,11 +207,12 @@ class CallSession:
                 self.rt.affect,
                 self.perception,
                 self.rt.metrics,
-                transport.media_time,
-                send=transport.send_event,
+                self.media_time,
+                send=self._send,
                 publish=self.rt.events.publish,
                 store=self._store_timeline,
                 script=self.rt.affect_script,
+                clock=self.clock,
             )
             self._tasks.spawn(self.affect.run(), "affect")
 
@@ -189,44 +236,45 @@ class CallSession:
         if self.speech is not None:
             self.speech.say(text)
 
-    def _speech_event(self, ev: SpeechEvent) -> None:
-        msg: dict[str, Any] = {"type": "speech", "event": ev.event, "text": ev.text,
-                               "t": ev.sample / OUTPUT_RATE}
-        if ev.interrupted:
-            msg["interrupted"] = True  # cut short by the customer (barge-in)
-        if self.transport is not None:
-            self.transport.send_event(msg)
-        self.rt.events.publish({**msg, "call_id": self.call_id})
+    def _speech_event(self, ev: PlayoutEvent) -> None:
+        event = SpeechEvent(call_id=self.call_id, event=ev.event, text=ev.text,
+                            t=ev.sample / OUTPUT_RATE, interrupted=ev.interrupted)
+        self._send(event)
+        self.rt.events.publish(event)
         if ev.event == "start":
             # The avatar's captions are the call's transcript; kept so it outlives the call.
             self._tasks.spawn(self.rt.store.add_events(
-                self.call_id, [{"t": msg["t"], "kind": "caption", "text": ev.text}]
+                self.call_id, [{"t": event.t, "kind": "caption", "text": ev.text}]
             ), "store-caption")
 
-    def _customer_message(self, msg: dict[str, Any]) -> None:
+    def customer_message(self, msg: dict[str, Any]) -> None:
         """A message from the customer's page on the `agent` channel (besides pings)."""
         if msg.get("type") == "human":
             self.request_human()
 
     def request_human(self) -> None:
         """The customer asked to talk to a person: the escalation policy decides."""
-        t = self.transport.media_time() if self.transport is not None else 0.0
+        event = HumanRequested(call_id=self.call_id, t=self.media_time())
         log.info("call %s: the customer asked for a person", self.call_id)
-        self.rt.events.publish({"type": "customer", "event": "human_request",
-                                "call_id": self.call_id, "t": t})
+        self.rt.events.publish(event)
         self._tasks.spawn(self.rt.store.add_events(
-            self.call_id, [{"t": t, "kind": "human_request"}]
+            self.call_id, [{"t": event.t, "kind": "human_request"}]
         ), "store-request")
+
+    def _video_skips(self) -> int:
+        """Avatar frames skipped so far because the machine fell behind."""
+        return self._video_out.skipped if self._video_out is not None else 0
 
     # --- lifecycle ----------------------------------------------------------------
 
-    def _connected(self) -> None:
+    def connected(self) -> None:
+        """Media flows: greet the customer (once)."""
         if not self._greeted:
             self._greeted = True
             self.say(self.rt.config.tts.greeting)
 
     async def _connect_watchdog(self, delay: float) -> None:
-        await asyncio.sleep(delay)
+        await self.clock.sleep_until(self.clock.now() + delay)
         if not self._greeted:
             self.request_end("connect_timeout")
 
@@ -248,6 +296,5 @@ class CallSession:
             try:
                 await self.rt.store.call_ended(self.call_id, reason)
             finally:
-                self.rt.events.publish({"type": "call", "event": "ended",
-                                        "call_id": self.call_id, "reason": reason})
+                self.rt.events.publish(CallEnded(call_id=self.call_id, reason=reason))
                 self._on_closed(self)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +8,10 @@ import pytest
 
 from avatar_agent.affect.live import CallAffect
 from avatar_agent.affect.script import load_script, parse_script
+from avatar_agent.core.aio import InlineExecutor
+from avatar_agent.core.clock import VirtualClock
 from avatar_agent.core.config import AffectConfig, LevelConfig, PerceptionConfig
+from avatar_agent.core.events import AffectUpdate, Event, LevelChanged
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.perception.live import CallPerception
 
@@ -65,35 +67,36 @@ def test_missing_file(tmp_path: Path) -> None:
 
 async def test_a_call_driven_by_a_script_reaches_furious() -> None:
     """The scripted outputs go through the same smoothing, levels and outlets as the model's."""
-    clock = [0.0]
-    sent: list[dict[str, Any]] = []
-    published: list[dict[str, Any]] = []
+    clock = VirtualClock()
+    sent: list[Event] = []
+    published: list[Event] = []
     stored: list[dict[str, Any]] = []
 
     async def store(points: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
         stored.extend(points)
 
     cfg = AffectConfig(rate_hz=20, smoothing_s=0.2, level=LevelConfig(min_dwell_s=0.1))
-    perception = CallPerception(PerceptionConfig(), ThreadPoolExecutor(1), Metrics(), lambda: 0.0)
+    perception = CallPerception(PerceptionConfig(), InlineExecutor(), Metrics(), clock.now,
+                                clock=clock)
     affect = CallAffect(
-        "c1", cfg, None, perception, Metrics(), lambda: clock[0],
+        "c1", cfg, None, perception, Metrics(), clock.now,
         send=sent.append, publish=published.append, store=store,
         script=parse_script("- {at: 0, anger_index: 5}\n- {at: 0.5, anger_index: 95}"),
+        clock=clock,
     )
     task = asyncio.create_task(affect.run())
-    for _ in range(60):  # 3 s of media time, advanced in step with the loop's 20 Hz
-        await asyncio.sleep(0.05)
-        clock[0] += 0.05
+    await clock.advance(3.0)  # 3 s of media time, in virtual time
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    levels = [m["level"] for m in sent]
-    assert levels[0] == "calm" and levels[-1] == "furious"
-    assert any(p.get("kind") == "level" and p["level"] == "furious" for p in published)
+    updates = [e for e in sent if isinstance(e, AffectUpdate)]
+    assert len(updates) == 60  # 20 Hz for 3 s, none lost or doubled
+    assert updates[0].level == "calm" and updates[-1].level == "furious"
+    assert any(isinstance(e, LevelChanged) and e.level == "furious" for e in published)
     assert stored and stored[-1]["level"] == "furious"  # the curve is flushed on the way out
 
 
 def test_engine_or_script_not_both() -> None:
-    perception = CallPerception(PerceptionConfig(), ThreadPoolExecutor(1), Metrics(), lambda: 0.0)
+    perception = CallPerception(PerceptionConfig(), InlineExecutor(), Metrics(), lambda: 0.0)
     with pytest.raises(ValueError, match="either the engine or a script"):
         CallAffect("c", AffectConfig(), None, perception, Metrics(), lambda: 0.0,
                    send=print, publish=print, store=print)

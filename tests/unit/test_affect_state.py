@@ -7,6 +7,7 @@ import pytest
 
 from avatar_agent.affect.state import AffectState, LevelTracker, Smoother
 from avatar_agent.core.config import AffectConfig, LevelConfig
+from avatar_agent.core.events import encode
 
 EMOTIONS = ("neutral", "happy", "sad", "angry")
 RATE_HZ = 4.0
@@ -131,7 +132,8 @@ def test_affect_state_snapshot_and_message() -> None:
     assert snap.anger_index == pytest.approx(10.0)
     assert snap.level == "calm" and not snap.level_changed
     assert set(snap.probs) == set(EMOTIONS)
-    msg = st.update(0.25, 0.123456, -0.98765, probs(0.1), EMOTIONS).message()
+    msg = encode(st.update(0.25, 0.123456, -0.98765, probs(0.1), EMOTIONS).update("c1"),
+                 for_customer=True)
     assert list(msg) == ["type", "t", "arousal", "valence", "anger_index", "level", "emotion"]
     assert msg["type"] == "affect" and msg["t"] == 0.25 and msg["level"] == "calm"
     assert msg["arousal"] == round(msg["arousal"], 3) and msg["anger_index"] == 10.0

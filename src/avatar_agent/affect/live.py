@@ -21,7 +21,15 @@ from avatar_agent.affect.labels import EMOTIONS
 from avatar_agent.affect.model import AffectOutput, AffectWindow
 from avatar_agent.affect.script import AffectScript
 from avatar_agent.affect.state import AffectSnapshot
+from avatar_agent.core.clock import Clock, LoopClock, Ticker
 from avatar_agent.core.config import AffectConfig
+from avatar_agent.core.events import (
+    AffectUpdate,
+    Event,
+    LevelChanged,
+    MicroExpressionSeen,
+    timeline_entry,
+)
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.perception.live import CallPerception
 
@@ -39,10 +47,11 @@ class CallAffect:
         perception: CallPerception,
         metrics: Metrics,
         media_time: Callable[[], float],
-        send: Callable[[dict[str, Any]], None],
-        publish: Callable[[dict[str, Any]], None],
+        send: Callable[[Event], None],
+        publish: Callable[[Event], None],
         store: Callable[[list[dict[str, Any]], list[dict[str, Any]]], Any],
         script: AffectScript | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if (engine is None) == (script is None):
             raise ValueError("affect needs either the engine or a script, not both")
@@ -56,23 +65,22 @@ class CallAffect:
         self._publish = publish
         self._store = store
         self._script = script
+        self._clock: Clock = clock or LoopClock()
         self.core = CallAffectCore(cfg)
         self.last: AffectSnapshot | None = None
+        self.last_update: AffectUpdate | None = None
         self.curve: list[dict[str, Any]] = []  # points not yet written
         self.events: list[dict[str, Any]] = []
         self._micro_seen = 0
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        period = 1.0 / self.cfg.rate_hz
         latency = self._metrics.stage_seconds.labels("affect")
-        due = loop.time()
-        next_store = loop.time() + STORE_EVERY_S
+        ticker = Ticker(self._clock, 1.0 / self.cfg.rate_hz)
+        next_store = self._clock.now() + STORE_EVERY_S
         began = self._media_time()
         try:
             while True:
-                due = max(due + period, loop.time())
-                await asyncio.sleep(due - loop.time())
+                tick = await ticker.tick()
                 self._pass_micro()
                 now = self._media_time()
                 if self._script is not None:
@@ -96,24 +104,26 @@ class CallAffect:
                         latency.observe(time.perf_counter() - t0)
                         self._metrics.affect_windows.labels("ok").inc()
                         self._emit(self.core.observe(now, out))
-                if loop.time() >= next_store:
-                    next_store = loop.time() + STORE_EVERY_S
+                if tick >= next_store:
+                    next_store = tick + STORE_EVERY_S
                     await self.flush()
         finally:
             await asyncio.shield(self.flush())
 
     def _emit(self, snap: AffectSnapshot) -> None:
         self.last = snap
-        msg = snap.message()
-        self._send(msg)
-        self._publish({**msg, "call_id": self.call_id})
-        self.curve.append({k: msg[k] for k in
-                           ("t", "arousal", "valence", "anger_index", "level", "emotion")})
+        update = snap.update(self.call_id)
+        self.last_update = update
+        self._send(update)
+        self._publish(update)
+        self.curve.append(update.point())
         if snap.level_changed:
-            ev = {"t": snap.t, "kind": "level", "level": snap.level,
-                  "anger_index": msg["anger_index"]}
-            self.events.append(ev)
-            self._publish({"type": "event", "call_id": self.call_id, **ev})
+            self._timeline(LevelChanged(call_id=self.call_id, t=update.t, level=snap.level,
+                                        anger_index=update.anger_index))
+
+    def _timeline(self, ev: Event) -> None:
+        self.events.append(timeline_entry(ev))
+        self._publish(ev)
 
     def _pass_micro(self) -> None:
         """Micro-expressions found by perception go to operators and the timeline as is."""
@@ -122,10 +132,9 @@ class CallAffect:
         fresh = micro[len(micro) - min(len(micro), total - self._micro_seen):]
         self._micro_seen = total
         for m in fresh:
-            ev = {"t": m.onset, "kind": "micro_expression", "type": m.kind,
-                  "duration": m.duration, "peak": float(np.round(m.peak, 3))}
-            self.events.append(ev)
-            self._publish({"type": "event", "call_id": self.call_id, **ev})
+            self._timeline(MicroExpressionSeen(
+                call_id=self.call_id, t=m.onset, expression=m.kind, duration=m.duration,
+                peak=float(np.round(m.peak, 3))))
 
     async def flush(self) -> None:
         points, events = self.curve, self.events

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from avatar_agent.core.config import AffectConfig, LevelConfig
+from avatar_agent.core.events import AffectUpdate
 
 CALM = "calm"
 DISSATISFIED = "dissatisfied"
@@ -118,17 +119,17 @@ class AffectSnapshot:
     probs: dict[str, float]
     level_changed: bool
 
-    def message(self) -> dict[str, Any]:
-        """The `affect` message of the data channel (see DESIGN.md)."""
-        return {
-            "type": "affect",
-            "t": round(self.t, 3),
-            "arousal": round(self.arousal, 3),
-            "valence": round(self.valence, 3),
-            "anger_index": round(self.anger_index, 1),
-            "level": self.level,
-            "emotion": self.emotion,
-        }
+    def update(self, call_id: str) -> AffectUpdate:
+        """The `affect` event of this snapshot (README: data channel), rounded for the wire."""
+        return AffectUpdate(
+            call_id=call_id,
+            t=round(self.t, 3),
+            arousal=round(self.arousal, 3),
+            valence=round(self.valence, 3),
+            anger_index=round(self.anger_index, 1),
+            level=self.level,
+            emotion=self.emotion,
+        )
 
 
 class AffectState:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from avatar_agent.avatar.behavior import (
     cue_targets,
 )
 from avatar_agent.avatar.stream import AvatarStream
+from avatar_agent.core.clock import Clock, LoopClock, Ticker
+from avatar_agent.core.events import Brow, CueUpdate, Gaze, Head, Mouth
 
 log = logging.getLogger(__name__)
 
@@ -31,23 +34,21 @@ CUES_HZ = 10.0
 POLL_S = 0.5  # how often the persona file's stamp is checked
 
 
-def cues_message(t: float, targets: CueTargets, state: str, affect: AffectInput,
-                 persona: str) -> dict[str, Any]:
-    """The `cues` data-channel message (README: data channel)."""
-    return {
-        "type": "cues",
-        "t": round(t, 3),
-        "lean": round(targets.lean, 3),
-        "gaze": {"hold": round(targets.gaze_hold, 3),
-                 "saccade_rate": round(targets.saccade_rate, 3)},
-        "brow": {"raise": round(targets.brow_raise, 3), "frown": round(targets.brow_frown, 3)},
-        "mouth": {"curve": round(targets.mouth_curve, 3)},
-        "head": {"tilt": round(targets.head_tilt, 2), "nod": round(targets.nod, 3)},
-        "speech_rate": round(targets.speech_rate, 3),
-        "state": state,
-        "level": affect.level,
-        "persona": persona,
-    }
+def cues_event(t: float, targets: CueTargets, state: str, affect: AffectInput,
+               persona: str) -> CueUpdate:
+    """The `cues` data-channel event (README: data channel), rounded for the wire."""
+    return CueUpdate(
+        t=round(t, 3),
+        lean=round(targets.lean, 3),
+        gaze=Gaze(round(targets.gaze_hold, 3), round(targets.saccade_rate, 3)),
+        brow=Brow(round(targets.brow_raise, 3), round(targets.brow_frown, 3)),
+        mouth=Mouth(round(targets.mouth_curve, 3)),
+        head=Head(round(targets.head_tilt, 2), round(targets.nod, 3)),
+        speech_rate=round(targets.speech_rate, 3),
+        state=state,
+        level=affect.level,
+        persona=persona,
+    )
 
 
 class CallCues:
@@ -58,8 +59,10 @@ class CallCues:
         affect: Callable[[], Any | None],
         customer_speaking: Callable[[], bool],
         media_time: Callable[[], float],
-        send: Callable[[dict[str, Any]], None],
+        send: Callable[[CueUpdate], None],
         rate_hz: float = CUES_HZ,
+        clock: Clock | None = None,
+        pool: Executor | None = None,
     ) -> None:
         self.stream = stream
         self.persona_path = persona_path
@@ -68,10 +71,12 @@ class CallCues:
         self._media_time = media_time
         self._send = send
         self._period = 1.0 / rate_hz
+        self._clock: Clock = clock or LoopClock()
+        self._pool = pool  # persona file reads, off the event loop
         self.watcher: PersonaWatcher | None = None
         self._last_customer_speech: float | None = None
 
-    def tick(self, now: float) -> dict[str, Any]:
+    def tick(self, now: float) -> CueUpdate:
         """One update at media time `now`: targets to the stream, the message returned."""
         assert self.watcher is not None
         if self._customer_speaking():
@@ -85,20 +90,21 @@ class CallCues:
         persona = self.watcher.persona
         targets = cue_targets(persona, affect, state)
         self.stream.set_targets(targets)
-        return cues_message(now, targets, state, affect, persona.name)
+        return cues_event(now, targets, state, affect, persona.name)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         # Reading and validating YAML is file I/O: kept off the event loop.
-        self.watcher = await loop.run_in_executor(None, PersonaWatcher, self.persona_path)
-        next_poll = loop.time() + POLL_S
+        self.watcher = await loop.run_in_executor(self._pool, PersonaWatcher, self.persona_path)
+        ticker = Ticker(self._clock, self._period)
+        next_poll = self._clock.now() + POLL_S
         while True:
-            if loop.time() >= next_poll:
-                next_poll = loop.time() + POLL_S
-                await loop.run_in_executor(None, self.watcher.poll)
+            if self._clock.now() >= next_poll:
+                next_poll = self._clock.now() + POLL_S
+                await loop.run_in_executor(self._pool, self.watcher.poll)
             try:
                 self._send(self.tick(self._media_time()))
             except Exception:
                 # Cues are body language: a failure keeps the last pose, never ends the call.
                 log.exception("cue update failed")
-            await asyncio.sleep(self._period)
+            await ticker.tick()

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from avatar_agent.avatar.animator import CueAnimator, IdleAnimator, Pose
 from avatar_agent.avatar.behavior import CueTargets
-from avatar_agent.speech.playout import Playout, SpeechEvent
+from avatar_agent.speech.playout import Playout, PlayoutEvent
 
 
 class AvatarStream:
@@ -60,5 +60,5 @@ class AvatarStream:
         rgb = self.render(pose)
         return np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
 
-    def audio(self, start: int, n: int) -> tuple[npt.NDArray[np.int16], list[SpeechEvent]]:
+    def audio(self, start: int, n: int) -> tuple[npt.NDArray[np.int16], list[PlayoutEvent]]:
         return self.playout.read(start, n)

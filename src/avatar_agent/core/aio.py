@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> None:
@@ -43,3 +46,22 @@ class TaskSet:
 
     async def cancel_all(self) -> None:
         await cancel_and_wait(*self._tasks)
+
+
+class InlineExecutor(concurrent.futures.Executor):
+    """Runs each job at once, in the thread that submits it.
+
+    For a call run in virtual time (core.clock.VirtualClock): work then takes no
+    virtual time and finishes before the clock moves, so the run is deterministic.
+    Never for a server: it would run heavy work on the event loop.
+    """
+
+    def submit(
+        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to the awaiting side, as a pool would
+            future.set_exception(exc)
+        return future

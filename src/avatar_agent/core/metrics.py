@@ -10,9 +10,6 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.25, 0.
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        # Outgoing video frames skipped in this process, readable without the registry:
-        # analysis pauses when it grows (see perception/shedding.py).
-        self.video_send_skips = 0
         r = self.registry
         self.calls_live = Gauge("avatar_agent_calls_live", "Calls in progress", registry=r)
         self.calls_ended = Counter(

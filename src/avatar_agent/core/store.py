@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -291,9 +291,11 @@ class Store:
 class AsyncStore:
     """Runs Store calls on one dedicated thread, in order."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, executor: Executor | None = None) -> None:
         self.store = store
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        # `executor` only for a call run in virtual time (core.aio.InlineExecutor).
+        self._pool: Executor = executor or ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="store")
 
     async def call_started(self, call_id: str, consent_analysis: bool) -> None:
         await self._run(self.store.call_started, call_id, consent_analysis)

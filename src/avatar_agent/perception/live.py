@@ -24,6 +24,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from avatar_agent.core.clock import Clock, LoopClock, Ticker
 from avatar_agent.core.config import PerceptionConfig
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.perception.audio import Downsampler, to_mono
@@ -68,8 +69,14 @@ class CallPerception:
         media_time: Callable[[], float],
         speech_encoder: SpeechEncoder | None = None,
         expression: FaceExpression | None = None,
+        clock: Clock | None = None,
+        media_behind: Callable[[], int] = lambda: 0,
     ) -> None:
         self.cfg = cfg
+        self._clock: Clock = clock or LoopClock()
+        # How many avatar frames the server has had to skip so far: when it grows, the
+        # machine is behind and face analysis gives way (the avatar must not stall).
+        self._media_behind = media_behind
         self._pool = pool
         self._encoder = speech_encoder
         self._expression = expression
@@ -97,16 +104,14 @@ class CallPerception:
         latency = self._metrics.stage_seconds.labels("face")
         shedder = LoadShedder()
         shed = self._metrics.frames_dropped.labels("video", "shed")
-        due = loop.time()
+        ticker = Ticker(self._clock, period)
         try:
             while True:
-                # paced on absolute times, so the analysis itself does not lower the rate
-                due = max(due + period, loop.time())
-                await asyncio.sleep(due - loop.time())
+                now = await ticker.tick()
                 frame = slot.take()
                 if frame is None:
                     continue
-                if not shedder.allow(loop.time(), self._metrics.video_send_skips):
+                if not shedder.allow(now, self._media_behind()):
                     shed.inc()  # the avatar's media is behind: this frame goes unanalysed
                     continue
                 t = self._media_time()
@@ -140,8 +145,9 @@ class CallPerception:
         latency = self._metrics.stage_seconds.labels("voice")
         t_start: float | None = None
         next_embed = 0.0
+        ticker = Ticker(self._clock, VOICE_STEP_S)
         while True:
-            await asyncio.sleep(VOICE_STEP_S)
+            await ticker.tick()
             frames = queue.drain()
             if not frames:
                 continue

@@ -18,10 +18,11 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from avatar_agent.core.clock import MediaClock
 from avatar_agent.core.config import Config
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.perception.vad import VadEvent
-from avatar_agent.speech.playout import Playout, SpeechEvent
+from avatar_agent.speech.playout import Playout, PlayoutEvent
 from avatar_agent.speech.replies import ReplyComposer, layer_of
 from avatar_agent.speech.tts import TTSEngine, stream_sentences
 from avatar_agent.speech.turns import TurnTaker
@@ -51,8 +52,8 @@ class CallSpeech:
         config: Config,
         server: Speech,
         playout: Playout,
-        media_time: Callable[[], float],
-        on_speech: Callable[[SpeechEvent], None],
+        clock: MediaClock,
+        on_speech: Callable[[PlayoutEvent], None],
         spawn: Callable[[Coroutine[Any, Any, Any], str], asyncio.Task[Any]],
         level: Callable[[], tuple[str | None, float | None]],
         speech_rate: Callable[[], float] = lambda: 1.0,
@@ -60,7 +61,8 @@ class CallSpeech:
         self.cfg = config
         self._server = server
         self.playout = playout
-        self._media_time = media_time
+        self._clock = clock
+        self._media_time = clock.peek
         self._on_speech = on_speech
         self._spawn = spawn
         self._level = level
@@ -136,18 +138,17 @@ class CallSpeech:
         b = self.cfg.barge_in
         if not b.hold or not self.turns.onset(self._media_time(), self.busy):
             return
-        at = self.playout.hold(round(self._media_time() * self.playout.rate))
+        held_at = self._media_time()
+        at = self.playout.hold(round(held_at * self.playout.rate))
         self.holds += 1
         log.info("onset: speech held at %.3f s", at / self.playout.rate)
-        self._hold_timer = self._spawn(self._resume_unless_confirmed(b.confirm_s), "hold")
+        self._hold_timer = self._spawn(
+            self._resume_unless_confirmed(held_at + b.confirm_s), "hold")
 
-    async def _resume_unless_confirmed(self, wait: float) -> None:
-        await asyncio.sleep(wait)
-        # a timer may wake a hair early on the media clock: never leave the avatar held
-        while not self.turns.hold_expired(self._media_time()):
-            if not self.turns.holding:
-                return  # confirmed meanwhile: the barge-in has dropped the held speech
-            await asyncio.sleep(0.005)
+    async def _resume_unless_confirmed(self, until: float) -> None:
+        await self._clock.sleep_until(until)  # the same clock the hold was placed on
+        if not self.turns.holding or not self.turns.hold_expired(self._media_time()):
+            return  # confirmed meanwhile: the barge-in has dropped the held speech
         lead = self.cfg.barge_in.resume_lead_s
         at = self.playout.resume(round((self._media_time() + lead) * self.playout.rate))
         self.resumes += 1
@@ -169,7 +170,7 @@ class CallSpeech:
             self._on_speech(ev)
 
     async def _reply_when_due(self, due: float) -> None:
-        await asyncio.sleep(max(0.0, due - self._media_time()))
+        await self._clock.sleep_until(due)
         if not self.turns.take_reply(self._media_time(), self.busy):
             return
         level, since = self._level()

@@ -55,7 +55,7 @@ class Scheduled:
 
 
 @dataclass(frozen=True, slots=True)
-class SpeechEvent:
+class PlayoutEvent:
     event: Literal["start", "end"]
     text: str
     sample: int  # where on the timeline it happens
@@ -94,10 +94,10 @@ class Playout:
         self._queue.append(item)
         return item
 
-    def read(self, start: int, n: int) -> tuple[npt.NDArray[np.int16], list[SpeechEvent]]:
+    def read(self, start: int, n: int) -> tuple[npt.NDArray[np.int16], list[PlayoutEvent]]:
         """Samples [start, start+n) of the timeline, and the speech events inside them."""
         out = np.zeros(n, dtype=np.int16)
-        events: list[SpeechEvent] = []
+        events: list[PlayoutEvent] = []
         stop = start + n
         self._read_to = max(self._read_to, stop)
         keep: list[Scheduled] = []
@@ -108,12 +108,12 @@ class Playout:
                 out[lo - start : hi - start] = item.pcm(lo, hi)
                 if not item.started:
                     item.started = True
-                    events.append(SpeechEvent("start", text, max(item.start, start)))
+                    events.append(PlayoutEvent("start", text, max(item.start, start)))
             if item.end <= stop:
                 if not item.started:  # skipped over entirely, e.g. after a stall
-                    events.append(SpeechEvent("start", text, item.start))
+                    events.append(PlayoutEvent("start", text, item.start))
                 if not item.quiet_end:
-                    events.append(SpeechEvent("end", text, item.end))
+                    events.append(PlayoutEvent("end", text, item.end))
                 continue
             keep.append(item)
         self._queue = keep
@@ -172,7 +172,7 @@ class Playout:
             start = item.end
         return first
 
-    def cut(self, at: int) -> list[SpeechEvent]:
+    def cut(self, at: int) -> list[PlayoutEvent]:
         """Stop speaking at sample `at` (barge-in): from there on the timeline is silent
         and the mouth closed, and parked speech is dropped. Speech that has finished
         before `at` still ends normally.
@@ -180,16 +180,16 @@ class Playout:
         Returns an interrupted `end` event for each utterance already heard; queued
         ones never started, so they end silently.
         """
-        events: list[SpeechEvent] = []
+        events: list[PlayoutEvent] = []
         keep: list[Scheduled] = []
         for item in self._queue:
             if item.end <= at:
                 keep.append(item)
             elif item.started and not item.quiet_end:
-                events.append(SpeechEvent("end", item.utterance.text, max(at, item.start), True))
+                events.append(PlayoutEvent("end", item.utterance.text, max(at, item.start), True))
         for item in self._held or []:
             if item.started:  # it stopped when the hold began
-                events.append(SpeechEvent("end", item.utterance.text, min(at, self._held_at),
+                events.append(PlayoutEvent("end", item.utterance.text, min(at, self._held_at),
                                           True))
         self._queue, self._held = keep, None
         return events

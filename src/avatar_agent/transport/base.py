@@ -1,37 +1,33 @@
-"""What a session needs from a transport, whatever carries the media (WebRTC, LiveKit)."""
+"""What a session needs from a transport, whatever carries the media.
+
+Two carry it today: `webrtc.WebRTCTransport` (a customer's browser) and
+`memory.MemoryTransport` (a whole call in-process, for tests in virtual time).
+"""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-import av
-
+from avatar_agent.core.events import Event
 from avatar_agent.transport.receiver import Receiver
 
 EndCallback = Callable[[str], None]
 
 
-class CallTransport(ABC):
+class CallTransport(Protocol):
     """One customer's connection.
 
-    It plays the avatar stream out on one media clock, hands the customer's media to
-    receivers (latest frame wins), carries JSON events to the customer, and reports
-    when the connection is gone through `on_end(reason)`.
+    It plays the avatar's tracks out, hands the customer's media to receivers
+    (latest frame wins), carries events to the customer, and reports when the
+    connection is gone through `on_end(reason)`.
     """
 
-    video_in: Receiver[av.VideoFrame] | None
-    audio_in: Receiver[av.AudioFrame] | None
+    video_in: Receiver[Any] | None
+    audio_in: Receiver[Any] | None
 
-    @abstractmethod
-    def send_event(self, message: dict[str, Any]) -> None:
-        """Send one JSON event to the customer; never blocks, drops if it cannot send."""
+    def send_event(self, event: Event) -> None:
+        """Send one event to the customer; never blocks, drops if it cannot send."""
 
-    @abstractmethod
-    def media_time(self) -> float:
-        """Seconds on the call's media clock (0 before media starts)."""
-
-    @abstractmethod
     async def close(self) -> None:
         """Stop media and tear the connection down; idempotent."""

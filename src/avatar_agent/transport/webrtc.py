@@ -1,27 +1,18 @@
-"""WebRTC transport: aiortc answers the customer's offer and plays the avatar out.
+"""WebRTC transport: aiortc answers the customer's offer and carries the call's media.
 
-Avatar audio and video are two aiortc tracks paced by ONE `MediaClock`: a video
-frame's pts and an audio frame's pts are both positions on that clock, and the
-mouth drawn on a frame is read from the same timeline the audio comes from. aiortc
-maps pts to RTP timestamps and RTCP sender reports, so the browser can line the two
-streams up exactly as we produced them.
+It takes the avatar's outgoing tracks ready-made (`avatar.tracks`) and hands the
+customer's incoming media to receivers (latest frame wins); it knows nothing of what
+the tracks carry or what analyses the customer's media.
 """
 
 from __future__ import annotations
 
-import asyncio
-import fractions
 import json
 import logging
-import math
-import time
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Executor
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import av
-import numpy as np
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
@@ -31,135 +22,22 @@ from aiortc import (
     RTCSessionDescription,
 )
 
-from avatar_agent.avatar.stream import AvatarStream
 from avatar_agent.core.aio import TaskSet
+from avatar_agent.core.clock import Clock, LoopClock, Ticker
 from avatar_agent.core.config import IceServer
+from avatar_agent.core.events import Event, encode
 from avatar_agent.core.metrics import Metrics
-from avatar_agent.speech.playout import SpeechEvent
-from avatar_agent.transport.base import CallTransport, EndCallback
-from avatar_agent.transport.pacing import pace
+from avatar_agent.transport.base import EndCallback
 from avatar_agent.transport.receiver import Receiver
 
 log = logging.getLogger(__name__)
 
-VIDEO_CLOCK = 90000
-AUDIO_FRAME = 0.020
 # Backlog allowed on the data channel before events are dropped instead of queued.
 MAX_CHANNEL_BUFFER = 256 * 1024
 
 
 class OfferError(ValueError):
     """The customer's offer cannot be answered (bad SDP, nothing to send media on)."""
-
-
-class MediaClock:
-    """Seconds since the first media frame was asked for; shared by audio and video."""
-
-    def __init__(self) -> None:
-        self._t0: float | None = None
-
-    def elapsed(self) -> float:
-        now = time.monotonic()
-        if self._t0 is None:
-            self._t0 = now
-        return now - self._t0
-
-    def peek(self) -> float:
-        return 0.0 if self._t0 is None else time.monotonic() - self._t0
-
-
-class AvatarVideoTrack(MediaStreamTrack):
-    kind = "video"
-
-    def __init__(
-        self, stream: AvatarStream, clock: MediaClock, fps: int, pool: Executor, metrics: Metrics
-    ) -> None:
-        super().__init__()
-        self._stream = stream
-        self._clock = clock
-        self._period = 1.0 / fps
-        self._pool = pool
-        self._metrics = metrics
-        self._next: int | None = None
-        self._last: np.ndarray[Any, Any] | None = None
-
-    async def recv(self) -> av.VideoFrame:
-        elapsed = self._clock.elapsed()
-        if self._next is None:
-            self._next = math.ceil(elapsed / self._period)
-        # Video never catches up by sending stale frames: anything late is skipped.
-        p = pace(elapsed, self._next, self._period, max_late_frames=0)
-        if p.skipped:
-            self._metrics.frames_dropped.labels("video", "send").inc(p.skipped)
-            self._metrics.video_send_skips += p.skipped
-        if p.wait > 0:
-            await asyncio.sleep(p.wait)
-        t = p.index * self._period
-        pose = self._stream.pose_at(t)
-        started = time.perf_counter()
-        try:
-            img = await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._stream.render_i420, pose
-            )
-            self._last = img
-        except Exception:
-            # A broken frame degrades this call only: repeat the last good picture.
-            log.exception("avatar render failed")
-            if self._last is None:
-                raise
-            img = self._last
-        self._metrics.stage_seconds.labels("render").observe(time.perf_counter() - started)
-        frame = av.VideoFrame.from_ndarray(img, format="yuv420p")
-        frame.pts = round(t * VIDEO_CLOCK)
-        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
-        self._next = p.index + 1
-        self._metrics.frames_out.labels("video").inc()
-        return frame
-
-
-class AvatarAudioTrack(MediaStreamTrack):
-    kind = "audio"
-
-    def __init__(
-        self,
-        stream: AvatarStream,
-        clock: MediaClock,
-        metrics: Metrics,
-        on_speech: Callable[[SpeechEvent], None],
-    ) -> None:
-        super().__init__()
-        self._stream = stream
-        self._clock = clock
-        self._metrics = metrics
-        self._on_speech = on_speech
-        self._samples = round(stream.rate * AUDIO_FRAME)
-        self._next: int | None = None
-
-    async def recv(self) -> av.AudioFrame:
-        elapsed = self._clock.elapsed()
-        if self._next is None:
-            self._next = math.ceil(elapsed / AUDIO_FRAME)
-        # A short stall is caught up (gaps click); a long one skips ahead to stay in sync.
-        p = pace(elapsed, self._next, AUDIO_FRAME, max_late_frames=5)
-        if p.skipped:
-            self._metrics.frames_dropped.labels("audio", "send").inc(p.skipped)
-        if p.wait > 0:
-            await asyncio.sleep(p.wait)
-        n = self._samples
-        # Read skipped audio too, so speech that fell into a stall still ends properly.
-        first = self._next * n
-        start = p.index * n
-        pcm, events = self._stream.audio(first, start + n - first)
-        pcm = pcm[-n:]
-        for ev in events:
-            self._on_speech(ev)
-        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = self._stream.rate
-        frame.pts = start
-        frame.time_base = fractions.Fraction(1, self._stream.rate)
-        self._next = p.index + 1
-        self._metrics.frames_out.labels("audio").inc()
-        return frame
 
 
 # The customer's audio is only analysed (voice activity, barge-in), never played, so
@@ -200,27 +78,28 @@ def rtc_configuration(servers: list[IceServer]) -> RTCConfiguration:
     )
 
 
-class WebRTCTransport(CallTransport):
+class WebRTCTransport:
+    """One customer's peer connection (a `transport.base.CallTransport`)."""
+
     def __init__(
         self,
-        stream: AvatarStream,
+        tracks: Sequence[MediaStreamTrack],
         *,
-        fps: int,
         ice_servers: list[IceServer],
-        render_pool: Executor,
         metrics: Metrics,
         on_end: EndCallback,
         on_connected: Callable[[], None],
-        on_speech: Callable[[SpeechEvent], None],
         on_message: Callable[[dict[str, Any]], None] | None = None,
         heartbeat_timeout: float = 10.0,
+        clock: Clock | None = None,
     ) -> None:
-        self.clock = MediaClock()
+        self._clock: Clock = clock or LoopClock()
+        self._out = {t.kind: t for t in tracks}
         self._heartbeat_timeout = heartbeat_timeout
         self._last_heartbeat: float | None = None
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
-        self.video_in = None
-        self.audio_in = None
+        self.video_in: Receiver[Any] | None = None
+        self.audio_in: Receiver[Any] | None = None
         self._metrics = metrics
         self._on_end = on_end
         self._on_connected = on_connected
@@ -229,14 +108,9 @@ class WebRTCTransport(CallTransport):
         self._channel: RTCDataChannel | None = None
         self._pending: deque[str] = deque(maxlen=32)
         self._closed = False
-        self._video = AvatarVideoTrack(stream, self.clock, fps, render_pool, metrics)
-        self._audio = AvatarAudioTrack(stream, self.clock, metrics, on_speech)
         self.pc.on("connectionstatechange", self._state_changed)
         self.pc.on("track", self._track)
         self.pc.on("datachannel", self._datachannel)
-
-    def media_time(self) -> float:
-        return self.clock.peek()
 
     async def answer(self, sdp: str, kind: str) -> RTCSessionDescription:
         try:
@@ -246,10 +120,9 @@ class WebRTCTransport(CallTransport):
         kinds = {t.kind for t in self.pc.getTransceivers()}
         if not kinds & {"audio", "video"}:
             raise OfferError("the offer has no audio or video section to send the avatar on")
-        if "video" in kinds:
-            self.pc.addTrack(self._video)
-        if "audio" in kinds:
-            self.pc.addTrack(self._audio)
+        for kind in ("video", "audio"):
+            if kind in kinds and kind in self._out:
+                self.pc.addTrack(self._out[kind])
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         local: RTCSessionDescription = self.pc.localDescription
@@ -287,7 +160,7 @@ class WebRTCTransport(CallTransport):
         channel.on("message", self._message)
         # The page pings on this channel; watching starts now, not at the first ping, so a
         # page that dies before its first ping reaches us is still noticed.
-        self._last_heartbeat = time.monotonic()
+        self._last_heartbeat = self._clock.now()
         self._tasks.spawn(self._watch_heartbeat(), "heartbeat")
         while self._pending:
             self._send(self._pending.popleft())
@@ -300,7 +173,7 @@ class WebRTCTransport(CallTransport):
         if not isinstance(msg, dict):
             return
         if msg.get("type") == "ping":
-            self._last_heartbeat = time.monotonic()
+            self._last_heartbeat = self._clock.now()
         elif self._on_message is not None:
             self._on_message(msg)
 
@@ -310,15 +183,17 @@ class WebRTCTransport(CallTransport):
         aiortc only notices a dead peer after ICE consent fails (about 30 s); the page's
         heartbeat lets us give up sooner. Peers without the channel are not watched.
         """
+        ticker = Ticker(self._clock, min(1.0, self._heartbeat_timeout / 4))
         while True:
-            await asyncio.sleep(min(1.0, self._heartbeat_timeout / 4))
+            now = await ticker.tick()
             last = self._last_heartbeat
-            if last is not None and time.monotonic() - last > self._heartbeat_timeout:
+            if last is not None and now - last > self._heartbeat_timeout:
                 self._on_end("connection_lost")
                 return
 
-    def send_event(self, message: dict[str, Any]) -> None:
-        text = json.dumps(message, separators=(",", ":"))
+    def send_event(self, event: Event) -> None:
+        """Send one event to the customer's page; never blocks, drops when it cannot."""
+        text = json.dumps(encode(event, for_customer=True), separators=(",", ":"))
         if self._channel is None or self._channel.readyState != "open":
             if len(self._pending) == self._pending.maxlen:
                 self._metrics.events_dropped.inc()
@@ -337,7 +212,7 @@ class WebRTCTransport(CallTransport):
         if self._closed:
             return
         self._closed = True
-        self._video.stop()
-        self._audio.stop()
+        for track in self._out.values():
+            track.stop()
         await self._tasks.cancel_all()
         await self.pc.close()

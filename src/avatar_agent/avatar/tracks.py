@@ -1,0 +1,129 @@
+"""The avatar as two media tracks, paced by ONE media clock.
+
+A video frame's pts and an audio frame's pts are both positions on the call's
+`MediaClock`, and the mouth drawn on a frame is read from the same timeline the audio
+comes from. aiortc maps pts to RTP timestamps and RTCP sender reports, so the browser
+lines the two streams up exactly as they were produced. The session builds these
+tracks and hands them to the transport, which only carries them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import MediaStreamTrack
+
+from avatar_agent.avatar.stream import AvatarStream
+from avatar_agent.core.clock import MediaClock
+from avatar_agent.core.metrics import Metrics
+from avatar_agent.speech.playout import PlayoutEvent
+from avatar_agent.transport.pacing import pace
+
+log = logging.getLogger(__name__)
+
+VIDEO_CLOCK = 90000
+AUDIO_FRAME = 0.020
+
+
+class AvatarVideoTrack(MediaStreamTrack):
+    kind = "video"
+
+    def __init__(
+        self, stream: AvatarStream, clock: MediaClock, fps: int, pool: Executor, metrics: Metrics
+    ) -> None:
+        super().__init__()
+        self._stream = stream
+        self._clock = clock
+        self._period = 1.0 / fps
+        self._pool = pool
+        self._metrics = metrics
+        self._next: int | None = None
+        self._last: np.ndarray[Any, Any] | None = None
+        self.skipped = 0  # frames given up because rendering fell behind the clock
+
+    async def recv(self) -> av.VideoFrame:
+        elapsed = self._clock.elapsed()
+        if self._next is None:
+            self._next = math.ceil(elapsed / self._period)
+        # Video never catches up by sending stale frames: anything late is skipped.
+        p = pace(elapsed, self._next, self._period, max_late_frames=0)
+        if p.skipped:
+            self._metrics.frames_dropped.labels("video", "send").inc(p.skipped)
+            self.skipped += p.skipped
+        t = p.index * self._period
+        if p.wait > 0:
+            await self._clock.sleep_until(t)
+        pose = self._stream.pose_at(t)
+        started = time.perf_counter()
+        try:
+            img = await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._stream.render_i420, pose
+            )
+            self._last = img
+        except Exception:
+            # A broken frame degrades this call only: repeat the last good picture.
+            log.exception("avatar render failed")
+            if self._last is None:
+                raise
+            img = self._last
+        self._metrics.stage_seconds.labels("render").observe(time.perf_counter() - started)
+        frame = av.VideoFrame.from_ndarray(img, format="yuv420p")
+        frame.pts = round(t * VIDEO_CLOCK)
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        self._next = p.index + 1
+        self._metrics.frames_out.labels("video").inc()
+        return frame
+
+
+class AvatarAudioTrack(MediaStreamTrack):
+    kind = "audio"
+
+    def __init__(
+        self,
+        stream: AvatarStream,
+        clock: MediaClock,
+        metrics: Metrics,
+        on_speech: Callable[[PlayoutEvent], None],
+    ) -> None:
+        super().__init__()
+        self._stream = stream
+        self._clock = clock
+        self._metrics = metrics
+        self._on_speech = on_speech
+        self._samples = round(stream.rate * AUDIO_FRAME)
+        self._next: int | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        elapsed = self._clock.elapsed()
+        if self._next is None:
+            self._next = math.ceil(elapsed / AUDIO_FRAME)
+        # A short stall is caught up (gaps click); a long one skips ahead to stay in sync.
+        p = pace(elapsed, self._next, AUDIO_FRAME, max_late_frames=5)
+        if p.skipped:
+            self._metrics.frames_dropped.labels("audio", "send").inc(p.skipped)
+        if p.wait > 0:
+            await self._clock.sleep_until(p.index * AUDIO_FRAME)
+        n = self._samples
+        # Read skipped audio too, so speech that fell into a stall still ends properly.
+        first = self._next * n
+        start = p.index * n
+        pcm, events = self._stream.audio(first, start + n - first)
+        pcm = pcm[-n:]
+        for ev in events:
+            self._on_speech(ev)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self._stream.rate
+        frame.pts = start
+        frame.time_base = fractions.Fraction(1, self._stream.rate)
+        self._next = p.index + 1
+        self._metrics.frames_out.labels("audio").inc()
+        return frame
