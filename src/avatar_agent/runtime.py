@@ -109,14 +109,19 @@ class Runtime:
                 None, load_predictor, config)
         rt = cls(config, AsyncStore(store), tts, avatar_dir, predictor=predictor,
                  affect_script=script, speech_encoder=encoder, face_expression=expression)
-        if rt.affect is not None:
-            await rt.affect.start()  # the shared batcher lives as long as the server
-        # The greeting is the same for every call: synthesize it once so a call
-        # hears it as soon as media flows.
-        greeting = await loop.run_in_executor(rt.tts_pool, tts.synthesize, config.tts.greeting)
-        rt._speech_cache[config.tts.greeting] = greeting
+        await rt.ready()
         log.info("runtime ready in %.1f s", time.perf_counter() - t0)
         return rt
+
+    async def ready(self) -> None:
+        """Start what runs as long as the server, before the first call."""
+        if self.affect is not None:
+            await self.affect.start()  # the shared batcher lives as long as the server
+        # The greeting is the same for every call: synthesize it once so a call
+        # hears it as soon as media flows.
+        greeting = self.config.tts.greeting
+        self._speech_cache[greeting] = await asyncio.get_running_loop().run_in_executor(
+            self.tts_pool, self.tts.synthesize, greeting)
 
     def cached_speech(self, text: str) -> list[Utterance] | None:
         return self._speech_cache.get(text)

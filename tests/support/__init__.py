@@ -1,0 +1,1 @@
+"""Test support: a server spawner and whole calls in virtual time."""
