@@ -121,7 +121,7 @@ class Runtime:
         # hears it as soon as media flows.
         greeting = self.config.tts.greeting
         self._speech_cache[greeting] = await asyncio.get_running_loop().run_in_executor(
-            self.tts_pool, self.tts.synthesize, greeting)
+            self.tts_pool, lambda: list(self.tts.sentences(greeting)))
 
     def cached_speech(self, text: str) -> list[Utterance] | None:
         return self._speech_cache.get(text)
