@@ -13,15 +13,20 @@ import asyncio
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
-from avatar_agent.client import CustomerClient, spawn_server, stop_server
+from avatar_agent.testing.client import CustomerClient
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the server spawner is test support, not the product
+
+from tests.support.server import spawn_server, stop_server  # noqa: E402
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 

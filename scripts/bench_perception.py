@@ -15,13 +15,13 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
-from bench_call import start_server
+from bench_call import start_server, stop_server
 
-from avatar_agent.client import CustomerClient, stop_server
 from avatar_agent.perception.audio import Downsampler, load_audio
 from avatar_agent.perception.offline import analyze_file
 from avatar_agent.perception.prosody import ProsodyTracker, analyze_prosody
 from avatar_agent.perception.vad import VoiceActivity
+from avatar_agent.testing.client import CustomerClient
 
 REPO = Path(__file__).resolve().parents[1]
 

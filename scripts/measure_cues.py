@@ -2,7 +2,7 @@
 
 Starts a server whose affect comes from a script (calm, then furious at a known
 time), joins a call with a real GRID clip, and records the avatar video it receives.
-MediaPipe face mesh on each received frame gives the avatar's face width (grows as
+The face mesh (perception.face) on each received frame gives the avatar's face width (grows as
 it leans in) and the gap between inner brows and eyes (shrinks as it frowns). The
 latency is the time from the first `affect` message with a level above calm to the first
 received frame where that measure has left its calm range, both on the client's clock.
@@ -15,31 +15,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-import mediapipe as mp
 import numpy as np
 
-from avatar_agent.client import CustomerClient, spawn_server, stop_server
+from avatar_agent.perception.face import FaceAnalyzer
+from avatar_agent.testing.client import CustomerClient
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the server spawner is test support, not the product
+
+from tests.support.server import spawn_server, stop_server  # noqa: E402
+
 FURIOUS_AT = 6.0
 
 
-def measures(frame: np.ndarray, mesh: Any) -> tuple[float, float] | None:
+def measures(frame: np.ndarray, faces: FaceAnalyzer) -> tuple[float, float] | None:
     """(face width / frame width, inner-brow-to-eye gap / face height), or None."""
-    res = mesh.process(frame)
-    if not res.multi_face_landmarks:
+    points = faces.detect(frame)
+    if points is None:
         return None
-    lm = res.multi_face_landmarks[0].landmark
     h, w = frame.shape[:2]
 
     def d(a: int, b: int) -> float:
-        return math.hypot((lm[a].x - lm[b].x) * w, (lm[a].y - lm[b].y) * h)
+        return math.hypot((points[a, 0] - points[b, 0]) * w, (points[a, 1] - points[b, 1]) * h)
 
     face_h = d(10, 152)
     brow = (d(55, 133) + d(285, 362)) / 2.0
@@ -80,10 +83,9 @@ async def one_call(url: str, clip: Path) -> tuple[float | None, float | None]:
         print("the level never left calm")
         return None, None
     rows = []
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, refine_landmarks=True,
-                                         max_num_faces=1) as mesh:
+    with FaceAnalyzer(max_faces=1) as faces:
         for t, frame in frames:
-            m = measures(frame, mesh)
+            m = measures(frame, faces)
             if m is not None:
                 rows.append((t, *m))
     arr = np.array(rows)

@@ -6,7 +6,7 @@ Without --url a server is started with a greeting several sentences long. Each r
 joins a call as an aiortc customer and records the avatar's audio and video in
 memory. The received frames' mouth opening (MediaPipe face mesh) is cross-correlated
 with the received audio envelope over +-300 ms; the two tracks are put on one clock
-through their RTCP sender reports, as a browser does (see avatar_agent.measure).
+through their RTCP sender reports, as a browser does (see avatar_agent.testing.measure).
 Positive offset = audio later than the mouth. Then a real speech clip is streamed
 as the customer's microphone while the avatar talks: barge-in latency is from its
 speech onset (sent) to silence of the avatar (received).
@@ -23,14 +23,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO))  # the server spawner is test support, not the product
 
-from avatar_agent.client import spawn_server, stop_server  # noqa: E402
-from avatar_agent.measure import load_clip  # noqa: E402
-from avatar_agent.measure_call import (  # noqa: E402
+from avatar_agent.testing.measure import load_clip  # noqa: E402
+from avatar_agent.testing.measure_call import (  # noqa: E402
     measure_barge_in,
     measure_lipsync,
     reference_offset,
 )
+from tests.support.server import spawn_server, stop_server  # noqa: E402
 
 GREETING = (
     "Hello, I am the virtual support assistant. I can help you with orders, deliveries "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from avatar_agent.client import spawn_server, stop_server
+from tests.support.server import spawn_server, stop_server
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("AVATAR_AGENT_DATA", REPO.parent / "shared" / "data"))

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from avatar_agent.core.config import Config
-from avatar_agent.core.httpjson import error
+from avatar_agent.core.httpjson import WEB_DIR, error, inject_config, json_body, read_page
 from avatar_agent.operators import routes as operator_routes
 from avatar_agent.runtime import Runtime
 from avatar_agent.session import CallSession
@@ -21,7 +18,6 @@ from avatar_agent.transport.webrtc import OfferError
 
 log = logging.getLogger(__name__)
 
-WEB_DIR = Path(str(files("avatar_agent").joinpath("web")))
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)
 CALLS: web.AppKey[dict[str, CallSession]] = web.AppKey("calls", dict)
 CONFIG: web.AppKey[Config] = web.AppKey("config", Config)
@@ -47,24 +43,13 @@ async def index(request: web.Request) -> web.Response:
         "greeting": cfg.tts.greeting,
         "operatorMaySeeCamera": cfg.operators.show_customer_video,
     }
-    # `</` cannot close the script element from inside a JSON string.
-    blob = json.dumps(page_cfg).replace("</", "<\\/")
-    html = request.app[PAGE].replace("{{CONFIG_JSON}}", blob)
-    return web.Response(text=html, content_type="text/html")
+    return web.Response(text=inject_config(request.app[PAGE], page_cfg), content_type="text/html")
 
 
 async def _read_offer(request: web.Request, limit: int) -> dict[str, Any] | web.Response:
-    if request.content_length is not None and request.content_length > limit:
-        return error(413, f"request body over {limit} bytes")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        return error(413, f"request body over {limit} bytes")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return error(400, "body is not valid JSON")
-    if not isinstance(data, dict):
-        return error(400, "body must be a JSON object")
+    data = await json_body(request, limit)
+    if isinstance(data, web.Response):
+        return data
     sdp = data.get("sdp")
     if not isinstance(sdp, str) or not sdp.strip():
         return error(400, "'sdp' is missing or not a string")
@@ -149,8 +134,7 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[json_errors], client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
     app[CALLS] = {}
-    # read once: the page is served on every visit and never changes while running
-    app[PAGE] = (WEB_DIR / "customer.html").read_text(encoding="utf-8")
+    app[PAGE] = read_page("customer.html")
     app.cleanup_ctx.append(_runtime_ctx)
     app.router.add_get("/", index)
     app.router.add_static("/static/", WEB_DIR)

@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from avatar_agent.client import CustomerClient
+from avatar_agent.testing.client import CustomerClient
 
 GOOD_CONSENT = {"analysis": True}
 

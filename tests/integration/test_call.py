@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from avatar_agent.client import CustomerClient
 from avatar_agent.core.config import Config
+from avatar_agent.testing.client import CustomerClient
 
 GREETING = Config().tts.greeting
 # The GRID customer talks from the start and barges in, so only the greeting's first
@@ -47,7 +47,9 @@ async def test_real_call_end_to_end(live_server: Any, grid_clip: Path) -> None:
             assert (await _health(http, live_server.url))["calls"] == baseline["calls"] + 1
             assert await client.wait_for(lambda: client.rx.video_times, 10), "no avatar video"
             first = client.rx.video_times[0]
-            await asyncio.sleep(5.5)
+            assert await client.wait_for(
+                lambda: client.rx.video_times[-1] >= first + 5.5, 15
+            ), "the avatar video stopped"
             fps = client.rx.fps(first + 0.5, first + 5.5)
             if fps < 25:  # say where the frames went: skipped by the server or lost after
                 async with http.get(live_server.url + "/metrics") as r:
@@ -126,7 +128,9 @@ async def test_silent_page_is_given_up_as_lost(live_server: Any, grid_clip: Path
         try:
             call_id = await client.connect(http)
             assert await client.wait_for(lambda: client.rx.video_times, 10)
-            await asyncio.sleep(2.5)  # at least one heartbeat went out
+            # the channel is open both ways (the page pings as soon as it opens)
+            assert await client.wait_for(
+                lambda: client.channel.readyState == "open" and client.rx.events, 10)
             for task in client._tasks:  # the network drops: no more heartbeats arrive
                 task.cancel()
             t0 = time.monotonic()
@@ -137,76 +141,3 @@ async def test_silent_page_is_given_up_as_lost(live_server: Any, grid_clip: Path
             assert time.monotonic() - t0 >= timeout - 2.5
         finally:
             await client.close()
-
-
-async def _analysed(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
-    async with http.get(url + "/metrics") as r:
-        text = await r.text()
-    out = {}
-    for kind in ("face", "voice"):
-        line = next(
-            ln for ln in text.splitlines()
-            if ln.startswith(f'avatar_agent_frames_analysed_total{{kind="{kind}"}}')
-        )
-        out[kind] = float(line.split()[-1])
-    start = 'avatar_agent_customer_speech_events_total{event="speech_start"}'
-    line = next(ln for ln in text.splitlines() if ln.startswith(start))
-    out["speech_start"] = float(line.split()[-1])
-    return out
-
-
-@pytest.mark.parametrize("consent", [True, False], ids=["consent", "no-consent"])
-async def test_customer_is_analysed_only_with_consent(
-    live_server: Any, grid_clip: Path, consent: bool
-) -> None:
-    async with aiohttp.ClientSession() as http:
-        before = await _analysed(http, live_server.url)
-        client = CustomerClient(live_server.url, grid_clip, consent=consent)
-        try:
-            call_id = await client.connect(http)
-            assert await client.wait_for(lambda: client.rx.video_times, 10)
-            await asyncio.sleep(3.0)
-            after = await _analysed(http, live_server.url)
-            if consent:
-                # Affect starts once the customer's baseline is set, which takes longer
-                # on a loaded machine: give it time to send a few, then check the rate.
-                await client.wait_for(
-                    lambda: sum(e.get("type") == "affect" for e in client.rx.events) >= 4, 5
-                )
-            else:
-                await asyncio.sleep(1.0)  # as long as affect would have had to show up
-            assert await client.hangup(http) == 200
-        finally:
-            await client.close()
-        await asyncio.sleep(0.5)  # the call's last curve points are written as it closes
-    affect = [e for e in client.rx.events if e.get("type") == "affect"]
-    with sqlite3.connect(live_server.db) as db:
-        stored = db.execute(
-            "select t, anger_index, level from affect_points where call_id = ?", (call_id,)
-        ).fetchall()
-    if consent:
-        assert len(affect) >= 4, f"only {len(affect)} affect messages"
-        for e in affect:
-            assert set(e) - {"_received"} == {
-                "type", "t", "arousal", "valence", "anger_index", "level", "emotion"
-            }
-            assert 0 <= e["arousal"] <= 1 and -1 <= e["valence"] <= 1
-            assert 0 <= e["anger_index"] <= 100
-            assert e["level"] in ("calm", "dissatisfied", "furious")
-        span = affect[-1]["_received"] - affect[0]["_received"]
-        rate = (len(affect) - 1) / span
-        assert rate >= 2.0, f"affect at {rate:.1f} Hz"
-        assert len(stored) >= len(affect) - 1, "the emotion curve was not stored"
-    else:
-        assert affect == [] and stored == []
-    face = after["face"] - before["face"]
-    voice = after["voice"] - before["voice"]
-    speech = after["speech_start"] - before["speech_start"]
-    if consent:
-        assert face >= 15, f"only {face} face frames analysed in 3 s"
-        assert voice >= 100, f"only {voice} voice hops analysed in 3 s"
-        assert speech >= 1, "the customer's speech in the GRID clip was not detected"
-    else:
-        # only voice activity runs without consent (turn-taking and barge-in)
-        assert face == 0 and voice == 0
-        assert speech >= 1, "turn-taking did not hear the customer"

@@ -25,7 +25,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from test_operators_api import PASSWORD, SCRIPT, serve_with_operator
 
-from avatar_agent.client import CustomerClient
+from avatar_agent.testing.client import CustomerClient
 
 pytestmark = pytest.mark.browser
 

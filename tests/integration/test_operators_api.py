@@ -26,9 +26,10 @@ import cv2
 import numpy as np
 import pytest
 
-from avatar_agent.client import CustomerClient, spawn_server, stop_server
 from avatar_agent.operators.auth import TokenSigner
+from avatar_agent.testing.client import CustomerClient
 from media import make_long_video
+from tests.support.server import spawn_server, stop_server
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "integration-test-secret-0123456789abcdef"
@@ -351,7 +352,10 @@ async def test_call_without_consent_has_no_affect_and_can_ask_for_a_person(
         esc = seen.of("escalation", call_id)[0]
         assert esc["reason"] == "customer_request"
         assert esc["context"]["curve"] == [] and esc["anger_index"] is None
-        await asyncio.sleep(7)  # past the script's angry step, had there been analysis
+        # The call's media clock (every call's cues carry it) 4 s past the script's angry
+        # step at 5 s: its level change and escalation hold, had there been analysis.
+        await wait_until(lambda: any(c["t"] >= 9.0 for c in client.rx.events
+                                     if c.get("type") == "cues"), 20, "the call to pass 9 s")
         async with http.get(f"{ops_server.url}/api/calls/{call_id}/timeline",
                             headers=bearer(token)) as r:
             tl = await r.json()

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from aiortc import MediaStreamTrack, RTCPeerConnection
 
-from avatar_agent.client import CustomerClient, spawn_server, stop_server
-from avatar_agent.core.config import Config
-from avatar_agent.measure import SEND_RATE, ClipAudioTrack, MediaRecorder, load_clip
-from avatar_agent.measure_call import measure_barge_in, measure_lipsync
+from avatar_agent.testing.client import CustomerClient
+from avatar_agent.testing.measure import SEND_RATE, ClipAudioTrack, load_clip
+from avatar_agent.testing.measure_call import measure_barge_in, measure_lipsync
 from avatar_agent.transport.webrtc import ANALYSIS_AUDIO_PREFETCH, analysis_only_audio
+from tests.support.server import spawn_server, stop_server
 
 REPO = Path(__file__).resolve().parents[2]
 GREETING = (
@@ -93,108 +93,6 @@ async def test_barge_in_with_real_speech_stops_the_avatar(speech_server: str, cl
     assert result.latency_ms is not None, "the avatar kept talking over the customer"
     assert result.latency_ms < BARGE_IN_BOUND_MS, f"barge-in took {result.latency_ms:.0f} ms"
     assert result.reply_ms is not None and result.reply_ms < 4000, "no reply after the turn"
-
-
-def noise_burst(seconds: float = 0.1, seed: int = 0) -> Any:
-    """Band-limited (1-4 kHz) noise with 5 ms ramps, loud as a word: a sound, not speech."""
-    n = round(seconds * SEND_RATE)
-    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(n))
-    freqs = np.fft.rfftfreq(n, 1 / SEND_RATE)
-    spectrum[(freqs < 1000) | (freqs > 4000)] = 0
-    x = np.fft.irfft(spectrum, n)
-    ramp = np.minimum(1.0, np.minimum(np.arange(n), np.arange(n)[::-1]) / (0.005 * SEND_RATE))
-    x *= ramp * 0.1 / np.sqrt(np.mean(x**2))  # -20 dBFS RMS
-    lead = np.zeros(round(0.2 * SEND_RATE))  # silence before it, as before a word
-    return (np.concatenate([lead, x]) * 32767).astype(np.int16)
-
-
-async def test_a_noise_burst_holds_the_avatar_and_its_sentence_resumes(
-    speech_server: str,
-) -> None:
-    first = "Hello, I am the virtual support assistant."
-    recorder = MediaRecorder(keep_video=False)
-    mic = ClipAudioTrack(noise_burst())
-    async with aiohttp.ClientSession() as http:
-        client = CustomerClient(speech_server, None, send_video=False, consent=False,
-                                audio_track=mic, recorder=recorder)
-        try:
-            await client.connect(http)
-            assert await client.wait_for(lambda: first in client.rx.speech("start"), 15)
-            await asyncio.sleep(0.9)  # mid-sentence
-            mic.play()
-            assert await client.wait_for(lambda: first in client.rx.speech("end"), 8), [
-                (e["event"], e["text"], e.get("interrupted"))
-                for e in client.rx.events if e.get("type") == "speech"
-            ]
-            await client.hangup(http)
-        finally:
-            await client.close()
-    speech = [e for e in client.rx.events if e.get("type") == "speech"]
-    assert not any(e.get("interrupted") for e in speech), "a noise burst cut the avatar off"
-    assert client.rx.speech("start").count(first) == 1, "the resumed sentence started again"
-    # it was held: the received audio went silent just after the burst, for about
-    # `confirm_s`, then the same sentence went on
-    onset = mic.onset_sent
-    assert onset is not None
-    times = np.asarray(recorder.audio.arrival)
-    loud = np.array([np.sqrt(np.mean(f.astype(np.float64) ** 2)) > 300
-                     for f in recorder.audio.data])
-    after = (times > onset) & (times < onset + 2.0)
-    gaps = _silent_runs(times[after], loud[after])
-    assert any(start < onset + 0.35 and length >= 0.3 and resumed
-               for start, length, resumed in gaps), gaps
-
-
-def _silent_runs(times: Any, loud: Any) -> list[tuple[float, float, bool]]:
-    """(start, seconds, loud audio came after) for each run of silent received frames."""
-    runs, start = [], None
-    for t, is_loud in zip(times, loud, strict=True):
-        if not is_loud and start is None:
-            start = float(t)
-        elif is_loud and start is not None:
-            runs.append((start, float(t) - start, True))
-            start = None
-    if start is not None:
-        runs.append((start, float(times[-1]) - start, False))
-    return runs
-
-
-async def test_furious_customer_reply_starts_with_acknowledgement(
-    speech_server: str, clip: Any
-) -> None:
-    furious = Config().replies.furious
-    mic = ClipAudioTrack(clip)
-    async with aiohttp.ClientSession() as http:
-        client = CustomerClient(speech_server, None, send_video=False, consent=True,
-                                audio_track=mic)
-        try:
-            await client.connect(http)
-            assert await client.wait_for(
-                lambda: "furious" in [e.get("level") for e in client.rx.events
-                                      if e.get("type") == "affect"], 10
-            ), "the scripted customer never became furious"
-            mic.play()
-            assert await client.wait_for(lambda: mic.finished, 10)
-            assert await client.wait_for(lambda: _reply_starts(client), 8), [
-                (e["event"], e["text"], e["t"], e.get("interrupted"))
-                for e in client.rx.events if e.get("type") == "speech"
-            ]
-            await client.hangup(http)
-        finally:
-            await client.close()
-    replies = _reply_starts(client)
-    assert replies[0] in furious.acknowledge
-    assert not any("calm down" in t.lower() for t in client.rx.speech("start"))
-    assert set(replies[1:4]) <= set(furious.confirm + furious.solve + furious.repair)
-
-
-def _reply_starts(client: CustomerClient) -> list[str]:
-    """Speech starts after the greeting was cut short."""
-    speech = [e for e in client.rx.events if e.get("type") == "speech"]
-    cut = next((i for i, e in enumerate(speech) if e.get("interrupted")), None)
-    if cut is None:
-        return []
-    return [e["text"] for e in speech[cut + 1 :] if e["event"] == "start"]
 
 
 async def _burst_delay(lower_prefetch: bool) -> tuple[float, bool]:

@@ -20,6 +20,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import resample_poly
 
+from avatar_agent.affect.script import AffectScript
+from avatar_agent.avatar.render import default_avatar_dir
 from avatar_agent.core.aio import InlineExecutor
 from avatar_agent.core.bus import Subscription
 from avatar_agent.core.clock import VirtualClock
@@ -29,7 +31,6 @@ from avatar_agent.core.store import AsyncStore, Store
 from avatar_agent.operators.watcher import EscalationWatcher
 from avatar_agent.perception.audio import load_audio
 from avatar_agent.runtime import Runtime, load_predictor
-from avatar_agent.avatar.render import default_avatar_dir
 from avatar_agent.session import CallSession
 from avatar_agent.speech.tts import PiperTTS
 from avatar_agent.transport.memory import MemoryTransport
@@ -39,16 +40,24 @@ FRAME = 960  # 20 ms, as WebRTC delivers it
 FRAME_S = FRAME / IN_RATE
 
 
-async def start_runtime(config: Config, db: Path, *, model: bool = True) -> Runtime:
-    """A server's shared parts, with every pool inline (see core.aio.InlineExecutor)."""
+async def start_runtime(
+    config: Config, db: Path, *, model: bool = True, affect_script: AffectScript | None = None
+) -> Runtime:
+    """A server's shared parts, with every pool inline (see core.aio.InlineExecutor).
+
+    With `affect_script` a consenting call's affect comes from the script instead of the
+    model, as with `affect.script` in a server's config (the model is then not loaded).
+    """
     inline = InlineExecutor()
-    predictor, encoder, expression = load_predictor(config) if model else (None, None, None)
+    load = model and affect_script is None
+    predictor, encoder, expression = load_predictor(config) if load else (None, None, None)
     rt = Runtime(
         config,
         AsyncStore(Store(f"sqlite:///{db}"), executor=inline),
         PiperTTS(speed=config.tts.speed),
         default_avatar_dir().parent / config.avatar.name,
         predictor=predictor,
+        affect_script=affect_script,
         speech_encoder=encoder,
         face_expression=expression,
         pool=inline,

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from avatar_agent.avatar.behavior import (
-    LEVELS,
     STATES,
     AffectInput,
     PersonaWatcher,
@@ -20,6 +19,7 @@ from avatar_agent.avatar.behavior import (
     parse_persona,
 )
 from avatar_agent.core.config import ConfigError
+from avatar_agent.core.levels import LEVELS
 
 REPO = Path(__file__).resolve().parents[2]
 SUPPORT = REPO / "configs" / "behaviors" / "support.yaml"

@@ -1,8 +1,28 @@
-"""The escalation policy, frame by frame at 4 Hz."""
+"""The escalation policy, frame by frame at 4 Hz, and the watcher that runs it on the bus."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from avatar_agent.core.aio import InlineExecutor
+from avatar_agent.core.bus import EventBus, Subscription
 from avatar_agent.core.config import EscalationConfig
+from avatar_agent.core.events import (
+    AffectUpdate,
+    CallEnded,
+    CallStarted,
+    EscalationAcknowledged,
+    HumanRequested,
+    MicroExpressionSeen,
+    SpeechEvent,
+    Takeover,
+    encode,
+)
+from avatar_agent.core.store import AsyncStore, Store
 from avatar_agent.operators.escalation import (
     REASON_ANGER,
     REASON_FURIOUS,
@@ -10,6 +30,7 @@ from avatar_agent.operators.escalation import (
     Escalation,
     EscalationPolicy,
 )
+from avatar_agent.operators.watcher import EscalationWatcher
 
 DT = 0.25
 
@@ -80,3 +101,113 @@ def test_customer_request_without_affect_and_when_disabled() -> None:
     assert req is not None and req.anger_index is None and req.level is None
     off = EscalationPolicy(EscalationConfig(on_customer_request=False))
     assert off.customer_request(1.0) is None
+
+
+# --- the watcher -------------------------------------------------------------------------
+
+def affect(t: float, index: float, level: str = "dissatisfied") -> AffectUpdate:
+    return AffectUpdate(call_id="c1", t=t, arousal=0.5, valence=-0.4, anger_index=index,
+                        level=level, emotion="angry")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> AsyncStore:
+    s = AsyncStore(Store(f"sqlite:///{tmp_path / 'calls.db'}"), InlineExecutor())
+    s.store.call_started("c1", consent_analysis=True)
+    return s
+
+
+async def settle() -> None:
+    """Let the watcher's task catch up with what was published."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def next_of(sub: Subscription, *kinds: type[Any]) -> Any:
+    """The next event on the bus of one of `kinds`, skipping others."""
+    async with asyncio.timeout(1):
+        async for ev in sub:
+            if isinstance(ev, kinds):
+                return ev
+    raise AssertionError(f"no {kinds} on the bus")
+
+
+async def test_watcher_publishes_a_typed_escalation_with_the_calls_context(
+    store: AsyncStore,
+) -> None:
+    bus = EventBus()
+    watcher = EscalationWatcher(EscalationConfig(anger_threshold=70, hold_s=1,
+                                                 on_furious=False), bus, store)
+    with bus.subscribe() as sub:
+        task = asyncio.create_task(watcher.run())
+        await settle()
+        bus.publish(CallStarted(call_id="c1", consent_analysis=True))
+        bus.publish(SpeechEvent(call_id="c1", event="start", text="Hello", t=0.5))
+        bus.publish(SpeechEvent(call_id="c1", event="end", text="Hello", t=1.5))
+        bus.publish(MicroExpressionSeen(call_id="c1", t=1.0, expression="contempt",
+                                        duration=0.3, peak=0.8))
+        bus.publish(Takeover(call_id="c1", t=1.2, operator="alice", text="Hi"))
+        for i in range(8):
+            bus.publish(affect(2 + i * DT, 80))
+        esc = await next_of(sub, Escalation)
+        assert esc.call_id == "c1" and esc.reason == REASON_ANGER and esc.t == 3.0
+        assert isinstance(esc.id, int) and isinstance(esc.created_at, str)
+        ctx = esc.context
+        assert len(ctx["curve"]) == 5 and ctx["curve"][0] == affect(2, 80).point()
+        assert ctx["transcript"] == [{"t": 0.5, "text": "Hello"}]
+        assert ctx["events"] == [{"t": 1.0, "kind": "micro_expression",
+                                  "expression": "contempt", "duration": 0.3, "peak": 0.8}]
+        wire = encode(esc)
+        assert wire["type"] == "escalation" and wire["call_id"] == "c1"
+        assert set(wire["context"]) == {"curve", "events", "transcript"}
+
+        # the call list shows it open until someone acknowledges it
+        call = watcher.calls["c1"]
+        assert call.open_escalation is not None and call.open_escalation.id == esc.id
+        assert call.open_escalation.context == {} and call.consent
+        assert call.events[-1] == {"t": 3.0, "kind": "escalation", "reason": REASON_ANGER}
+        bus.publish(EscalationAcknowledged(call_id="c1", id=esc.id + 1, acknowledged_by="bob",
+                                           acknowledged_at=None))
+        bus.publish(EscalationAcknowledged(call_id="c1", id=esc.id, acknowledged_by="alice",
+                                           acknowledged_at=None))
+        await next_of(sub, EscalationAcknowledged)
+        await next_of(sub, EscalationAcknowledged)
+        await settle()
+        assert watcher.calls["c1"].open_escalation is None
+
+        bus.publish(CallEnded(call_id="c1", reason="hangup"))
+        bus.publish(EscalationAcknowledged(call_id="c1", id=esc.id, acknowledged_by="bob",
+                                           acknowledged_at=None))
+        for _ in range(2):
+            await next_of(sub, CallEnded, EscalationAcknowledged)
+        await settle()
+        assert "c1" not in watcher.calls  # a late acknowledgement brings no call back
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    stored = store.store.events("c1")
+    assert [(e["kind"], e["id"]) for e in stored] == [("escalation", esc.id)]
+    assert watcher.raised == 1
+
+
+class BrokenStore(AsyncStore):
+    async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        raise OSError("disk full")
+
+
+async def test_watcher_still_alerts_when_the_store_fails(tmp_path: Path) -> None:
+    bus = EventBus()
+    store = BrokenStore(Store(f"sqlite:///{tmp_path / 'calls.db'}"), InlineExecutor())
+    watcher = EscalationWatcher(EscalationConfig(), bus, store)
+    with bus.subscribe() as sub:
+        task = asyncio.create_task(watcher.run())
+        await settle()
+        bus.publish(CallStarted(call_id="c2", consent_analysis=False))
+        bus.publish(HumanRequested(call_id="c2", t=4.0))
+        esc = await next_of(sub, Escalation)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert esc.call_id == "c2" and esc.id is None and esc.reason == REASON_REQUEST
+    assert esc.context == {"curve": [], "transcript": [],
+                           "events": [{"t": 4.0, "kind": "human_request"}]}
+    assert "created_at" not in encode(esc) and encode(esc)["id"] is None

@@ -8,8 +8,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from avatar_agent.measure import load_clip, speech_onset
 from avatar_agent.perception.onset import SILENCE_DBFS, OnsetDetector, level_dbfs
+from avatar_agent.testing.measure import load_clip, speech_onset
 
 RATE = 48000
 FRAME = 960

@@ -55,7 +55,7 @@ def test_mouth_follows_the_same_timeline_as_the_audio() -> None:
     assert p.mouth_at(RATE // 2) == 0.0
     assert p.mouth_at(RATE + RATE // 2) > 0.5  # the open vowel in the middle
     assert p.mouth_at(RATE + RATE // 8) < p.mouth_at(RATE + RATE // 2)  # bilabial start
-    assert p.speaking_at(RATE + 10) and not p.speaking_at(RATE - 1)
+    assert p.current_at(RATE + 10) is not None and p.current_at(RATE - 1) is None
 
 
 def test_skipped_speech_still_reports_start_and_end() -> None:
@@ -63,15 +63,6 @@ def test_skipped_speech_still_reports_start_and_end() -> None:
     p.enqueue(utt("lost", 0.1), not_before=960)
     _, events = p.read(0, 48000)  # one long read, e.g. after a stall
     assert [(e.event, e.text) for e in events] == [("start", "lost"), ("end", "lost")]
-
-
-def test_clear_drops_everything_queued() -> None:
-    p = Playout(RATE)
-    p.enqueue(utt("a", 1.0), 0)
-    p.enqueue(utt("b", 1.0), 0)
-    assert [s.utterance.text for s in p.clear()] == ["a", "b"]
-    pcm, events = p.read(0, 960)
-    assert not pcm.any() and not events
 
 
 def test_rate_mismatch_rejected() -> None:
@@ -96,7 +87,7 @@ def test_cut_mid_utterance_silences_audio_and_mouth_after_the_cut() -> None:
     assert not pcm.any() and events == []
     for sample in range(cut, 3 * RATE, 480):
         assert p.mouth_at(sample) == 0.0
-        assert not p.speaking_at(sample) and p.current_at(sample) is None
+        assert p.current_at(sample) is None
     assert p.pending == 0
 
 
@@ -150,7 +141,7 @@ def test_hold_silences_audio_and_mouth_from_the_hold_sample() -> None:
     assert p.hold(hold) == hold and p.held
     assert p.pending == 2  # parked, not gone
     for sample in range(hold, 3 * RATE, 97):
-        assert p.mouth_at(sample) == 0.0 and not p.speaking_at(sample)
+        assert p.mouth_at(sample) == 0.0 and p.current_at(sample) is None
     assert p.mouth_at(hold - 1) > 0.0
     pcm, events = read_all(p, hold, 3 * RATE, chunk=480)
     assert not pcm.any() and events == []  # no end: the sentence is only paused

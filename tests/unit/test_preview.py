@@ -9,8 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from avatar_agent.avatar.behavior import LEVELS, STATES
+from avatar_agent.avatar.behavior import STATES
 from avatar_agent.avatar.preview import CELL, MARGIN_LEFT, MARGIN_TOP, sheet_size
+from avatar_agent.core.levels import LEVELS
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,12 +8,13 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import mediapipe as mp
 import numpy as np
 import pytest
 
 from avatar_agent.avatar.animator import IdleAnimator, Pose
 from avatar_agent.avatar.render import AvatarRenderer, default_avatar_dir
+from avatar_agent.perception.face import FaceAnalyzer
+from avatar_agent.testing import measure
 
 FPS = 30.0
 
@@ -23,24 +24,14 @@ def renderer() -> AvatarRenderer:
     return AvatarRenderer()
 
 
-def face_mesh(static: bool) -> mp.solutions.face_mesh.FaceMesh:
-    return mp.solutions.face_mesh.FaceMesh(
-        static_image_mode=static, refine_landmarks=True, max_num_faces=1
-    )
+def face_mesh(static: bool) -> FaceAnalyzer:
+    return FaceAnalyzer(static_image_mode=static, max_faces=1)
 
 
-def lip_gap(mesh: mp.solutions.face_mesh.FaceMesh, frame: np.ndarray) -> float | None:
+def lip_gap(mesh: FaceAnalyzer, frame: np.ndarray) -> float | None:
     """Inner-lip distance (landmarks 13-14) over face height (10-152), or None if no face."""
-    result = mesh.process(frame)
-    if not result.multi_face_landmarks:
-        return None
-    lm = result.multi_face_landmarks[0].landmark
-    h, w = frame.shape[:2]
-
-    def dist(a: int, b: int) -> float:
-        return math.hypot((lm[a].x - lm[b].x) * w, (lm[a].y - lm[b].y) * h)
-
-    return dist(13, 14) / dist(10, 152)
+    points = mesh.detect(frame)
+    return None if points is None else measure.lip_gap(points, frame.shape[1], frame.shape[0])
 
 
 def idle_sequence(seed: int = 0) -> Iterator[Pose]:
@@ -236,9 +227,9 @@ def test_mouth_curve_moves_the_corners(renderer: AvatarRenderer) -> None:
 def test_lean_brings_head_and_shoulders_closer(renderer: AvatarRenderer) -> None:
     def face_width(frame: np.ndarray) -> int:
         with face_mesh(static=True) as mesh:
-            result = mesh.process(frame)
-        lm = result.multi_face_landmarks[0].landmark
-        return round(abs(lm[234].x - lm[454].x) * frame.shape[1] * 10)
+            points = mesh.detect(frame)
+        assert points is not None
+        return round(abs(float(points[234, 0] - points[454, 0])) * frame.shape[1] * 10)
 
     upright, lean = renderer.render(Pose()), renderer.render(Pose(lean=1.0))
     growth = face_width(lean) / face_width(upright) - 1.0

@@ -18,11 +18,7 @@ import numpy.typing as npt
 
 from avatar_agent.core.config import AffectConfig, LevelConfig
 from avatar_agent.core.events import AffectUpdate
-
-CALM = "calm"
-DISSATISFIED = "dissatisfied"
-FURIOUS = "furious"
-LEVELS = (CALM, DISSATISFIED, FURIOUS)
+from avatar_agent.core.levels import CALM, DISSATISFIED, FURIOUS, Level
 
 Vector = npt.NDArray[np.float64]
 
@@ -52,7 +48,7 @@ class LevelTracker:
         """Time the current level was entered (-inf before any change)."""
         return self._since
 
-    def _target(self, x: float) -> str:
+    def _target(self, x: float) -> Level:
         c = self.cfg
         if x >= c.furious_enter:
             return FURIOUS

@@ -62,6 +62,18 @@ def _smoothstep(x: float) -> float:
     return x * x * (3.0 - 2.0 * x)
 
 
+def blink_curve(x: float, length: float) -> float:
+    """Lid closure (0 open .. 1 shut) x seconds into a blink lasting `length` seconds."""
+    if not 0.0 <= x < length:
+        return 0.0
+    close = (length - BLINK_HOLD) * BLINK_CLOSE_SHARE
+    if x < close:
+        return _smoothstep(x / close)
+    if x < close + BLINK_HOLD:
+        return 1.0
+    return 1.0 - _smoothstep((x - close - BLINK_HOLD) / (length - close - BLINK_HOLD))
+
+
 class _EventTrack:
     """Seeded event times (and per-event values) extended lazily as time advances."""
 
@@ -116,13 +128,7 @@ class IdleAnimator:
         if i < 0:
             return 0.0
         length = BLINK_LENGTH[0] + (BLINK_LENGTH[1] - BLINK_LENGTH[0]) * self._blinks.values[i][0]
-        x = t - self._blinks.times[i]
-        close = (length - BLINK_HOLD) * BLINK_CLOSE_SHARE
-        if x < close:
-            return _smoothstep(x / close)
-        if x < close + BLINK_HOLD:
-            return 1.0
-        return 1.0 - _smoothstep((x - close - BLINK_HOLD) / (length - close - BLINK_HOLD))
+        return blink_curve(t - self._blinks.times[i], length)
 
     def _gaze_target(self, i: int) -> tuple[float, float]:
         if i < 0:
@@ -277,16 +283,7 @@ class CueAnimator:
 
     def _blink(self, t: float) -> float:
         start = self._blink_next if self._blink_next <= t else self._blink_at
-        x = t - start
-        length = (BLINK_LENGTH[0] + BLINK_LENGTH[1]) / 2.0
-        close = (length - BLINK_HOLD) * BLINK_CLOSE_SHARE
-        if not 0.0 <= x < length:
-            return 0.0
-        if x < close:
-            return _smoothstep(x / close)
-        if x < close + BLINK_HOLD:
-            return 1.0
-        return 1.0 - _smoothstep((x - close - BLINK_HOLD) / (length - close - BLINK_HOLD))
+        return blink_curve(t - start, (BLINK_LENGTH[0] + BLINK_LENGTH[1]) / 2.0)
 
     def _nod(self, t: float, strength: float) -> float:
         x = t - self._nod_at

@@ -31,10 +31,10 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from avatar_agent.core.config import ConfigError, Section, parse_yaml_model, read_text
+from avatar_agent.core.levels import LEVELS, Level
 
 log = logging.getLogger(__name__)
 
-LEVELS = ("calm", "dissatisfied", "furious")
 STATES = ("idle", "listening", "speaking", "apologising")
 ConversationState = Literal["idle", "listening", "speaking", "apologising"]
 # Reply layers that are spoken in an apologetic register (speech/replies.py tags them).
@@ -144,7 +144,7 @@ def _as_list(value: Any) -> Any:
 class When(Section):
     """A situation; every condition given must hold (a list means any of them)."""
 
-    level: list[Literal["calm", "dissatisfied", "furious"]] | None = None
+    level: list[Level] | None = None
     state: list[Literal["idle", "listening", "speaking", "apologising"]] | None = None
     emotion: list[str] | None = None
     anger_at_least: float | None = Field(None, ge=0, le=100)

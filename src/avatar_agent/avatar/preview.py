@@ -15,8 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from avatar_agent.avatar.animator import CueAnimator
-from avatar_agent.avatar.behavior import LEVELS, STATES, AffectInput, Persona, cue_targets
+from avatar_agent.avatar.behavior import STATES, AffectInput, Persona, cue_targets
 from avatar_agent.avatar.render import AvatarRenderer
+from avatar_agent.core.levels import LEVELS
 
 CELL = (320, 240)  # each frame is shown at half size
 MARGIN_LEFT = 120

@@ -5,9 +5,13 @@ that reads too slowly (a stalled WebSocket) loses its OLDEST events, counted in
 `Subscription.dropped`, rather than slowing the calls that publish or the other
 dashboards. For a live view the newest state matters most.
 
+What travels is a typed `core.events.Event`; readers turn it into JSON with
+`core.events.encode` where it leaves the process.
+
 Everything here runs on the event loop thread; `publish` is a plain function so the
-pure cores' results can be published without awaiting. Events are shared between
-subscribers as they are, so nobody may mutate an event after publishing it.
+pure cores' results can be published without awaiting. Events are frozen and shared
+between subscribers as they are; what one holds (an escalation's `context`) must not be
+changed after publishing either.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import collections
 from types import TracebackType
-from typing import Any
 
-Event = dict[str, Any]
+from avatar_agent.core.events import Event
+
+__all__ = ["Event", "EventBus", "Subscription"]
 
 
 class Subscription:

@@ -151,7 +151,7 @@ class Escalation(Event):
     detail: str
     anger_index: float | None
     level: str | None
-    created_at: float | None = None
+    created_at: str | None = None  # ISO 8601 in UTC, as the store gives it
     context: dict[str, Any] = field(default_factory=dict)
 
 
@@ -160,7 +160,7 @@ class EscalationAcknowledged(Event):
     type: ClassVar[str] = "escalation_ack"
     id: int
     acknowledged_by: str
-    acknowledged_at: float | None
+    acknowledged_at: str | None  # ISO 8601 in UTC, as the store gives it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,22 +1,55 @@
-"""JSON errors and bodies for the HTTP API."""
+"""JSON in and out of the HTTP API, and the web pages that carry their configuration."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+# The customer's and the operator's pages and their scripts, shipped inside the package.
+WEB_DIR = Path(str(files("avatar_agent").joinpath("web")))
 
 
 def error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-async def json_body(request: web.Request) -> dict[str, Any] | web.Response:
-    """The request's JSON object, or the 400 response to send instead."""
+async def json_body(
+    request: web.Request, limit: int | None = None
+) -> dict[str, Any] | web.Response:
+    """The request's JSON object, or the 4xx response to send instead.
+
+    With `limit`, a body over that many bytes is refused (413) before it is read whole,
+    whatever the app's own body limit is.
+    """
+    if limit is None:
+        body = await request.read()
+    else:
+        if request.content_length is not None and request.content_length > limit:
+            return error(413, f"request body over {limit} bytes")
+        body = await request.content.read(limit + 1)
+        if len(body) > limit:
+            return error(413, f"request body over {limit} bytes")
     try:
-        data = await request.json()
+        data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return error(400, "body is not valid JSON")
     if not isinstance(data, dict):
         return error(400, "body must be a JSON object")
     return data
+
+
+def read_page(name: str) -> str:
+    """A page from WEB_DIR; read once at start-up, since it never changes while running."""
+    return (WEB_DIR / name).read_text(encoding="utf-8")
+
+
+def inject_config(page: str, config: Mapping[str, Any]) -> str:
+    """The page with its `{{CONFIG_JSON}}` placeholder replaced by `config` as JSON."""
+    # `</` cannot close the script element from inside a JSON string.
+    blob = json.dumps(config).replace("</", "<\\/")
+    return page.replace("{{CONFIG_JSON}}", blob)

@@ -2,7 +2,12 @@
 
 Pure and per call: fed the call's affect snapshots (media time, anger index, level)
 and the customer's requests, it answers with at most one `Escalation` per cooldown.
-No clock of its own, no I/O; the watcher in `watcher.py` feeds it from the event bus.
+No clock of its own, no I/O; the watcher in `watcher.py` feeds it from the event bus,
+and training replays recorded calls through it. Its inputs stay plain numbers because
+a replayed call has only the anger index and level, not a whole `AffectUpdate`.
+
+What it answers is the bus's own `core.events.Escalation`, without a call, a stored id
+or context yet: the watcher fills those in before publishing it.
 
 Rules (thresholds from `EscalationConfig`):
 - the anger index stays at or above `anger_threshold` for `hold_s` seconds;
@@ -12,22 +17,23 @@ Rules (thresholds from `EscalationConfig`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from avatar_agent.core.config import EscalationConfig
+from avatar_agent.core.events import Escalation
+
+__all__ = ["REASON_ANGER", "REASON_FURIOUS", "REASON_REQUEST", "Escalation",
+           "EscalationPolicy"]
 
 REASON_ANGER = "sustained_anger"
 REASON_FURIOUS = "furious"
 REASON_REQUEST = "customer_request"
 
 
-@dataclass(frozen=True)
-class Escalation:
-    reason: str
-    t: float  # media time of the call when the policy fired
-    anger_index: float | None
-    level: str | None
-    detail: str  # one line for the operator
+def _escalation(reason: str, t: float, anger_index: float | None, level: str | None,
+                detail: str) -> Escalation:
+    """An escalation as the policy decides it: `t` is the call's media time when it fired,
+    `detail` one line for the operator; no call or stored id yet."""
+    return Escalation(id=None, reason=reason, t=t, anger_index=anger_index, level=level,
+                      detail=detail)
 
 
 class EscalationPolicy:
@@ -60,13 +66,13 @@ class EscalationPolicy:
         else:
             self._above_since = None
         if self.cfg.on_furious and level == "furious" and prev_level != "furious":
-            return self._fire(Escalation(
+            return self._fire(_escalation(
                 REASON_FURIOUS, t, anger_index, level,
                 f"level furious (anger index {anger_index:.0f})",
             ))
         if self._above_since is not None and t - self._above_since >= self.cfg.hold_s:
             held = t - self._above_since
-            esc = self._fire(Escalation(
+            esc = self._fire(_escalation(
                 REASON_ANGER, t, anger_index, level,
                 f"anger index {anger_index:.0f} >= {self.cfg.anger_threshold:.0f} "
                 f"for {held:.1f} s",
@@ -88,8 +94,8 @@ class EscalationPolicy:
         if self._last_request is not None and t - self._last_request < self.cfg.cooldown_s:
             return None
         self._last_request = t
-        esc = Escalation(REASON_REQUEST, t, self._last_index, self._last_level,
-                         "the customer asked to talk to a person")
+        esc = _escalation(REASON_REQUEST, t, self._last_index, self._last_level,
+                          "the customer asked to talk to a person")
         self._last_fired = t
         self.fired.append(esc)
         return esc

@@ -10,12 +10,15 @@ import asyncio
 import json
 import logging
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
+from avatar_agent.core.calls import CallServices, LiveCall
 from avatar_agent.core.config import Config
-from avatar_agent.core.httpjson import error, json_body
+from avatar_agent.core.events import EscalationAcknowledged, Takeover, encode, timeline_entry
+from avatar_agent.core.httpjson import error, inject_config, json_body
 from avatar_agent.operators.auth import (
     DUMMY_HASH,
     MAX_PASSWORD,
@@ -28,6 +31,7 @@ from avatar_agent.operators.http import (
     OPS,
     Operators,
     authenticate,
+    calls_of,
     live_call,
     operator_only,
     ops_of,
@@ -37,11 +41,13 @@ from avatar_agent.operators.retention import run_retention
 from avatar_agent.operators.review import timeline_csv, timeline_png
 from avatar_agent.operators.video import customer_video
 from avatar_agent.operators.watcher import EscalationWatcher
-from avatar_agent.runtime import Runtime
-from avatar_agent.session import CallSession
 
 log = logging.getLogger(__name__)
 AFFECT_KINDS = frozenset({"level", "micro_expression"})
+# What the app hands `register`: its runtime and its live calls, of whatever types
+# satisfy the protocols operators use.
+ServicesT = TypeVar("ServicesT", bound=CallServices)
+CallsT = TypeVar("CallsT", bound=Mapping[str, LiveCall])
 
 
 # --- login ----------------------------------------------------------------------------
@@ -85,9 +91,10 @@ async def whoami(request: web.Request) -> web.Response:
 
 # --- live calls -----------------------------------------------------------------------
 
-def _call_summary(ops: Operators, session: CallSession) -> dict[str, Any]:
+def _call_summary(ops: Operators, session: LiveCall) -> dict[str, Any]:
     ctx = ops.watcher.calls.get(session.call_id) if ops.watcher else None
-    last = session.affect.last if session.affect is not None else None
+    last = session.affect.last_update if session.affect is not None else None
+    esc = ctx.open_escalation if ctx is not None else None
     return {
         "call_id": session.call_id,
         "consent_analysis": session.consent_analysis,
@@ -97,14 +104,16 @@ def _call_summary(ops: Operators, session: CallSession) -> dict[str, Any]:
         "level": last.level if last is not None else None,
         "emotion": last.emotion if last is not None else None,
         "spark": ctx.spark() if ctx is not None and session.consent_analysis else [],
-        "open_escalation": ctx.open_escalation if ctx is not None else None,
+        # the alert as the dashboard got it, less its context (the call list stays small)
+        "open_escalation": ({k: v for k, v in encode(esc).items() if k != "context"}
+                            if esc is not None else None),
     }
 
 
 @operator_only
 async def list_calls(request: web.Request) -> web.Response:
     ops = ops_of(request)
-    calls = request.app[ops.calls_key]
+    calls = calls_of(request)
     return web.json_response({"calls": [_call_summary(ops, s) for s in calls.values()],
                               "show_customer_video": ops.config.operators.show_customer_video})
 
@@ -127,7 +136,7 @@ async def _timeline(request: web.Request) -> dict[str, Any] | web.Response:
     record = await rt.store.run(store.get_call, call_id)
     if record is None:
         return error(404, f"no call {call_id!r}")
-    session = request.app[ops_of(request).calls_key].get(call_id)
+    session = calls_of(request).get(call_id)
     events = await rt.store.run(store.events, call_id)
     points: list[dict[str, Any]] = []
     if record.consent_analysis:
@@ -208,14 +217,13 @@ async def say(request: web.Request) -> web.Response:
     if isinstance(session, web.Response):
         return session
     operator = request["operator"]
-    t = session.transport.media_time() if session.transport is not None else 0.0
+    takeover = Takeover(call_id=session.call_id, t=session.media_time(), operator=operator,
+                        text=text)
     session.say(text)
     rt = runtime_of(request)
     # The takeover is recorded with who typed it; nothing is measured about the operator.
-    await rt.store.add_events(session.call_id, [{"t": t, "kind": "takeover",
-                                                 "operator": operator, "text": text}])
-    rt.events.publish({"type": "takeover", "call_id": session.call_id, "operator": operator,
-                       "text": text, "t": t})
+    await rt.store.add_events(session.call_id, [{"kind": "takeover", **timeline_entry(takeover)}])
+    rt.events.publish(takeover)
     return web.json_response({"call_id": session.call_id, "text": text, "queued": True},
                              status=202)
 
@@ -239,9 +247,9 @@ async def acknowledge(request: web.Request) -> web.Response:
     row = await rt.store.run(rt.store.store.acknowledge, esc_id, request["operator"])
     if row is None:
         return error(404, f"no escalation {esc_id}")
-    rt.events.publish({"type": "escalation_ack", "call_id": row["call_id"], "id": row["id"],
-                       "acknowledged_by": row["acknowledged_by"],
-                       "acknowledged_at": row["acknowledged_at"]})
+    rt.events.publish(EscalationAcknowledged(
+        call_id=row["call_id"], id=row["id"], acknowledged_by=row["acknowledged_by"],
+        acknowledged_at=row["acknowledged_at"]))
     return web.json_response(row)
 
 
@@ -270,6 +278,7 @@ async def events_ws(request: web.Request) -> web.StreamResponse:
 
     reader = asyncio.ensure_future(drain_incoming())
     try:
+        # `hello` exists only on this socket, not on the bus: no event type of its own
         await ws.send_json({"type": "hello", "operator": claims.name})
         with rt.events.subscribe(maxsize=1024) as sub:
             while not ws.closed and not reader.done():
@@ -283,7 +292,7 @@ async def events_ws(request: web.Request) -> web.StreamResponse:
                     continue
                 except StopAsyncIteration:
                     break
-                await ws.send_str(json.dumps(ev, separators=(",", ":")))
+                await ws.send_str(json.dumps(encode(ev), separators=(",", ":")))
     except (ConnectionResetError, RuntimeError):
         pass  # the dashboard went away mid-send
     finally:
@@ -296,16 +305,16 @@ async def events_ws(request: web.Request) -> web.StreamResponse:
 
 async def dashboard(request: web.Request) -> web.Response:
     ops = ops_of(request)
-    blob = json.dumps({"maxSayChars": ops.config.operators.max_say_chars,
-                       "showCustomerVideo": ops.config.operators.show_customer_video})
-    html = ops.page.replace("{{CONFIG_JSON}}", blob.replace("</", "<\\/"))
+    html = inject_config(ops.page, {
+        "maxSayChars": ops.config.operators.max_say_chars,
+        "showCustomerVideo": ops.config.operators.show_customer_video})
     return web.Response(text=html, content_type="text/html",
                         headers={"Cache-Control": "no-store"})
 
 
 async def _lifecycle(app: web.Application) -> Any:
     ops = app[OPS]
-    rt = app[ops.runtime_key]
+    rt = ops.services(app)
     ops.watcher = EscalationWatcher(ops.config.escalation, rt.events, rt.store)
     ops.tasks.spawn(ops.watcher.run(), "escalation-watcher")
     ops.tasks.spawn(run_retention(rt.store, ops.config.privacy), "retention")
@@ -313,10 +322,20 @@ async def _lifecycle(app: web.Application) -> Any:
     await ops.tasks.cancel_all()
 
 
-def register(app: web.Application, config: Config, runtime_key: web.AppKey[Runtime],
-             calls_key: web.AppKey[dict[str, CallSession]]) -> None:
-    """Operator routes and background tasks; call after the runtime's cleanup context."""
-    app[OPS] = Operators(config, runtime_key, calls_key)
+def register(app: web.Application, config: Config, runtime_key: web.AppKey[ServicesT],
+             calls_key: web.AppKey[CallsT]) -> None:
+    """Operator routes and background tasks; call after the runtime's cleanup context.
+
+    `runtime_key` and `calls_key` are where the app keeps its runtime and its live
+    calls by id; operators use them only through `core.calls`' protocols.
+    """
+    def services(a: web.Application) -> ServicesT:
+        return a[runtime_key]
+
+    def calls(a: web.Application) -> CallsT:
+        return a[calls_key]
+
+    app[OPS] = Operators(config, services, calls)
     app.cleanup_ctx.append(_lifecycle)
     r = app.router
     r.add_get("/operator", dashboard)

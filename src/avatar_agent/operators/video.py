@@ -19,6 +19,7 @@ import numpy as np
 from aiohttp import web
 from av.video.reformatter import VideoReformatter
 
+from avatar_agent.core.clock import LoopClock, Ticker
 from avatar_agent.core.httpjson import error
 from avatar_agent.operators.http import live_call, operator_only, ops_of, runtime_of
 
@@ -72,6 +73,7 @@ async def customer_video(request: web.Request) -> web.StreamResponse:
     slot = video.subscribe(sampled=True)
     reformatter = VideoReformatter()  # used by one encode at a time: each is awaited
     sent = 0
+    ticker = Ticker(LoopClock(), 1.0 / cfg.customer_video_fps)
     try:
         while session.end_reason is None and not video.ended:
             frame = slot.take()
@@ -82,7 +84,7 @@ async def customer_video(request: web.Request) -> web.StreamResponse:
             jpeg = await loop.run_in_executor(pool, encode_jpeg, frame, reformatter)
             await resp.write(_part(jpeg))
             sent += 1
-            await asyncio.sleep(1.0 / cfg.customer_video_fps)
+            await ticker.tick()
     except ConnectionError:
         pass  # the operator closed the view
     finally:

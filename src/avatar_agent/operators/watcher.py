@@ -5,19 +5,35 @@ It keeps, per live call, what an operator needs to pick the call up without aski
 the customer to repeat themselves: the emotion curve so far (last `CONTEXT_POINTS`),
 the events and the avatar's captions. It works from the bus alone, so the context is
 as fresh as the dashboard's, not as stale as the last batch written to the store.
+The context keeps events in their stored-timeline form (`core.events.timeline_entry`),
+as the dashboard reads a call's timeline.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from avatar_agent.core.bus import Event, EventBus
+from avatar_agent.core.bus import EventBus
 from avatar_agent.core.config import EscalationConfig
+from avatar_agent.core.events import (
+    AffectUpdate,
+    CallEnded,
+    CallStarted,
+    Escalation,
+    EscalationAcknowledged,
+    Event,
+    HumanRequested,
+    LevelChanged,
+    MicroExpressionSeen,
+    SpeechEvent,
+    timeline_entry,
+)
 from avatar_agent.core.store import AsyncStore
-from avatar_agent.operators.escalation import Escalation, EscalationPolicy
+from avatar_agent.operators.escalation import EscalationPolicy
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +53,7 @@ class CallContext:
         default_factory=lambda: collections.deque(maxlen=CONTEXT_EVENTS))
     transcript: collections.deque[dict[str, Any]] = field(
         default_factory=lambda: collections.deque(maxlen=CONTEXT_CAPTIONS))
-    open_escalation: dict[str, Any] | None = None
+    open_escalation: Escalation | None = None  # as published, without its context
 
     def spark(self) -> list[float]:
         return [p["anger_index"] for p in list(self.curve)[-SPARK_POINTS:]]
@@ -62,46 +78,47 @@ class EscalationWatcher:
         return ctx
 
     def handle(self, ev: Event) -> Escalation | None:
-        """Fold one bus event into its call's context; the escalation it causes, if any."""
-        call_id = ev.get("call_id")
-        if not isinstance(call_id, str):
+        """Fold one bus event into its call's context; the escalation it causes, if any,
+        as the policy gave it (no call, id or context yet)."""
+        if not ev.call_id:
             return None
-        kind = ev.get("type")
-        if kind == "call":
-            if ev.get("event") == "started":
-                self.context(call_id).consent = bool(ev.get("consent_analysis"))
-            elif ev.get("event") == "ended":
+        call_id = ev.call_id
+        match ev:
+            case CallStarted():
+                self.context(call_id).consent = ev.consent_analysis
+            case CallEnded():
                 self.calls.pop(call_id, None)
-            return None
-        ctx = self.context(call_id)
-        if kind == "affect":
-            ctx.curve.append({k: ev[k] for k in
-                              ("t", "arousal", "valence", "anger_index", "level", "emotion")})
-            return ctx.policy.update(float(ev["t"]), float(ev["anger_index"]), str(ev["level"]))
-        if kind == "event":
-            ctx.events.append({k: v for k, v in ev.items() if k not in ("type", "call_id")})
-        elif kind == "speech" and ev.get("event") == "start":
-            ctx.transcript.append({"t": ev["t"], "text": ev["text"]})
-        elif kind == "customer" and ev.get("event") == "human_request":
-            ctx.events.append({"t": ev["t"], "kind": "human_request"})
-            return ctx.policy.customer_request(float(ev["t"]))
-        elif (kind == "escalation_ack" and ctx.open_escalation is not None
-              and ctx.open_escalation["id"] == ev.get("id")):
-            ctx.open_escalation = None
+            case AffectUpdate():
+                ctx = self.context(call_id)
+                ctx.curve.append(ev.point())
+                return ctx.policy.update(ev.t, ev.anger_index, ev.level)
+            case LevelChanged() | MicroExpressionSeen():
+                self.context(call_id).events.append(timeline_entry(ev))
+            case SpeechEvent(event="start"):
+                self.context(call_id).transcript.append({"t": ev.t, "text": ev.text})
+            case HumanRequested():
+                ctx = self.context(call_id)
+                ctx.events.append({"t": ev.t, "kind": "human_request"})
+                return ctx.policy.customer_request(ev.t)
+            case EscalationAcknowledged():
+                # .get: an acknowledgement may come after its call ended
+                known = self.calls.get(call_id)
+                if (known is not None and known.open_escalation is not None
+                        and known.open_escalation.id == ev.id):
+                    known.open_escalation = None
         return None
 
-    async def raise_escalation(self, call_id: str, esc: Escalation) -> dict[str, Any]:
+    async def raise_escalation(self, call_id: str, esc: Escalation) -> Escalation:
+        """Store the policy's escalation; the event to publish, with id and context."""
         row = await self.store.run(self.store.store.add_escalation, call_id, esc.t, esc.reason,
                                    esc.detail)
         await self.store.add_events(call_id, [{"t": esc.t, "kind": "escalation", "id": row["id"],
                                                "reason": esc.reason, "detail": esc.detail}])
         ctx = self.context(call_id)
-        msg = {
-            "type": "escalation", "call_id": call_id, "id": row["id"], "t": esc.t,
-            "reason": esc.reason, "detail": esc.detail, "anger_index": esc.anger_index,
-            "level": esc.level, "created_at": row["created_at"], "context": ctx.snapshot(),
-        }
-        ctx.open_escalation = {k: v for k, v in msg.items() if k != "context"}
+        stored = dataclasses.replace(esc, call_id=call_id, id=row["id"],
+                                     created_at=row["created_at"])
+        ctx.open_escalation = stored
+        msg = dataclasses.replace(stored, context=ctx.snapshot())
         ctx.events.append({"t": esc.t, "kind": "escalation", "reason": esc.reason})
         self.raised += 1
         log.warning("call %s escalated: %s", call_id, esc.detail)
@@ -113,13 +130,11 @@ class EscalationWatcher:
                 esc = self.handle(ev)
                 if esc is None:
                     continue
-                call_id = str(ev["call_id"])
+                call_id = ev.call_id
                 try:
                     msg = await self.raise_escalation(call_id, esc)
                 except Exception:  # the alert matters more than its row: raise it anyway
                     log.exception("could not store the escalation of call %s", call_id)
-                    msg = {"type": "escalation", "call_id": call_id, "id": None, "t": esc.t,
-                           "reason": esc.reason, "detail": esc.detail,
-                           "anger_index": esc.anger_index, "level": esc.level,
-                           "context": self.context(call_id).snapshot()}
+                    msg = dataclasses.replace(esc, call_id=call_id,
+                                              context=self.context(call_id).snapshot())
                 self.bus.publish(msg)

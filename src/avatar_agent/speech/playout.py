@@ -132,9 +132,6 @@ class Playout:
                 return item
         return None
 
-    def speaking_at(self, sample: int) -> bool:
-        return self.current_at(sample) is not None
-
     def hold(self, at: int) -> int:
         """Go silent at sample `at` (or where the audio has been read to, if later:
         what went out cannot be taken back) without losing anything: the rest of the
@@ -193,9 +190,3 @@ class Playout:
                                           True))
         self._queue, self._held = keep, None
         return events
-
-    def clear(self) -> list[Scheduled]:
-        """Drop all queued and parked speech; returns what was dropped."""
-        dropped = self._queue + (self._held or [])
-        self._queue, self._held = [], None
-        return dropped

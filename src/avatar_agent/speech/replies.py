@@ -18,8 +18,8 @@ import zlib
 from dataclasses import dataclass
 
 from avatar_agent.core.config import LevelReplies, RepliesConfig
+from avatar_agent.core.levels import LEVELS
 
-LEVELS = ("calm", "dissatisfied", "furious")
 APOLOGY = "apology"
 
 # Sentences that apologise; the avatar's cues for them differ (mouth corners down).

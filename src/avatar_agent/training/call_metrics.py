@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from avatar_agent.affect.state import LEVELS
+from avatar_agent.core.levels import LEVELS
 from avatar_agent.training.calls import (
     ALL,
     ANGRY_FIRST,

@@ -36,8 +36,8 @@ from avatar_agent.affect.call_core import CallAffectCore
 from avatar_agent.affect.labels import EMOTIONS
 from avatar_agent.affect.model import AffectOutput, AffectWindow
 from avatar_agent.affect.reference import NO_REFERENCE, Reference
-from avatar_agent.affect.state import LEVELS
 from avatar_agent.core.config import Config
+from avatar_agent.core.levels import LEVELS
 from avatar_agent.operators.escalation import REASON_REQUEST, EscalationPolicy
 from avatar_agent.perception.features import (
     FACE_DIM,

@@ -311,7 +311,8 @@
 
   function describe(ev) {
     if (ev.kind === "level") return `level → ${ev.level} (anger ${Math.round(ev.anger_index)})`;
-    if (ev.kind === "micro_expression") return `micro-expression: ${ev.type}`;
+    // live events and newer timelines name it `expression`; older stored ones `type`
+    if (ev.kind === "micro_expression") return `micro-expression: ${ev.expression ?? ev.type}`;
     if (ev.kind === "escalation") return `escalation: ${ev.detail || ev.reason}`;
     if (ev.kind === "takeover") return `takeover by ${ev.operator}`;
     if (ev.kind === "human_request") return "customer asked for a person";

@@ -12,8 +12,9 @@ report, and reads the RTP origin aiortc subtracted from the receiver's private
 `ClipAudioTrack` sends a real speech clip as the customer's microphone, starting
 when asked, and notes the wall-clock time its speech onset went out.
 
-The analysis functions are pure: mouth opening per frame (MediaPipe face mesh:
-inner-lip gap over face height), audio envelope, and their cross-correlation.
+The analysis functions are pure: mouth opening per frame (the face mesh of
+`perception.face`: inner-lip gap over face height), audio envelope, and their
+cross-correlation.
 Nothing here is written to disk.
 """
 
@@ -31,6 +32,8 @@ import numpy as np
 import numpy.typing as npt
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.rtp import RtcpSrPacket
+
+from avatar_agent.perception.face import FaceAnalyzer
 
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
 SEND_RATE = 48000
@@ -243,32 +246,36 @@ def lipsync_offset(
     return best, best_r
 
 
+def lip_gap(points: npt.NDArray[np.float32], width: int, height: int) -> float:
+    """Inner-lip gap over face height from a face's normalised mesh landmarks (NaN for
+    a degenerate face)."""
+    p = points[:, :2].astype(np.float64) * np.array([width, height], np.float64)
+    # 13/14: inner upper/lower lip; 10/152: forehead top and chin.
+    face = float(np.linalg.norm(p[10] - p[152]))
+    return float(np.linalg.norm(p[13] - p[14])) / face if face > 0 else float("nan")
+
+
 class MouthMeter:
-    """Inner-lip gap over face height, from MediaPipe face mesh (NaN without a face)."""
+    """Inner-lip gap over face height of the largest face in each frame, in time order
+    (the mesh tracks between frames); NaN without a face."""
 
-    def __init__(self) -> None:
-        import mediapipe as mp  # heavy; only measurement code needs it here
-
-        self._mesh: Any = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=False, max_num_faces=1, refine_landmarks=False
-        )
+    def __init__(self, static_image_mode: bool = False) -> None:
+        self._faces = FaceAnalyzer(static_image_mode=static_image_mode, max_faces=1)
 
     def opening(self, rgb: npt.NDArray[np.uint8]) -> float:
-        result = self._mesh.process(rgb)
-        if not result.multi_face_landmarks:
+        points = self._faces.detect(rgb)
+        if points is None:
             return float("nan")
-        lm = result.multi_face_landmarks[0].landmark
-        h, w = rgb.shape[:2]
-
-        def pt(i: int) -> FloatArray:
-            return np.array([lm[i].x * w, lm[i].y * h])
-
-        # 13/14: inner upper/lower lip; 10/152: forehead top and chin.
-        face = float(np.linalg.norm(pt(10) - pt(152)))
-        return float(np.linalg.norm(pt(13) - pt(14))) / face if face > 0 else float("nan")
+        return lip_gap(points, int(rgb.shape[1]), int(rgb.shape[0]))
 
     def close(self) -> None:
-        self._mesh.close()
+        self._faces.close()
+
+    def __enter__(self) -> MouthMeter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def silent_from(

@@ -14,8 +14,8 @@ import aiohttp
 import numpy as np
 import numpy.typing as npt
 
-from avatar_agent.client import CustomerClient
-from avatar_agent.measure import (
+from avatar_agent.testing.client import CustomerClient
+from avatar_agent.testing.measure import (
     SEND_RATE,
     ClipAudioTrack,
     MediaRecorder,

@@ -1,7 +1,7 @@
 """A headless customer: an aiortc peer that joins a call like the web page does.
 
-Used by the integration tests and the benchmarks to exercise the server from the
-outside, over real WebRTC, with real media files.
+`CustomerClient` exercises a running server from the outside, over real WebRTC,
+with a real media file as camera and microphone (see `avatar_agent.testing`).
 """
 
 from __future__ import annotations
@@ -9,11 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,62 +23,17 @@ from aiortc.mediastreams import MediaStreamError
 
 
 class FrameRecorder(Protocol):
-    """Keeps the avatar's received media in memory (see avatar_agent.measure)."""
+    """Keeps the avatar's received media in memory (see avatar_agent.testing.measure)."""
 
     def attach(self, pc: RTCPeerConnection) -> None: ...
 
     def add(self, frame: av.AudioFrame | av.VideoFrame) -> None: ...
 
 
-def spawn_server(
-    workdir: Path, cwd: Path, timeout: float = 90.0, config_yaml: str = ""
-) -> tuple[subprocess.Popen[bytes], str]:
-    """`avatar-agent serve` in a subprocess on a free port, with its own SQLite file.
-
-    Writes `config.yaml`, `calls.db` and `server.log` into workdir; returns the
-    process and its base URL once `/healthz` answers. Raises RuntimeError with the
-    end of the server's log if it does not come up. `config_yaml` holds further
-    top-level sections of the config (not `storage`), e.g. "affect:\n  script: x.yaml\n".
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    cfg = workdir / "config.yaml"
-    cfg.write_text(f"storage:\n  url: sqlite:///{workdir / 'calls.db'}\n" + config_yaml)
-    log = workdir / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "avatar_agent.cli", "serve", "--config", str(cfg),
-             "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
-                if r.status == 200:
-                    return proc, url
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("server did not start:\n" + log.read_text()[-4000:])
-        time.sleep(0.3)
-
-
-def stop_server(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
-    """Stop a server from `spawn_server` as a supervisor would: SIGTERM, then SIGKILL."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @dataclass
 class Received:
+    """What the customer got back: frame arrival times, audio level, data-channel events."""
+
     video_times: list[float] = field(default_factory=list)
     video_size: tuple[int, int] | None = None
     audio_frames: int = 0
@@ -103,6 +54,12 @@ class Received:
 
 
 class CustomerClient:
+    """One customer's call: `connect` offers, `wait_for` polls `rx`, `hangup` and `close`.
+
+    `media` (any file ffmpeg reads) is sent as camera and microphone; without it the
+    customer only receives. `consent` is the page's analysis checkbox.
+    """
+
     def __init__(
         self,
         base_url: str,
@@ -122,7 +79,7 @@ class CustomerClient:
         self.consent = consent
         self.heartbeat = heartbeat
         # a microphone of the caller's own (e.g. a clip that starts on cue), and an
-        # in-memory recorder of the avatar's media (see avatar_agent.measure)
+        # in-memory recorder of the avatar's media (see avatar_agent.testing.measure)
         self.audio_track = audio_track
         self.recorder = recorder
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))

@@ -1,0 +1,58 @@
+"""A real `avatar-agent serve` in a subprocess, for tests and benchmarks that call it
+over the network (HTTP, WebRTC) the way a deployment is called."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def spawn_server(
+    workdir: Path, cwd: Path, timeout: float = 90.0, config_yaml: str = ""
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`avatar-agent serve` in a subprocess on a free port, with its own SQLite file.
+
+    Writes `config.yaml`, `calls.db` and `server.log` into workdir; returns the
+    process and its base URL once `/healthz` answers. Raises RuntimeError with the
+    end of the server's log if it does not come up. `config_yaml` holds further
+    top-level sections of the config (not `storage`), e.g. "affect:\n  script: x.yaml\n".
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    cfg = workdir / "config.yaml"
+    cfg.write_text(f"storage:\n  url: sqlite:///{workdir / 'calls.db'}\n" + config_yaml)
+    log = workdir / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "avatar_agent.cli", "serve", "--config", str(cfg),
+             "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return proc, url
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("server did not start:\n" + log.read_text()[-4000:])
+        time.sleep(0.3)
+
+
+def stop_server(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """Stop a server from `spawn_server` as a supervisor would: SIGTERM, then SIGKILL."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
