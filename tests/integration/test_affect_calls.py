@@ -66,7 +66,9 @@ async def test_a_caller_angry_from_the_first_word_escalates_and_calm_speech_does
     anger = [m["anger_index"] for m in steady.transport.events("affect")]
     levels = {m["level"] for m in steady.transport.events("affect")}
     print(f"actor {actor} calm: max anger {max(anger):.0f}, levels {sorted(levels)}")
-    assert len(anger) >= 4 * 50  # read all along
+    # read whenever the window holds enough speech (4 Hz then; the pauses between
+    # sentences give none): 140 updates in this minute and a half when measured
+    assert len(anger) >= 100
     assert not _escalations(steady)
     assert "furious" not in levels
     # a calm caller taught the reference, so later windows are read against them
