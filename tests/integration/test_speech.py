@@ -103,11 +103,13 @@ async def _burst_delay(lower_prefetch: bool) -> tuple[float, bool]:
     sender, receiver = RTCPeerConnection(), RTCPeerConnection()
     changed: list[bool] = []
     heard: list[float] = []
+    received = [0]  # frames out of the receiving track so far
     tasks: list[asyncio.Task[None]] = []
 
     async def consume(track: MediaStreamTrack) -> None:
         while not heard:
             frame = await track.recv()
+            received[0] += 1
             pcm = frame.to_ndarray().astype(np.float64)
             if mic.onset_sent is not None and np.sqrt(np.mean(pcm**2)) > 1000:
                 heard.append(time.time())
@@ -124,7 +126,12 @@ async def _burst_delay(lower_prefetch: bool) -> tuple[float, bool]:
         await receiver.setRemoteDescription(sender.localDescription)
         await receiver.setLocalDescription(await receiver.createAnswer())
         await sender.setRemoteDescription(receiver.localDescription)
-        await asyncio.sleep(1.0)  # connected, a steady stream of silent frames
+        # connected, with a steady stream of silent frames (half a second of them)
+        for _ in range(250):
+            if received[0] >= 25:
+                break
+            await asyncio.sleep(0.02)
+        assert received[0] >= 25, "the peers never connected"
         mic.play()
         for _ in range(100):
             if heard:
