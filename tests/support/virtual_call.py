@@ -49,6 +49,10 @@ async def start_runtime(
     model, as with `affect.script` in a server's config (the model is then not loaded).
     """
     inline = InlineExecutor()
+    # The shared batcher waits max_wait_ms of real time for other calls' windows; with
+    # one call in virtual time that wait would only land a result frames late.
+    config = config.model_copy(
+        update={"affect": config.affect.model_copy(update={"max_wait_ms": 0.0})})
     load = model and affect_script is None
     predictor, encoder, expression = load_predictor(config) if load else (None, None, None)
     rt = Runtime(
@@ -62,11 +66,6 @@ async def start_runtime(
         face_expression=expression,
         pool=inline,
     )
-    if rt.affect is not None:
-        # The shared batcher waits max_wait_ms of real time for more calls' windows;
-        # with one call in virtual time that wait would only make a window's result
-        # land a few frames late, by however fast this machine is.
-        rt.affect.max_wait_s = 0.0
     await rt.ready()
     return rt
 
@@ -89,6 +88,7 @@ class VirtualCall:
     consent: bool
     clock: VirtualClock = field(default_factory=VirtualClock)
     call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    seen: list[Event] = field(default_factory=list)  # bus events read so far
 
     async def start(self, *, escalations: bool = False) -> None:
         self.bus: Subscription = self.rt.events.subscribe(maxsize=100_000)
@@ -100,8 +100,7 @@ class VirtualCall:
                                    on_closed=lambda _s: None, clock=self.clock)
         tracks = await self.session.prepare()
         self.transport = MemoryTransport(
-            tracks, on_end=self.session.request_end, on_connected=self.session.connected,
-            on_message=self.session.customer_message)
+            tracks, on_connected=self.session.connected)
         await self.session.attach(self.transport)
         self.transport.connect()
         self._t = 0  # audio frames pushed
@@ -140,11 +139,9 @@ class VirtualCall:
 
     def published(self) -> list[Event]:
         """Everything the bus has carried since the call started."""
-        out = []
         while (ev := self.bus.get_nowait()) is not None:
-            out.append(ev)
-        self._seen = getattr(self, "_seen", []) + out
-        return list(self._seen)
+            self.seen.append(ev)
+        return list(self.seen)
 
     async def hang_up(self) -> None:
         await self.session.close("customer_left")

@@ -1,8 +1,8 @@
 """A call carried in memory: the program that holds it is the customer.
 
 `MemoryTransport` is a `CallTransport` without a network. The customer's frames are
-pushed in (`push_audio`, `push_video`), the avatar's tracks are read out as a peer
-would read them, paced by the call's own media clock, and every event the call sends
+pushed in (`push_audio`, `push_video`), the avatar's audio track is read out as a
+peer would read it, paced by the call's own media clock, and every event the call sends
 the customer is kept in `sent`, as the JSON the page would get. With a virtual clock
 a whole call runs frame by frame, in-process and deterministically.
 """
@@ -20,11 +20,11 @@ from aiortc.mediastreams import MediaStreamError
 
 from avatar_agent.core.aio import TaskSet
 from avatar_agent.core.events import Event, encode
-from avatar_agent.transport.base import EndCallback
 from avatar_agent.transport.receiver import Receiver
 
 # Frames the customer may push ahead of the call reading them; more is a test bug.
 MAX_PUSHED = 256
+KEEP_HEARD = 3000  # the avatar's last minute of audio frames, for a test to inspect
 
 
 class MemoryTransport:
@@ -32,40 +32,29 @@ class MemoryTransport:
         self,
         tracks: Sequence[MediaStreamTrack],
         *,
-        on_end: EndCallback,
         on_connected: Callable[[], None],
-        on_message: Callable[[dict[str, Any]], None] | None = None,
-        camera: bool = True,
-        microphone: bool = True,
-        keep_audio_frames: int = 3000,
     ) -> None:
         self._out = {t.kind: t for t in tracks}
-        self._on_end = on_end
         self._on_connected = on_connected
-        self._on_message = on_message
         self._tasks = TaskSet("memory")
         self._video: asyncio.Queue[av.VideoFrame | None] = asyncio.Queue(MAX_PUSHED)
         self._audio: asyncio.Queue[av.AudioFrame | None] = asyncio.Queue(MAX_PUSHED)
-        self.video_in: Receiver[Any] | None = (
-            Receiver("video", lambda: _next(self._video)) if camera else None)
-        self.audio_in: Receiver[Any] | None = (
-            Receiver("audio", lambda: _next(self._audio)) if microphone else None)
+        self.video_in: Receiver[Any] | None = Receiver("video", lambda: _next(self._video))
+        self.audio_in: Receiver[Any] | None = Receiver("audio", lambda: _next(self._audio))
         self.sent: list[dict[str, Any]] = []  # what the customer's page got, in order
         # The avatar's audio frames as the customer heard them, the latest only.
-        self.heard: collections.deque[av.AudioFrame] = collections.deque(maxlen=keep_audio_frames)
-        self.video_frames = 0
+        self.heard: collections.deque[av.AudioFrame] = collections.deque(maxlen=KEEP_HEARD)
         self._closed = False
 
-    def connect(self, *, read_video: bool = False) -> None:
-        """Start media both ways, as a peer connecting would; `read_video` also renders
-        and reads the avatar's video (costly: off unless a test looks at frames)."""
+    def connect(self) -> None:
+        """Start media both ways, as a peer connecting would. The avatar's audio is read
+        (speech events come from reading it); its video is not rendered, which only
+        costs time: the WebRTC tests look at the frames."""
         for receiver in (self.video_in, self.audio_in):
             if receiver is not None:
                 self._tasks.spawn(receiver.run(), f"receive-{receiver.kind}")
         if "audio" in self._out:
             self._tasks.spawn(self._read_audio(self._out["audio"]), "read-audio")
-        if read_video and "video" in self._out:
-            self._tasks.spawn(self._read_video(self._out["video"]), "read-video")
         self._on_connected()
 
     async def _read_audio(self, track: MediaStreamTrack) -> None:
@@ -74,25 +63,11 @@ class MemoryTransport:
             assert isinstance(frame, av.AudioFrame)
             self.heard.append(frame)
 
-    async def _read_video(self, track: MediaStreamTrack) -> None:
-        while True:
-            await track.recv()
-            self.video_frames += 1
-
     def push_audio(self, frame: av.AudioFrame) -> None:
         self._audio.put_nowait(frame)
 
     def push_video(self, frame: av.VideoFrame) -> None:
         self._video.put_nowait(frame)
-
-    def message(self, msg: dict[str, Any]) -> None:
-        """A message from the customer's page on the `agent` channel."""
-        if self._on_message is not None:
-            self._on_message(msg)
-
-    def hang_up(self) -> None:
-        """The customer leaves, as a closed page would."""
-        self._on_end("customer_left")
 
     def events(self, type_: str) -> list[dict[str, Any]]:
         return [m for m in self.sent if m["type"] == type_]
