@@ -68,7 +68,6 @@ class CallAffect:
         self._clock: Clock = clock or LoopClock()
         self.core = CallAffectCore(cfg)
         self.last: AffectSnapshot | None = None
-        self.last_update: AffectUpdate | None = None
         self.curve: list[dict[str, Any]] = []  # points not yet written
         self.events: list[dict[str, Any]] = []
         self._micro_seen = 0
@@ -113,13 +112,17 @@ class CallAffect:
     def _emit(self, snap: AffectSnapshot) -> None:
         self.last = snap
         update = snap.update(self.call_id)
-        self.last_update = update
         self._send(update)
         self._publish(update)
         self.curve.append(update.point())
         if snap.level_changed:
             self._timeline(LevelChanged(call_id=self.call_id, t=update.t, level=snap.level,
                                         anger_index=update.anger_index))
+
+    @property
+    def last_update(self) -> AffectUpdate | None:
+        """The latest reading as the operators get it."""
+        return None if self.last is None else self.last.update(self.call_id)
 
     def _timeline(self, ev: Event) -> None:
         self.events.append(timeline_entry(ev))
