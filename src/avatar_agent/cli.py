@@ -140,13 +140,17 @@ def train(
         Path | None, typer.Option(help="Feature cache folder (default ~/.cache/avatar-agent)")
     ] = None,
     workers: Annotated[int, typer.Option(help="Feature extraction processes")] = 2,
+    save_calls: Annotated[Path | None, typer.Option(
+        help="Also pickle every fold's call traces here (for escalation-policy studies)")
+    ] = None,
 ) -> None:
     """Train the affect model speaker-independently; writes affect.pt and MODEL_CARD.md."""
     from avatar_agent.training.training_run import TrainRunError, run_training
 
     logging.basicConfig(level=logging.WARNING)
     try:
-        run_training(data, out, seed=seed, max_epochs=max_epochs, cache=cache, workers=workers)
+        run_training(data, out, seed=seed, max_epochs=max_epochs, cache=cache, workers=workers,
+                     save_calls=save_calls)
     except TrainRunError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise typer.Exit(2) from None

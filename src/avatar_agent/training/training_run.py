@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import pickle
 import platform
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from avatar_agent.affect.model import AffectPredictor, AffectWindow, save_model
 from avatar_agent.core.config import Config
 from avatar_agent.perception.speech_embedding import WINDOW_SAMPLES, SpeechEncoder
 from avatar_agent.training.call_metrics import call_headline, summarize
+from avatar_agent.training.calls import CallResult
 from avatar_agent.training.card import model_card
 from avatar_agent.training.dataset import ClipFeatures, load_clips, reference_of, windows_of
 from avatar_agent.training.evaluate import default_cache
@@ -98,7 +100,10 @@ def run_training(
     workers: int = 2,
     cross_validation: bool = True,
     cfg: Config | None = None,
+    save_calls: Path | None = None,
 ) -> dict[str, Any]:
+    """``save_calls``: where to pickle every fold's validation and test call traces
+    (anger index and level per tick), for studying escalation policies offline."""
     if not data.is_dir():
         raise TrainRunError(f"{data}: not a folder")
     cfg = cfg or Config()
@@ -145,6 +150,10 @@ def run_training(
             "shipped_on_test": _escalation_figures(summarize(with_policy(
                 [r for f in outs for r in f.calls], shipped_policy))["overall"]),
         }
+        if save_calls is not None:
+            traces = [{"fold": i, "val": [_trace(r) for r in f.val_calls],
+                       "test": [_trace(r) for r in f.calls]} for i, f in enumerate(outs)]
+            save_calls.write_bytes(pickle.dumps(traces))
         cv["protocol"] = "clip"
         cv["calls"] = calls
         cv["calm_reference"] = {"all": _figures(calm[0]), "ravdess": _figures(calm[1])}
@@ -201,6 +210,11 @@ def run_training(
         (out / "MODEL_CARD.md").write_text(card)
     tqdm.write(f"wrote {model_path} ({n_params:,} parameters, {train_seconds:.0f} s)")
     return {"cv": cv, "cv_ravdess": cv_ravdess, "final": final, "meta": meta}
+
+
+def _trace(r: CallResult) -> CallResult:
+    """A call's trace without its per-clip references, which are large."""
+    return replace(r, refs={}, clip_outputs={})
 
 
 def _latency_window(clips: list[ClipFeatures]) -> AffectWindow | None:
