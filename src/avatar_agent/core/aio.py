@@ -23,6 +23,30 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> None:
         await asyncio.shield(asyncio.gather(*pending, return_exceptions=True))
 
 
+async def build_in_executor(
+    executor: concurrent.futures.Executor | None,
+    build: Callable[[], T],
+    close: Callable[[T], None],
+) -> T:
+    """`build()` in the executor; if we are cancelled while it runs, what it builds is
+    closed (in the executor) as soon as it exists, instead of being left to leak.
+
+    For objects that hold threads or native memory (a MediaPipe graph): a call that
+    ends during its own set-up must not leave them behind.
+    """
+    loop = asyncio.get_running_loop()
+    fut = loop.run_in_executor(executor, build)
+    try:
+        return await asyncio.shield(fut)
+    except asyncio.CancelledError:
+        def _close_built(done: asyncio.Future[T]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                loop.run_in_executor(executor, close, done.result())
+
+        fut.add_done_callback(_close_built)
+        raise
+
+
 class TaskSet:
     """Keeps fire-and-forget tasks referenced and cancels them together."""
 

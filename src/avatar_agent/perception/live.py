@@ -24,6 +24,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from avatar_agent.core.aio import build_in_executor
 from avatar_agent.core.clock import Clock, LoopClock, Ticker
 from avatar_agent.core.config import PerceptionConfig
 from avatar_agent.core.metrics import Metrics
@@ -97,8 +98,10 @@ class CallPerception:
     async def run_face(self, receiver: Receiver[av.VideoFrame]) -> None:
         loop = asyncio.get_running_loop()
         slot = receiver.subscribe()
-        analyzer: FaceAnalyzer = await loop.run_in_executor(
-            self._pool, functools.partial(FaceAnalyzer, expression=self._expression))
+        # Cancelled during the build (the call ended at once), the graph is still closed.
+        analyzer = await build_in_executor(
+            self._pool, functools.partial(FaceAnalyzer, expression=self._expression),
+            FaceAnalyzer.close)
         micro = MicroExpressionDetector()
         period = 1.0 / self.cfg.face_fps
         latency = self._metrics.stage_seconds.labels("face")
