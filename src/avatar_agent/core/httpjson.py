@@ -31,13 +31,25 @@ async def json_body(
     else:
         if request.content_length is not None and request.content_length > limit:
             return error(413, f"request body over {limit} bytes")
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
+        # One read() returns what has arrived so far, not the whole body: read on until
+        # the end of the body (or one byte past the limit).
+        parts: list[bytes] = []
+        size = 0
+        while size <= limit:
+            part = await request.content.read(limit + 1 - size)
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+        if size > limit:
             return error(413, f"request body over {limit} bytes")
+        body = b"".join(parts)
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return error(400, "body is not valid JSON")
+    except RecursionError:  # nesting deeper than the parser's stack
+        return error(400, "body is nested too deeply")
     if not isinstance(data, dict):
         return error(400, "body must be a JSON object")
     return data
