@@ -222,6 +222,10 @@ def operators_add(
     name: Annotated[str, typer.Argument(help="Login name (letters, digits, _ . @ -)")],
     config: ConfigOpt = None,
     replace: Annotated[bool, typer.Option(help="Set a new password if NAME exists")] = False,
+    role: Annotated[str | None, typer.Option(
+        help="operator (dashboard), tuner (also persona tuning) or admin; "
+             "new operators default to operator, --replace keeps the role unless given")
+    ] = None,
 ) -> None:
     """Create an operator; the password is read from stdin (first line)."""
     import getpass
@@ -229,6 +233,7 @@ def operators_add(
 
     from avatar_agent.core.store import Store
     from avatar_agent.operators.auth import hash_password, valid_name
+    from avatar_agent.operators.roles import ROLES, valid_role
 
     try:
         cfg = load_config(config)
@@ -237,6 +242,10 @@ def operators_add(
         raise typer.Exit(2) from None
     if not valid_name(name):
         err.print("error: a name has 1-64 letters, digits or _ . @ -", highlight=False)
+        raise typer.Exit(2)
+    if role is not None and not valid_role(role):
+        err.print(f"error: --role must be one of {', '.join(ROLES)}", highlight=False,
+                  markup=False)
         raise typer.Exit(2)
     if sys.stdin.isatty():
         password = getpass.getpass("password: ")
@@ -249,13 +258,14 @@ def operators_add(
         raise typer.Exit(2) from None
     store = Store(cfg.storage.url)
     try:
-        if not store.add_operator(name, hashed, replace=replace):
+        if not store.add_operator(name, hashed, replace=replace, role=role):
             err.print(f"error: operator {name!r} exists (use --replace to set a new password)",
                       highlight=False, markup=False)
             raise typer.Exit(1)
     finally:
         store.close()
-    print(f"operator {name} {'updated' if replace else 'added'}")
+    shown = role or ("role unchanged" if replace else "operator")
+    print(f"operator {name} {'updated' if replace else 'added'} ({shown})")
 
 
 @app.command()

@@ -25,10 +25,13 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     String,
+    Text,
     create_engine,
     delete,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -91,6 +94,10 @@ class OperatorRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     password_hash: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # operator (dashboard), tuner (also the persona tuning page) or admin (everything);
+    # rows made before roles existed read as operator (see _add_role_column).
+    role: Mapped[str] = mapped_column(String(16), default="operator",
+                                      server_default="operator")
 
 
 class EscalationRow(_CallPart, Base):
@@ -104,6 +111,23 @@ class EscalationRow(_CallPart, Base):
     acknowledged_at: Mapped[dt.datetime | None] = mapped_column(
         DateTime(timezone=True), default=None
     )
+
+
+class PersonaVersionRow(Base):
+    """One save (or undo) of a persona file from the tuning page: who, when, what moved,
+    and the file's bytes before and after, so an undo restores it exactly."""
+
+    __tablename__ = "persona_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    persona: Mapped[str] = mapped_column(String(64), index=True)
+    saved_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    operator: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))  # save | undo
+    changes: Mapped[list[Any]] = mapped_column(JSON)
+    before: Mapped[str] = mapped_column(Text)
+    after: Mapped[str] = mapped_column(Text)
+    undone: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 AFFECT_FIELDS = ("t", "arousal", "valence", "anger_index", "level", "emotion")
@@ -138,6 +162,13 @@ def _escalation(row: EscalationRow) -> dict[str, Any]:
     return out
 
 
+def _version(row: PersonaVersionRow) -> dict[str, Any]:
+    when = row.saved_at if row.saved_at.tzinfo else row.saved_at.replace(tzinfo=dt.UTC)
+    return {"id": row.id, "persona": row.persona, "saved_at": when.isoformat(),
+            "operator": row.operator, "action": row.action, "changes": row.changes,
+            "undone": row.undone}
+
+
 class Store:
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
@@ -149,6 +180,17 @@ class Store:
             kwargs["connect_args"] = {"check_same_thread": False}
         self.engine = create_engine(url, **kwargs)
         Base.metadata.create_all(self.engine)
+        self._add_role_column()
+
+    def _add_role_column(self) -> None:
+        """A database made before operators had roles gets the column, every row `operator`.
+
+        `create_all` makes missing tables only, never missing columns."""
+        columns = {c["name"] for c in inspect(self.engine).get_columns("operators")}
+        if "role" not in columns:
+            with self.engine.begin() as conn:
+                conn.execute(text("ALTER TABLE operators ADD COLUMN role VARCHAR(16) "
+                                  "NOT NULL DEFAULT 'operator'"))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -224,22 +266,33 @@ class Store:
 
     # --- operators and escalations --------------------------------------------------
 
-    def add_operator(self, name: str, password_hash: str, replace: bool = False) -> bool:
-        """Create an operator (or replace their hash); False if the name exists."""
+    def add_operator(self, name: str, password_hash: str, replace: bool = False,
+                     role: str | None = None) -> bool:
+        """Create an operator (or replace their hash, and their role if one is given);
+        False if the name exists. A new operator without a role is an `operator`."""
         with Session(self.engine) as s, s.begin():
             row = s.get(OperatorRow, name)
             if row is not None:
                 if not replace:
                     return False
                 row.password_hash = password_hash
+                if role is not None:
+                    row.role = role
                 return True
-            s.add(OperatorRow(name=name, password_hash=password_hash, created_at=_now()))
+            s.add(OperatorRow(name=name, password_hash=password_hash, created_at=_now(),
+                              role=role or "operator"))
             return True
 
     def operator_hash(self, name: str) -> str | None:
         with Session(self.engine) as s:
             row = s.get(OperatorRow, name)
             return row.password_hash if row else None
+
+    def operator_role(self, name: str) -> str | None:
+        """The operator's role, or None for a name that is not (or no longer) an operator."""
+        with Session(self.engine) as s:
+            row = s.get(OperatorRow, name)
+            return row.role if row else None
 
     def add_escalation(self, call_id: str, t: float, reason: str, detail: str) -> dict[str, Any]:
         with Session(self.engine) as s, s.begin():
@@ -268,6 +321,39 @@ class Store:
             if open_only:
                 q = q.where(EscalationRow.acknowledged_by.is_(None))
             return [_escalation(r) for r in s.scalars(q.order_by(EscalationRow.id))]
+
+    # --- persona versions (the tuning page) ----------------------------------------------
+
+    def add_persona_version(self, persona: str, operator: str, action: str,
+                            changes: list[Any], before: str, after: str) -> dict[str, Any]:
+        with Session(self.engine) as s, s.begin():
+            row = PersonaVersionRow(persona=persona, saved_at=_now(), operator=operator,
+                                    action=action, changes=changes, before=before, after=after)
+            s.add(row)
+            s.flush()
+            return _version(row)
+
+    def persona_history(self, persona: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest first, without the file texts."""
+        with Session(self.engine) as s:
+            rows = s.scalars(select(PersonaVersionRow)
+                             .where(PersonaVersionRow.persona == persona)
+                             .order_by(PersonaVersionRow.id.desc()).limit(limit))
+            return [_version(r) for r in rows]
+
+    def undo_persona_save(self, persona: str, current: str) -> dict[str, Any] | None:
+        """Mark the latest save still in effect as undone and return it with its texts;
+        None if there is none, or if the file is no longer what that save wrote."""
+        with Session(self.engine) as s, s.begin():
+            row = s.scalars(select(PersonaVersionRow)
+                            .where(PersonaVersionRow.persona == persona,
+                                   PersonaVersionRow.action == "save",
+                                   PersonaVersionRow.undone.is_(False))
+                            .order_by(PersonaVersionRow.id.desc()).limit(1)).first()
+            if row is None or row.after != current:
+                return None
+            row.undone = True
+            return {**_version(row), "before": row.before, "after": row.after}
 
     def purge_before(self, cutoff: dt.datetime) -> dict[str, int]:
         """Delete curves, events and escalations written before cutoff, and the rows of
