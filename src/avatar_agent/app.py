@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import logging
 import uuid
 from typing import Any
@@ -11,6 +13,7 @@ from aiohttp import web
 
 from avatar_agent.core.config import Config
 from avatar_agent.core.httpjson import WEB_DIR, error, inject_config, json_body, read_page
+from avatar_agent.core.websecurity import security_headers
 from avatar_agent.operators import routes as operator_routes
 from avatar_agent.runtime import Runtime
 from avatar_agent.session import CallSession
@@ -34,6 +37,12 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         if not request.path.startswith("/api/") or exc.status < 400:
             raise
         return error(exc.status, exc.reason or "error")
+    except Exception:
+        if not request.path.startswith("/api/"):
+            raise
+        # never a traceback page: the details go to the log, not to the client
+        log.exception("%s %s failed", request.method, request.path)
+        return error(500, "internal error")
 
 
 async def index(request: web.Request) -> web.Response:
@@ -116,7 +125,19 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
+def _may_read_metrics(request: web.Request, token: str | None) -> bool:
+    if token is not None:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(given.encode(), token.encode())
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
+
+
 async def metrics(request: web.Request) -> web.Response:
+    if not _may_read_metrics(request, request.app[CONFIG].server.metrics_token):
+        return error(401, "metrics need the metrics token (server.metrics_token)")
     body = request.app[RUNTIME].metrics.render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
@@ -135,6 +156,7 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app[CALLS] = {}
     app[PAGE] = read_page("customer.html")
+    app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_runtime_ctx)
     app.router.add_get("/", index)
     app.router.add_static("/static/", WEB_DIR)

@@ -53,7 +53,10 @@ def serve(
         cfg = cfg.model_copy(update={"server": server})
     h, p = cfg.server.host, cfg.server.port
     print(f"avatar-agent: serving on http://{h}:{p}/", flush=True)
-    web.run_app(create_app(cfg), host=h, port=p, print=None)
+    from avatar_agent.core.accesslog import access_logger
+
+    web.run_app(create_app(cfg), host=h, port=p, print=None,
+                access_log_class=access_logger(cfg.server.access_log_client_ip))
 
 
 def _check_config_files(cfg: Config) -> None:
@@ -266,6 +269,28 @@ def operators_add(
         store.close()
     shown = role or ("role unchanged" if replace else "operator")
     print(f"operator {name} {'updated' if replace else 'added'} ({shown})")
+
+
+@operators_app.command("revoke")
+def operators_revoke(
+    name: Annotated[str, typer.Argument(help="The operator whose logins end now")],
+    config: ConfigOpt = None,
+) -> None:
+    """End every login session of NAME at once (their tokens stop working)."""
+    from avatar_agent.core.store import Store
+    from avatar_agent.operators.sessions import SessionStore
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
+    store = Store(cfg.storage.url)
+    try:
+        ended = SessionStore(store.engine).revoke(name)
+    finally:
+        store.close()
+    print(f"operator {name}: {ended} session(s) ended")
 
 
 @app.command()

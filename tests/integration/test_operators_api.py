@@ -188,19 +188,21 @@ async def test_every_operator_route_needs_a_valid_token(
     signer = TokenSigner(SECRET.encode(), 12 * 3600)
     expired = signer.issue("alice", time.time() - 13 * 3600)
     forged = TokenSigner(b"another-secret-another-secret-xx", 3600).issue("alice", time.time())
-    good = signer.issue("alice", time.time())
+    # signed with the server's own key but with no session behind it: refused too
+    no_session = signer.issue("alice", time.time(), sid="made-up")
+    good = await login(http, ops_server.url)
     tampered = good.split(".")[0][:-2] + "xx." + good.split(".")[1]
     for method, path in OPERATOR_ROUTES:
         for headers in ({}, bearer(expired), bearer(forged), bearer(tampered),
-                        bearer("not-a-token")):
+                        bearer("not-a-token"), bearer(no_session)):
             async with http.request(method, ops_server.url + path, headers=headers,
                                     json={"text": "hi"}) as r:
                 assert r.status == 401, (method, path, headers)
                 assert "error" in await r.json()
-    for token in (None, expired, forged):
-        q = f"?token={token}" if token else ""
+    for token in (expired, forged, no_session):
         with pytest.raises(aiohttp.WSServerHandshakeError) as exc:
-            await http.ws_connect(ops_server.url.replace("http", "ws") + "/api/events" + q)
+            await http.ws_connect(ops_server.url.replace("http", "ws") + "/api/events",
+                                  headers=bearer(token))
         assert exc.value.status == 401
     async with http.get(ops_server.url + "/api/me", headers=bearer(good)) as r:
         assert r.status == 200 and (await r.json())["name"] == "alice"
@@ -339,7 +341,8 @@ async def test_call_without_consent_has_no_affect_and_can_ask_for_a_person(
     ops_server: OpsServer, http: aiohttp.ClientSession, grid_clip: Path
 ) -> None:
     token = await login(http, ops_server.url)
-    ws = await http.ws_connect(ops_server.url.replace("http", "ws") + f"/api/events?token={token}")
+    ws = await http.ws_connect(ops_server.url.replace("http", "ws") + "/api/events")
+    await ws.send_json({"type": "auth", "token": token})  # the first message, not the URL
     seen = Events()
     reader = asyncio.ensure_future(collect(ws, seen))
     client = CustomerClient(ops_server.url, grid_clip, consent=False)

@@ -44,6 +44,11 @@ class ServerConfig(Section):
     max_calls: int = Field(20, ge=1, le=1000)
     # Given to the browser page and to the server's own peer; empty means host candidates only.
     ice_servers: list[IceServer] = Field(default_factory=list)
+    # Access-log lines carry no client address unless this is on (privacy by default).
+    access_log_client_ip: bool = False
+    # /metrics: with a token, `Authorization: Bearer <token>` from anywhere; without
+    # one, only clients on this machine (a local Prometheus or agent) may read it.
+    metrics_token: str | None = Field(None, min_length=16)
 
 
 class CallConfig(Section):
@@ -255,6 +260,9 @@ class OperatorsConfig(Section):
     show_customer_video: bool = False
     customer_video_fps: float = Field(5.0, gt=0, le=30)  # enough to see a face, cheap
     max_say_chars: int = Field(500, ge=1, le=5000)  # longest takeover reply
+    # Failed logins back off per name and per client, then lock the name (or client)
+    # out for this long; the lock is forgotten this long after the last failure.
+    login_lockout_min: float = Field(15.0, gt=0, le=24 * 60)
 
 
 class EscalationConfig(Section):

@@ -4,8 +4,9 @@ Pure: no clock (callers pass `now`, seconds since the epoch) and no I/O, so expi
 and forgery are tested without waiting or a server.
 
 A token is `base64url(payload) "." base64url(HMAC-SHA256(secret, payload))` with
-payload `{"sub": name, "exp": unix seconds}`. It is stateless on purpose: checking
-one costs a hash, not a database read, on every dashboard request.
+payload `{"sub": name, "exp": unix seconds, "sid": session id}`. The signature turns
+away forged tokens for the cost of a hash; the session id is then looked up
+server-side (operators/sessions.py), so logout and revocation end a token at once.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def _unb64(text: str) -> bytes:
 class TokenClaims:
     name: str
     expires: float
+    sid: str = ""  # the server-side session; a token without one is never accepted
 
 
 class TokenSigner:
@@ -82,8 +84,9 @@ class TokenSigner:
     def _sign(self, payload: str) -> str:
         return _b64(hmac.new(self._secret, payload.encode("ascii"), hashlib.sha256).digest())
 
-    def issue(self, name: str, now: float) -> str:
-        body = json.dumps({"sub": name, "exp": now + self.ttl_s}, separators=(",", ":"))
+    def issue(self, name: str, now: float, sid: str = "") -> str:
+        body = json.dumps({"sub": name, "exp": now + self.ttl_s, "sid": sid},
+                          separators=(",", ":"))
         payload = _b64(body.encode("utf-8"))
         return f"{payload}.{self._sign(payload)}"
 
@@ -100,11 +103,12 @@ class TokenSigner:
             raise AuthError("invalid token signature")
         try:
             claims = json.loads(_unb64(payload))
-            name, exp = claims["sub"], claims["exp"]
-        except (ValueError, KeyError, TypeError):
+            name, exp, sid = claims["sub"], claims["exp"], claims.get("sid", "")
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise AuthError("malformed token") from None
-        if not isinstance(name, str) or not isinstance(exp, int | float):
+        if not isinstance(name, str) or not isinstance(exp, int | float) \
+                or not isinstance(sid, str):
             raise AuthError("malformed token")
         if now >= exp:
             raise AuthError("token expired")
-        return TokenClaims(name, float(exp))
+        return TokenClaims(name, float(exp), sid)

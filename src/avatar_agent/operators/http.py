@@ -1,7 +1,10 @@
 """What every operator route shares: the app's operator state, and who may call.
 
-An operator is `Authorization: Bearer <token>`, the session cookie set at login, or
-(for a WebSocket or an image, where browsers cannot set headers) `?token=`.
+An operator is `Authorization: Bearer <token>` or the session cookie set at login;
+never a token in the URL, since URLs end up in access logs and browser history (the
+WebSocket may instead send its token as its first message). A token's session must
+still be live server-side: `session_check`, a middleware, looks it up once per request
+so that `authenticate` itself stays a cheap, synchronous check.
 
 Calls and the server's shared services are reached through `core.calls`' protocols,
 never the session or runtime classes themselves.
@@ -9,9 +12,12 @@ never the session or runtime classes themselves.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -20,6 +26,8 @@ from avatar_agent.core.calls import CallServices, LiveCall, LiveCalls
 from avatar_agent.core.config import Config
 from avatar_agent.core.httpjson import error, read_page
 from avatar_agent.operators.auth import AuthError, TokenClaims, TokenSigner
+from avatar_agent.operators.sessions import SessionStore
+from avatar_agent.operators.throttle import LoginThrottle
 from avatar_agent.operators.watcher import EscalationWatcher
 
 COOKIE = "avatar_operator"
@@ -43,6 +51,16 @@ class Operators:
         self.watcher: EscalationWatcher | None = None
         self.tasks = TaskSet("operators")
         self.page = read_page("operator.html")
+        self.sessions: SessionStore | None = None  # on the runtime's store, at start-up
+        # One thread for password hashing: argon2 is slow on purpose, and a login flood
+        # must queue here rather than take the cores the calls' media runs on.
+        self.hash_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="login-hash")
+        self.hashes_waiting = 0
+        self.name_throttle = LoginThrottle(free_tries=3, lock_after=10,
+                                           lockout_s=cfg.login_lockout_min * 60)
+        # several operators may share one address (an office behind NAT): more slack
+        self.client_throttle = LoginThrottle(free_tries=10, lock_after=30,
+                                             lockout_s=cfg.login_lockout_min * 60)
 
 
 OPS: web.AppKey[Operators] = web.AppKey("operators", Operators)
@@ -60,20 +78,65 @@ def calls_of(request: web.Request) -> LiveCalls:
     return ops_of(request).calls(request.app)
 
 
-def _token_of(request: web.Request) -> str | None:
+def token_of(request: web.Request) -> str | None:
     auth = request.headers.get("Authorization", "")
     if auth.startswith("Bearer "):
         return auth[7:].strip()
     return request.cookies.get(COOKIE) or None
 
 
-def authenticate(request: web.Request, allow_query: bool = False) -> TokenClaims:
-    token = _token_of(request)
-    if token is None and allow_query:
-        token = request.query.get("token") or None
+SESSION = "operator_session"  # request key: the claims, once their session was found live
+
+
+def authenticate(request: web.Request) -> TokenClaims:
+    """The request's operator; raises AuthError without a live session."""
+    token = token_of(request)
     if token is None:
         raise AuthError("operator login required")
-    return ops_of(request).signer.verify(token, time.time())
+    claims = ops_of(request).signer.verify(token, time.time())
+    if request.get(SESSION) != claims:
+        raise AuthError("session ended, log in again")
+    return claims
+
+
+async def session_live(request: web.Request, token: str) -> TokenClaims:
+    """The claims of `token` if it is well signed and its session is live server-side."""
+    ops = ops_of(request)
+    claims = ops.signer.verify(token, time.time())
+    rt = runtime_of(request)
+    if not claims.sid or ops.sessions is None or not await rt.store.run(
+            ops.sessions.is_live, claims.sid, claims.name, time.time()):
+        raise AuthError("session ended, log in again")
+    return claims
+
+
+@web.middleware
+async def session_check(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Looks up the session of a request that carries a well-signed token, once."""
+    token = token_of(request)
+    if token is not None and OPS in request.app:
+        # refused or not, `authenticate` gives the reason where a route needs a login
+        with contextlib.suppress(AuthError):
+            request[SESSION] = await session_live(request, token)
+    return await handler(request)
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@web.middleware
+async def csrf_check(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A browser sends the login cookie with any site's request; a state-changing
+    request that relies on it must come from our own pages: an `Origin` of this host,
+    and a JSON body (a cross-site form or `text/plain` POST cannot set either)."""
+    if (request.method not in SAFE_METHODS and COOKIE in request.cookies
+            and "Authorization" not in request.headers):
+        origin = request.headers.get("Origin")
+        if origin is None or urlsplit(origin).netloc != request.host:
+            return error(403, "cross-site request refused (Origin)")
+        if request.content_type != "application/json":
+            return error(403, "cross-site request refused (the body must be JSON)")
+    return await handler(request)
 
 
 def operator_only(handler: Handler) -> Handler:

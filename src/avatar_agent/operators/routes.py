@@ -23,22 +23,29 @@ from avatar_agent.operators.auth import (
     DUMMY_HASH,
     MAX_PASSWORD,
     AuthError,
+    TokenClaims,
     valid_name,
     verify_password,
 )
 from avatar_agent.operators.http import (
     COOKIE,
     OPS,
+    SESSION,
     Operators,
     authenticate,
     calls_of,
+    csrf_check,
     live_call,
     operator_only,
     ops_of,
     runtime_of,
+    session_check,
+    session_live,
+    token_of,
 )
 from avatar_agent.operators.retention import run_retention
 from avatar_agent.operators.review import timeline_csv, timeline_png
+from avatar_agent.operators.sessions import SessionStore
 from avatar_agent.operators.video import customer_video
 from avatar_agent.operators.watcher import EscalationWatcher
 
@@ -52,6 +59,15 @@ CallsT = TypeVar("CallsT", bound=Mapping[str, LiveCall])
 
 # --- login ----------------------------------------------------------------------------
 
+MAX_HASHES_WAITING = 8  # logins queued for the hashing thread; beyond, 429 at once
+
+
+def _too_many(wait_s: float, why: str) -> web.Response:
+    resp = error(429, why)
+    resp.headers["Retry-After"] = str(max(1, round(wait_s)))
+    return resp
+
+
 async def login(request: web.Request) -> web.Response:
     data = await json_body(request)
     if isinstance(data, web.Response):
@@ -61,16 +77,36 @@ async def login(request: web.Request) -> web.Response:
         return error(400, "'name' and 'password' are required strings")
     if len(password) > MAX_PASSWORD or not valid_name(name):
         return error(401, "wrong name or password")
+    ops = ops_of(request)
+    # Throttled before any hashing: a locked-out guesser costs no argon2 at all.
+    name_key, client_key = [f"name:{name}"], [f"client:{request.remote}"]
+    now = time.time()
+    wait = max(ops.name_throttle.wait_s(name_key, now),
+               ops.client_throttle.wait_s(client_key, now))
+    if wait > 0:
+        return _too_many(wait, "too many failed logins, try again later")
+    if ops.hashes_waiting >= MAX_HASHES_WAITING:
+        return _too_many(1, "too many logins in progress, try again later")
     rt = runtime_of(request)
     stored = await rt.store.run(rt.store.store.operator_hash, name)
     loop = asyncio.get_running_loop()
-    # argon2 is deliberately slow: off the loop, and run even for unknown names.
-    ok = await loop.run_in_executor(None, verify_password, stored or DUMMY_HASH, password)
+    # argon2 is deliberately slow: in its own thread, and run even for unknown names.
+    ops.hashes_waiting += 1
+    try:
+        ok = await loop.run_in_executor(
+            ops.hash_pool, verify_password, stored or DUMMY_HASH, password)
+    finally:
+        ops.hashes_waiting -= 1
+    now = time.time()
     if not ok or stored is None:
+        ops.name_throttle.failed(name_key, now)
+        ops.client_throttle.failed(client_key, now)
         log.info("failed operator login for %r", name)
         return error(401, "wrong name or password")
-    ops = ops_of(request)
-    token = ops.signer.issue(name, time.time())
+    ops.name_throttle.succeeded(name_key[0])
+    assert ops.sessions is not None  # opened at start-up
+    sid = await rt.store.run(ops.sessions.open, name, now, ops.signer.ttl_s)
+    token = ops.signer.issue(name, now, sid)
     resp = web.json_response({"token": token, "name": name, "expires_in_s": ops.signer.ttl_s})
     resp.set_cookie(COOKIE, token, max_age=int(ops.signer.ttl_s), httponly=True,
                     samesite="Strict", secure=request.secure, path="/")
@@ -79,6 +115,11 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
+    claims = request.get(SESSION)
+    ops = ops_of(request)
+    if isinstance(claims, TokenClaims) and ops.sessions is not None:
+        rt = runtime_of(request)
+        await rt.store.run(ops.sessions.end, claims.sid)  # the token stops working now
     resp = web.json_response({"logged_out": True})
     resp.del_cookie(COOKIE, path="/")
     return resp
@@ -262,13 +303,37 @@ async def open_escalations(request: web.Request) -> web.Response:
 
 # --- live events ----------------------------------------------------------------------
 
-async def events_ws(request: web.Request) -> web.StreamResponse:
+WS_AUTH_TIMEOUT_S = 5.0
+
+
+async def _first_message_auth(request: web.Request, ws: web.WebSocketResponse
+                              ) -> TokenClaims | None:
+    """Without a cookie or header, the socket's first message carries the token:
+    `{"type": "auth", "token": "..."}` (never the URL, which access logs keep)."""
     try:
-        claims = authenticate(request, allow_query=True)
-    except AuthError as exc:
-        return error(401, str(exc))
+        msg = await ws.receive(timeout=WS_AUTH_TIMEOUT_S)
+        data = json.loads(msg.data) if msg.type == WSMsgType.TEXT else None
+        if isinstance(data, dict) and data.get("type") == "auth" \
+                and isinstance(data.get("token"), str):
+            return await session_live(request, data["token"])
+    except (TimeoutError, ValueError, RecursionError, AuthError):
+        pass
+    await ws.close(code=4001, message=b"operator login required")
+    return None
+
+
+async def events_ws(request: web.Request) -> web.StreamResponse:
+    pre: TokenClaims | None = None
+    if token_of(request) is not None:  # cookie or header: checked before the upgrade
+        try:
+            pre = authenticate(request)
+        except AuthError as exc:
+            return error(401, str(exc))
     ws = web.WebSocketResponse(heartbeat=20)
     await ws.prepare(request)
+    claims = pre or await _first_message_auth(request, ws)
+    if claims is None:
+        return ws
     rt = runtime_of(request)
 
     async def drain_incoming() -> None:
@@ -318,8 +383,20 @@ async def _lifecycle(app: web.Application) -> Any:
     ops.watcher = EscalationWatcher(ops.config.escalation, rt.events, rt.store)
     ops.tasks.spawn(ops.watcher.run(), "escalation-watcher")
     ops.tasks.spawn(run_retention(rt.store, ops.config.privacy), "retention")
+    ops.sessions = await rt.store.run(SessionStore, rt.store.store.engine)
+    ops.tasks.spawn(_purge_sessions(rt, ops.sessions), "session-purge")
     yield
     await ops.tasks.cancel_all()
+    ops.hash_pool.shutdown(wait=True, cancel_futures=True)
+
+
+async def _purge_sessions(rt: CallServices, sessions: SessionStore) -> None:
+    while True:
+        try:
+            await rt.store.run(sessions.purge, time.time())
+        except Exception:  # retried at the next round; sessions still expire by time
+            log.exception("purging expired operator sessions failed")
+        await asyncio.sleep(3600)
 
 
 def register(app: web.Application, config: Config, runtime_key: web.AppKey[ServicesT],
@@ -336,6 +413,8 @@ def register(app: web.Application, config: Config, runtime_key: web.AppKey[Servi
         return a[calls_key]
 
     app[OPS] = Operators(config, services, calls)
+    app.middlewares.append(csrf_check)
+    app.middlewares.append(session_check)
     app.cleanup_ctx.append(_lifecycle)
     r = app.router
     r.add_get("/operator", dashboard)

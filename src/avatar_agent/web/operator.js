@@ -28,6 +28,8 @@
   async function api(method, path, body) {
     const headers = {};
     if (token) headers.Authorization = "Bearer " + token;
+    // state-changing requests are always JSON: the server refuses other types (CSRF)
+    if (body === undefined && method !== "GET") body = {};
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const resp = await fetch(path, {
       method, headers, credentials: "same-origin",
@@ -90,9 +92,13 @@
   // --- live events ---------------------------------------------------------------------
   function connect() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const q = token ? "?token=" + encodeURIComponent(token) : "";
-    ws = new WebSocket(`${proto}//${location.host}/api/events${q}`);
-    ws.onopen = () => setConn(true);
+    // The login cookie rides on the handshake; the token goes as the first message,
+    // never in the URL (URLs end up in access logs).
+    ws = new WebSocket(`${proto}//${location.host}/api/events`);
+    ws.onopen = () => {
+      if (token) ws.send(JSON.stringify({ type: "auth", token }));
+      setConn(true);
+    };
     ws.onmessage = (m) => { view.received += 1; onEvent(JSON.parse(m.data)); };
     ws.onclose = (ev) => {
       setConn(false);
