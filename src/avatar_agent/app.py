@@ -142,9 +142,27 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
 
+HEARTBEAT_S = 5.0  # how stale a crashed call's recorded end may be
+
+
+async def _heartbeats(app: web.Application) -> None:
+    """Record that the live calls are alive, so that after a crash each call ends at
+    its last heartbeat rather than when the server came back."""
+    rt = app[RUNTIME]
+    while True:
+        await asyncio.sleep(HEARTBEAT_S)
+        live = [c for c, s in app[CALLS].items() if s.end_reason is None]
+        if live:
+            try:
+                await rt.store.run(rt.store.store.heartbeat, live)
+            except Exception:  # the next beat tries again; the calls go on
+                log.exception("recording the calls' heartbeat failed")
+
+
 async def _runtime_ctx(app: web.Application) -> Any:
     rt = await Runtime.start(app[CONFIG])
     app[RUNTIME] = rt
+    rt.tasks.spawn(_heartbeats(app), "call-heartbeats")
     yield
     sessions = list(app[CALLS].values())
     await asyncio.gather(*(s.close("server_shutdown") for s in sessions), return_exceptions=True)

@@ -96,6 +96,7 @@ class CallSession:
             on_message=self.customer_message,
             heartbeat_timeout=cfg.call.heartbeat_timeout_s,
             clock=self.clock,
+            max_candidates=cfg.call.max_remote_candidates,
         )
         try:
             answer = await transport.answer(sdp, kind)

@@ -57,6 +57,9 @@ class CallConfig(Section):
     heartbeat_timeout_s: float = Field(10.0, gt=0, le=300)
     # Upper bound on a call with no live connection at all (ICE never completed).
     connect_timeout_s: float = Field(30.0, gt=0, le=300)
+    # Remote ICE candidates one offer may list: the server checks each one (sends it
+    # STUN), so an offer must not name hundreds of addresses for it to probe.
+    max_remote_candidates: int = Field(32, ge=1, le=500)
 
 
 class AvatarConfig(Section):

@@ -100,6 +100,16 @@ class OperatorRow(Base):
                                       server_default="operator")
 
 
+class CallHeartbeatRow(Base):
+    """When a live call was last known alive (the server writes it every few seconds):
+    after a crash, that is when the call ended, not when the server came back."""
+
+    __tablename__ = "call_heartbeats"
+
+    call_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
 class EscalationRow(_CallPart, Base):
     """A call the escalation policy handed to a human, and who took it when."""
 
@@ -207,16 +217,26 @@ class Store:
                 .where(CallRow.id == call_id, CallRow.ended_at.is_(None))
                 .values(ended_at=_now(), end_reason=reason)
             )
+            s.execute(delete(CallHeartbeatRow).where(CallHeartbeatRow.call_id == call_id))
+
+    def heartbeat(self, call_ids: list[str], now: dt.datetime | None = None) -> None:
+        """These calls are alive now."""
+        at = now or _now()
+        with Session(self.engine) as s, s.begin():
+            for call_id in call_ids:
+                s.merge(CallHeartbeatRow(call_id=call_id, at=at))
 
     def end_orphans(self, reason: str = "server_restart") -> int:
-        """Close rows left open by a server that stopped without ending its calls."""
+        """Close rows left open by a server that stopped without ending its calls; each
+        ends at its last heartbeat (or its start, if it never had one)."""
         with Session(self.engine) as s, s.begin():
-            res = s.execute(
-                update(CallRow)
-                .where(CallRow.ended_at.is_(None))
-                .values(ended_at=_now(), end_reason=reason)
-            )
-            return int(getattr(res, "rowcount", 0) or 0)
+            beats = {b.call_id: b.at for b in s.scalars(select(CallHeartbeatRow))}
+            orphans = list(s.scalars(select(CallRow).where(CallRow.ended_at.is_(None))))
+            for row in orphans:
+                row.ended_at = beats.get(row.id, row.started_at)
+                row.end_reason = reason
+            s.execute(delete(CallHeartbeatRow))
+            return len(orphans)
 
     def get_call(self, call_id: str) -> CallRecord | None:
         with Session(self.engine) as s:

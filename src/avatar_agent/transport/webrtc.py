@@ -29,6 +29,7 @@ from avatar_agent.core.events import Event, encode
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.transport.base import EndCallback
 from avatar_agent.transport.receiver import Receiver
+from avatar_agent.transport.sdp import offer_problem
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,10 @@ class WebRTCTransport:
         on_message: Callable[[dict[str, Any]], None] | None = None,
         heartbeat_timeout: float = 10.0,
         clock: Clock | None = None,
+        max_candidates: int = 32,
     ) -> None:
         self._clock: Clock = clock or LoopClock()
+        self._max_candidates = max_candidates
         self._out = {t.kind: t for t in tracks}
         self._heartbeat_timeout = heartbeat_timeout
         self._last_heartbeat: float | None = None
@@ -113,6 +116,9 @@ class WebRTCTransport:
         self.pc.on("datachannel", self._datachannel)
 
     async def answer(self, sdp: str, kind: str) -> RTCSessionDescription:
+        problem = offer_problem(sdp, self._max_candidates)
+        if problem is not None:
+            raise OfferError(problem)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
         except Exception as exc:  # aiortc raises many types on malformed SDP
