@@ -118,7 +118,7 @@ class WebRTCTransport:
     async def answer(self, sdp: str, kind: str) -> RTCSessionDescription:
         problem = offer_problem(sdp, self._max_candidates)
         if problem is not None:
-            raise OfferError(problem)
+            raise OfferError(f"invalid SDP offer: {problem}")
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
         except Exception as exc:  # aiortc raises many types on malformed SDP
