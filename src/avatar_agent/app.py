@@ -15,6 +15,7 @@ from avatar_agent.core.config import Config
 from avatar_agent.core.httpjson import WEB_DIR, error, inject_config, json_body, read_page
 from avatar_agent.core.websecurity import security_headers
 from avatar_agent.operators import routes as operator_routes
+from avatar_agent.operators import tuning
 from avatar_agent.runtime import Runtime
 from avatar_agent.session import CallSession
 from avatar_agent.transport.webrtc import OfferError
@@ -184,4 +185,5 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/metrics", metrics)
     # after the runtime's cleanup context: the watcher and the purge need the runtime
     operator_routes.register(app, config, RUNTIME, CALLS)
+    tuning.register(app, config)  # persona tuning page; its routes need the tuner role
     return app

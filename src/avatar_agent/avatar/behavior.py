@@ -76,6 +76,21 @@ CUE_RANGES: dict[str, tuple[float, float]] = {
     "motion": (0.0, 1.5),
     "speech_rate": (0.7, 1.3),
 }
+# Units shown beside each cue's control on the tuning page.
+CUE_UNITS: dict[str, str] = {
+    "lean": "0 upright .. 1 leaning in",
+    "head_tilt": "degrees",
+    "head_pitch": "degrees",
+    "nod": "strength 0..1",
+    "gaze_hold": "0 wanders .. 1 holds",
+    "saccade_rate": "glances/s",
+    "brow_raise": "-1 lowered .. 1 raised",
+    "brow_frown": "0..1",
+    "mouth_curve": "-1 down .. 1 smile",
+    "blink_rate": "blinks/min",
+    "motion": "0 still .. 1.5 lively",
+    "speech_rate": "x speaking speed",
+}
 
 
 class Cues(Section):
@@ -110,6 +125,19 @@ class AbsoluteCues(Cues):
         return self
 
 
+class AmountCues(Cues):
+    """Amounts added to a cue; one can at most cross the cue's whole range."""
+
+    @model_validator(mode="after")
+    def _within_span(self) -> AmountCues:
+        for name, value in self.given().items():
+            lo, hi = CUE_RANGES[name]
+            if abs(value) > hi - lo:
+                raise ValueError(f"{name} may add between {lo - hi:g} and {hi - lo:g}, "
+                                 f"got {value:g}")
+        return self
+
+
 class StateCues(Section):
     idle: AbsoluteCues = AbsoluteCues()
     listening: AbsoluteCues = AbsoluteCues()
@@ -118,9 +146,9 @@ class StateCues(Section):
 
 
 class LevelCues(Section):
-    calm: Cues = Cues()
-    dissatisfied: Cues = Cues()
-    furious: Cues = Cues()
+    calm: AmountCues = AmountCues()
+    dissatisfied: AmountCues = AmountCues()
+    furious: AmountCues = AmountCues()
 
 
 class Anchors(Section):
@@ -160,7 +188,7 @@ class When(Section):
 class Rule(Section):
     when: When
     set: AbsoluteCues = AbsoluteCues()
-    add: Cues = Cues()
+    add: AmountCues = AmountCues()
 
 
 class Persona(Section):
@@ -170,7 +198,7 @@ class Persona(Section):
     levels: LevelCues = LevelCues()
     blend_by_anger_index: bool = False
     anchors: Anchors = Anchors()
-    emotions: dict[str, Cues] = Field(default_factory=dict)
+    emotions: dict[str, AmountCues] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
 
 

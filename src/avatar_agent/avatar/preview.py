@@ -15,7 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from avatar_agent.avatar.animator import CueAnimator
-from avatar_agent.avatar.behavior import STATES, AffectInput, Persona, cue_targets
+from avatar_agent.avatar.behavior import STATES, Persona, cue_targets
+from avatar_agent.avatar.live_preview import affect_for
 from avatar_agent.avatar.render import AvatarRenderer
 from avatar_agent.core.levels import LEVELS
 
@@ -23,8 +24,6 @@ CELL = (320, 240)  # each frame is shown at half size
 MARGIN_LEFT = 120
 MARGIN_TOP = 56
 SETTLE_S = 3.0
-# A representative anger index per level, where its rules apply in full.
-LEVEL_ANGER = {"calm": 10.0, "dissatisfied": 50.0, "furious": 88.0}
 SPEAKING_MOUTH = 0.35
 U8 = npt.NDArray[np.uint8]
 
@@ -36,10 +35,8 @@ def sheet_size() -> tuple[int, int]:
 
 def render_cell(persona: Persona, level: str, state: str, renderer: AvatarRenderer,
                 seed: int = 0) -> U8:
-    affect = AffectInput(level=level, anger_index=LEVEL_ANGER[level],
-                         emotion="angry" if level == "furious" else "neutral")
     anim = CueAnimator(seed)
-    anim.set_targets(cue_targets(persona, affect, state))
+    anim.set_targets(cue_targets(persona, affect_for(level), state))
     mouth = SPEAKING_MOUTH if state in ("speaking", "apologising") else 0.0
     frames = round(SETTLE_S * 30)
     pose = anim.pose(0.0, mouth)
