@@ -63,6 +63,18 @@ def weight_files() -> list[Path]:
     return files
 
 
+def read_weights() -> bytes:
+    """The whole converted model (``model.bin``), after checking both halves' SHA-256."""
+    parts = []
+    for path, (_, _, sha) in zip(weight_files(), PACKAGES, strict=True):
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise ValueError(f"{path}: not the Whisper base weights this model was "
+                             "trained with (SHA-256 differs)")
+        parts.append(data)
+    return b"".join(parts)
+
+
 def read_ct2(blob: bytes, prefix: str = "encoder/") -> dict[str, npt.NDArray[np.generic]]:
     """Variables of a CTranslate2 ``model.bin`` (format 6) whose names start with `prefix`.
 
@@ -191,15 +203,10 @@ class SpeechEncoder(nn.Module):
         self.requires_grad_(False)
 
     @classmethod
-    def load(cls) -> SpeechEncoder:
-        parts = []
-        for path, (_, _, sha) in zip(weight_files(), PACKAGES, strict=True):
-            data = path.read_bytes()
-            if hashlib.sha256(data).hexdigest() != sha:
-                raise ValueError(f"{path}: not the Whisper base weights this model was "
-                                 "trained with (SHA-256 differs)")
-            parts.append(data)
-        return cls(read_ct2(b"".join(parts)))
+    def load(cls, blob: bytes | None = None) -> SpeechEncoder:
+        """From the checked weights; `blob` (from :func:`read_weights`) lets speech
+        recognition and this encoder share one read of the file."""
+        return cls(read_ct2(blob if blob is not None else read_weights()))
 
     def log_mel(self, audio: torch.Tensor) -> torch.Tensor:
         """(B, samples) -> (B, 80, samples // 160), scaled as Whisper expects."""
