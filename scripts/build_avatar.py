@@ -130,12 +130,14 @@ def build(out: Path) -> None:
                  "levels": BLINK_LEVELS, "centres": [EYE_L, EYE_R], "iris": "iris.png",
                  "iris_dy": -1.0, "gaze_px": [6.0, 3.5]},
         "brows": {"image": "brows.png", "box": BROWS_BOX, "raise_px": 5.0,
-                  "inner": [300.0, 342.0], "frown_px": 3.5, "pinch_px": 2.5,
+                  "inner": [300.0, 342.0], "frown_px": 2.0, "pinch_px": 6.5,
                   "frown_reach": 26.0},
         "mouth": {"image": "mouth.png", "box": MOUTH_BOX, "levels": MOUTH_LEVELS,
-                  "corners": [[293.0, 257.0], [347.0, 257.0]], "curve_px": 4.0},
-        # Leaning in scales head and body about this point by up to `scale`.
-        "lean": {"pivot": [CX, 430.0], "scale": 0.05},
+                  "corners": [[293.0, 257.0], [347.0, 257.0]], "curve_px": 5.5},
+        # Leaning in scales head and body about this point by up to `scale`. At eye
+        # height, so a lean that reads in one frame (12 %) keeps the hair inside the
+        # head layer's margin; the chest and shoulders move down and out, as they would.
+        "lean": {"pivot": [CX, 170.0], "scale": 0.12},
     }
     (out / "rig.json").write_text(json.dumps(rig, indent=2) + "\n")
     check_seams(out, rig)

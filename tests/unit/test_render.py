@@ -233,9 +233,11 @@ def test_lean_brings_head_and_shoulders_closer(renderer: AvatarRenderer) -> None
 
     upright, lean = renderer.render(Pose()), renderer.render(Pose(lean=1.0))
     growth = face_width(lean) / face_width(upright) - 1.0
-    assert 0.03 <= growth <= 0.07, growth
-    # the shoulders come closer too: the blazer's edge moves outward
-    row = 400
+    # rig lean.scale 0.12: enough to read in one frame, not a zoom
+    assert 0.09 <= growth <= 0.15, growth
+    # the shoulders come closer too: the blazer's edge moves outward (low in the frame:
+    # the lean scales about eye height, so the shoulders also move down)
+    row = 460
     dark_up = np.nonzero(upright[row].astype(int).sum(1) < 200)[0]
     dark_lean = np.nonzero(lean[row].astype(int).sum(1) < 200)[0]
     assert dark_lean.min() < dark_up.min() and dark_lean.max() > dark_up.max()

@@ -313,7 +313,7 @@ class AvatarRenderer:
         move_x = (c - 1.0) * dx0 - s * dy0 - yaw * self._gz
         move_y = s * dx0 + (c - 1.0) * dy0 - pitch * self._gz
         breath = -self._head_breath * pose.breath
-        # Leaning in scales head and neck about a point low in the frame, exactly as
+        # Leaning in scales head and neck about the rig's lean pivot, exactly as
         # the body is scaled, so the collar still meets the neck.
         grow = self._lean_scale * min(1.0, max(0.0, pose.lean)) / (
             1.0 + self._lean_scale * min(1.0, max(0.0, pose.lean)))
