@@ -6,12 +6,15 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from avatar_agent.core.config import Config
+from avatar_agent.core.admission import JoinTokens, Limits, RateLimiter, Slots, refusal
+from avatar_agent.core.config import Config, ServerConfig
 from avatar_agent.core.httpjson import WEB_DIR, error, inject_config, json_body, read_page
 from avatar_agent.core.websecurity import security_headers
 from avatar_agent.operators import routes as operator_routes
@@ -73,27 +76,91 @@ async def _read_offer(request: web.Request, limit: int) -> dict[str, Any] | web.
     return data
 
 
+@dataclass
+class Gate:
+    """Admission state of one server (rules in core.admission): join tokens, per-client
+    rates, and which client opened each call in progress."""
+
+    cfg: ServerConfig
+    tokens: JoinTokens = field(init=False)
+    joins: RateLimiter = field(init=False)
+    offers: RateLimiter = field(init=False)
+    client_of_call: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.tokens = JoinTokens(self.cfg.join_token_ttl_s)
+        self.joins = RateLimiter(self.cfg.joins_per_client_per_min, burst=5)
+        self.offers = RateLimiter(self.cfg.joins_per_client_per_min, burst=5)
+
+    def client(self, request: web.Request) -> str:
+        """Who is asking: the peer's address, or the address a trusted proxy forwards."""
+        peer = request.remote or "?"
+        forwarded = request.headers.get("X-Forwarded-For")
+        if forwarded and peer in self.cfg.trusted_proxies:
+            return forwarded.split(",")[-1].strip() or peer  # the hop our proxy saw
+        return peer
+
+    def refusal(self, client: str, calls: dict[str, CallSession]) -> tuple[int, str] | None:
+        mine = [s for c, s in calls.items() if self.client_of_call.get(c) == client]
+        cfg = self.cfg
+        return refusal(
+            Slots(calls=len(calls), half_open=sum(not s.media_flowing for s in calls.values()),
+                  client_calls=len(mine), client_half_open=sum(not s.media_flowing for s in mine)),
+            Limits(cfg.max_calls, min(cfg.max_half_open, cfg.max_calls),
+                   cfg.max_calls_per_client, cfg.max_half_open_per_client))
+
+
+GATE: web.AppKey[Gate] = web.AppKey("gate", Gate)
+
+
+def _slow_down(status: int, why: str) -> web.Response:
+    resp = error(status, why)
+    resp.headers["Retry-After"] = "5"
+    return resp
+
+
+async def join(request: web.Request) -> web.Response:
+    """A single-use token for one offer: the page asks for it just before it offers."""
+    gate = request.app[GATE]
+    if not gate.joins.allow(gate.client(request), time.monotonic()):
+        return _slow_down(429, "too many join requests from this client")
+    token = gate.tokens.issue(time.monotonic())
+    return web.json_response(
+        {"join_token": token, "expires_in_s": gate.cfg.join_token_ttl_s}, status=201)
+
+
 async def create_call(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     calls = request.app[CALLS]
     data = await _read_offer(request, rt.config.server.max_body_bytes)
     if isinstance(data, web.Response):
         return data
-    if len(calls) >= rt.config.server.max_calls:
-        return error(503, "too many calls in progress, try again later")
+    gate = request.app[GATE]
+    token = data.get("join_token")
+    if not isinstance(token, str) or not gate.tokens.consume(token, time.monotonic()):
+        return error(403, "a valid 'join_token' is required (POST /api/join first)")
+    client = gate.client(request)
+    if not gate.offers.allow(client, time.monotonic()):
+        return _slow_down(429, "too many offers from this client")
+    refused = gate.refusal(client, calls)
+    if refused is not None:
+        return _slow_down(*refused)
     call_id = uuid.uuid4().hex
     consent = bool(data.get("consent", {}).get("analysis", False))
     session = CallSession(call_id, consent, rt, on_closed=lambda s: _closed(request.app, s))
     calls[call_id] = session
+    gate.client_of_call[call_id] = client
     try:
         answer = await session.start(data["sdp"], data["type"])
     except OfferError as exc:
         calls.pop(call_id, None)
+        gate.client_of_call.pop(call_id, None)
         return error(400, str(exc))
     except Exception:
         log.exception("call setup failed")
         await session.close("setup_failed")  # its peer and tasks may already exist
         calls.pop(call_id, None)
+        gate.client_of_call.pop(call_id, None)
         return error(500, "the call could not be set up")
     rt.metrics.calls_live.set(len(calls))
     return web.json_response(
@@ -103,6 +170,7 @@ async def create_call(request: web.Request) -> web.Response:
 
 def _closed(app: web.Application, session: CallSession) -> None:
     calls = app[CALLS]
+    app[GATE].client_of_call.pop(session.call_id, None)
     if calls.pop(session.call_id, None) is not None:
         rt = app[RUNTIME]
         rt.metrics.calls_live.set(len(calls))
@@ -174,11 +242,13 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[json_errors], client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
     app[CALLS] = {}
+    app[GATE] = Gate(config.server)
     app[PAGE] = read_page("customer.html")
     app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_runtime_ctx)
     app.router.add_get("/", index)
     app.router.add_static("/static/", WEB_DIR)
+    app.router.add_post("/api/join", join)
     app.router.add_post("/api/calls", create_call)
     app.router.add_delete("/api/calls/{call_id}", end_call)
     app.router.add_get("/healthz", healthz)

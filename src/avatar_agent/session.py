@@ -78,6 +78,11 @@ class CallSession:
         self._video_out: AvatarVideoTrack | None = None
         self.started_at = time.time()  # wall clock, for the operators' call list
 
+    @property
+    def media_flowing(self) -> bool:
+        """The customer's peer has connected (once); until then the call is half-open."""
+        return self._greeted
+
     def media_time(self) -> float:
         """Seconds on the call's media clock (0 before media starts)."""
         return self.media.peek()

@@ -13,9 +13,13 @@ GOOD_CONSENT = {"analysis": True}
 
 
 async def _post(url: str, **kw: Any) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession() as http, http.post(url + "/api/calls", **kw) as r:
-        assert r.content_type == "application/json"
-        return r.status, await r.json()
+    async with aiohttp.ClientSession() as http:
+        if isinstance(kw.get("json"), dict) and "sdp" in kw["json"]:
+            async with http.post(url + "/api/join") as r:  # a join token, as the page has
+                kw["json"] = {**kw["json"], "join_token": (await r.json())["join_token"]}
+        async with http.post(url + "/api/calls", **kw) as r:
+            assert r.content_type == "application/json"
+            return r.status, await r.json()
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,11 @@ def spawn_server(
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     cfg = workdir / "config.yaml"
+    if "server:" not in config_yaml:
+        # every test customer comes from 127.0.0.1: one client to admission, so the
+        # per-client limits (tested on their own) are set wide for the other tests
+        config_yaml += ("server:\n  joins_per_client_per_min: 600\n"
+                        "  max_calls_per_client: 20\n  max_half_open_per_client: 8\n")
     cfg.write_text(f"storage:\n  url: sqlite:///{workdir / 'calls.db'}\n" + config_yaml)
     log = workdir / "server.log"
     with log.open("wb") as out:

@@ -44,6 +44,18 @@ class ServerConfig(Section):
     max_calls: int = Field(20, ge=1, le=1000)
     # Given to the browser page and to the server's own peer; empty means host candidates only.
     ice_servers: list[IceServer] = Field(default_factory=list)
+    # Admission: the page gets a single-use join token (POST /api/join) valid this long
+    # and sends it with its offer. Per client (its address, or the one a trusted proxy
+    # forwards): this many join requests and offers a minute (bursts of 5), this many
+    # calls at once, and this many that have not connected yet. Calls not yet connected
+    # may also take only `max_half_open` of the server's `max_calls`.
+    join_token_ttl_s: float = Field(60.0, gt=0, le=600)
+    joins_per_client_per_min: float = Field(12.0, gt=0, le=6000)
+    max_calls_per_client: int = Field(4, ge=1, le=1000)
+    max_half_open_per_client: int = Field(2, ge=1, le=1000)
+    max_half_open: int = Field(10, ge=1, le=1000)
+    # Proxies whose X-Forwarded-For names the client (exact addresses); empty: none.
+    trusted_proxies: list[str] = Field(default_factory=list)
     # Access-log lines carry no client address unless this is on (privacy by default).
     access_log_client_ip: bool = False
     # /metrics: with a token, `Authorization: Bearer <token>` from anywhere; without

@@ -144,10 +144,15 @@ class CustomerClient:
                 self.pc.addTransceiver(kind, direction="recvonly")
         await self.pc.setLocalDescription(await self.pc.createOffer())
         self.t_offer = time.monotonic()
+        async with session.post(self.base_url + "/api/join", json={}) as resp:
+            joined = await resp.json()
+            if resp.status != 201:
+                raise RuntimeError(f"join refused: {resp.status} {joined}")
         body = {
             "sdp": self.pc.localDescription.sdp,
             "type": "offer",
             "consent": {"analysis": self.consent},
+            "join_token": joined["join_token"],  # single use: one per offer
         }
         async with session.post(self.base_url + "/api/calls", json=body) as resp:
             data = await resp.json()

@@ -227,10 +227,14 @@
       await waitForIceGathering(pc, ICE_GATHER_TIMEOUT_MS);
       if (attempt.over) return;
 
+      // A single-use join token, asked for just before the offer that spends it.
+      const joined = await requestJson("POST", "/api/join", {}, REQUEST_TIMEOUT_MS);
+      if (attempt.over) return;
       const answer = await requestJson("POST", "/api/calls", {
         sdp: pc.localDescription.sdp,
         type: pc.localDescription.type,
         consent: { analysis: choice === "yes" },
+        join_token: joined.join_token,
       }, REQUEST_TIMEOUT_MS);
       if (!answer.call_id || !answer.sdp) throw new Error("the server sent an incomplete answer");
       attempt.callId = answer.call_id;

@@ -1,0 +1,49 @@
+"""Admission rules in virtual time: join tokens, rate limits, slot refusals."""
+
+from __future__ import annotations
+
+from avatar_agent.core.admission import JoinTokens, Limits, RateLimiter, Slots, refusal
+
+LIMITS = Limits(max_calls=20, max_half_open=10, max_calls_per_client=4,
+                max_half_open_per_client=2)
+
+
+def test_join_tokens_are_single_use_and_expire() -> None:
+    tokens = JoinTokens(ttl_s=60)
+    a, b = tokens.issue(0.0), tokens.issue(0.0)
+    assert a != b
+    assert tokens.consume(a, 1.0)
+    assert not tokens.consume(a, 1.0)  # spent
+    assert not tokens.consume(b, 60.0)  # expired
+    assert not tokens.consume("made-up", 1.0)
+
+
+def test_outstanding_tokens_are_bounded() -> None:
+    tokens = JoinTokens(ttl_s=60, max_open=10)
+    first = tokens.issue(0.0)
+    for _ in range(100):
+        tokens.issue(0.0)
+    assert len(tokens._open) == 10
+    assert not tokens.consume(first, 1.0)
+
+
+def test_rate_limiter_allows_a_burst_then_the_rate() -> None:
+    limit = RateLimiter(per_min=60, burst=5)  # one a second
+    assert [limit.allow("c", 0.0) for _ in range(7)] == [True] * 5 + [False] * 2
+    assert limit.allow("other", 0.0)  # another client has its own bucket
+    assert not limit.allow("c", 0.5)
+    assert limit.allow("c", 1.6)
+
+
+def test_one_client_cannot_take_the_slots_of_others() -> None:
+    # the client's own limits first (429), then the server's (503)
+    assert refusal(Slots(2, 2, 2, 2), LIMITS) == (
+        429, "too many calls from this client are still connecting")
+    assert refusal(Slots(4, 0, 4, 0), LIMITS) is not None
+    assert refusal(Slots(4, 2, 2, 2), LIMITS) is not None
+    assert refusal(Slots(4, 2, 0, 0), LIMITS) is None  # another client gets in
+    assert refusal(Slots(20, 0, 0, 0), LIMITS) == (
+        503, "too many calls in progress, try again later")
+    # calls that never connect may take only their share of the server
+    assert refusal(Slots(10, 10, 0, 0), LIMITS) == (
+        503, "too many calls are connecting, try again shortly")
