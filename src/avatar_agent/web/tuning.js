@@ -7,6 +7,9 @@
   const st = { persona: null, groups: [], changes: new Map(), draftTimer: null };
 
   async function api(method, path, body) {
+    // Every POST carries a JSON body, even an empty one: the server refuses other
+    // cookie-authenticated POSTs as possibly cross-site.
+    if (method !== "GET" && body === undefined) body = {};
     const resp = await fetch(path, {
       method, credentials: "same-origin",
       headers: body === undefined ? {} : { "Content-Type": "application/json" },
