@@ -212,3 +212,21 @@ def test_a_tuner_moves_the_lean_slider_saves_and_the_live_call_follows(
         context.close()
         customer.close()
     assert not errors, errors
+
+
+def test_the_pages_contact_sheet_is_what_the_cli_preview_writes(
+        server: TuningServer, tmp_path: Path) -> None:
+    tina = login_cookie(server.url, "tina")
+    req = urllib.request.Request(server.url + "/api/tuning/personas/support/sheet.png",
+                                 headers={"Cookie": tina})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        page_png = r.read()
+    out = tmp_path / "sheet.png"
+    res = subprocess.run([sys.executable, "-m", "avatar_agent.cli", "preview", "--behavior",
+                          str(server.persona), "--out", str(out)],
+                         capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    from_page = cv2.imdecode(np.frombuffer(page_png, np.uint8), cv2.IMREAD_COLOR)
+    from_cli = cv2.imread(str(out), cv2.IMREAD_COLOR)
+    assert from_page is not None and from_page.shape == from_cli.shape
+    assert np.array_equal(from_page, from_cli)

@@ -58,6 +58,33 @@ def measure_cell(persona: Persona, level: str, state: str,
     return measure_frame(render_cell(persona, level, state, renderer or AvatarRenderer()), faces)
 
 
+def without_apology_frown(persona: Persona) -> Persona:
+    """The persona with the apologising state's own frown taken out (levels and rules kept)."""
+    states = persona.states
+    apologising = states.apologising.model_copy(update={"brow_frown": 0.0})
+    return persona.model_copy(update={"states": states.model_copy(
+        update={"apologising": apologising})})
+
+
+def apology_frown_gaps(persona: Persona, level: str, seeds: range,
+                       renderer: AvatarRenderer | None = None) -> list[float]:
+    """Per head pose (seed): inner-brow px without the apology's frown minus with it,
+    on the same apologising frame; positive means the frown draws the brows together."""
+    renderer = renderer or AvatarRenderer()
+    faces = FaceAnalyzer(static_image_mode=True, max_faces=1)
+    plain_persona = without_apology_frown(persona)
+    gaps = []
+    for seed in seeds:
+        frown = measure_frame(render_cell(persona, level, "apologising", renderer, seed=seed),
+                              faces)
+        plain = measure_frame(render_cell(plain_persona, level, "apologising", renderer,
+                                          seed=seed), faces)
+        if frown is None or plain is None:
+            raise ValueError(f"no face found at {level}/apologising, seed {seed}")
+        gaps.append(plain.inner_brow_px - frown.inner_brow_px)
+    return gaps
+
+
 def main() -> None:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else \
         PROJECT_ROOT / "configs" / "behaviors" / "support.yaml"
@@ -72,6 +99,11 @@ def main() -> None:
                 continue
             print(f"{level:<13}{state:<13}{m.face_box:>9.4f}{m.inner_brow:>12.4f}"
                   f"{m.inner_brow_px:>7.1f}")
+    print("apology frown: inner brows closer by (px, per head pose seed 0-7)")
+    for level in LEVELS:
+        gaps = apology_frown_gaps(persona, level, range(8), renderer)
+        print(f"  {level:<13}" + " ".join(f"{g:5.2f}" for g in gaps)
+              + f"   mean {sum(gaps) / len(gaps):.2f}")
 
 
 if __name__ == "__main__":
