@@ -52,3 +52,24 @@ def test_role_names() -> None:
     assert valid_role("tuner") and not valid_role("root")
     with pytest.raises(ValueError):
         require_role("root")
+
+
+def test_persona_versions_history_and_undo(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'v.db'}")
+    try:
+        v1 = store.add_persona_version("support", "tina", "save",
+                                       [{"path": "states.idle.lean", "value": 0.5}], "A\n", "B\n")
+        store.add_persona_version("support", "ann", "save", [], "B\n", "C\n")
+        assert store.undo_persona_save("support", "B\n") is None  # the file is C now
+        undone = store.undo_persona_save("support", "C\n")
+        assert undone is not None and undone["before"] == "B\n" and undone["operator"] == "ann"
+        again = store.undo_persona_save("support", "B\n")  # walks back one save further
+        assert again is not None and again["id"] == v1["id"] and again["before"] == "A\n"
+        assert store.undo_persona_save("support", "A\n") is None
+        history = store.persona_history("support")
+        assert [h["operator"] for h in history] == ["ann", "tina"]
+        assert all(h["undone"] for h in history) and "before" not in history[0]
+        assert history[1]["changes"] == [{"path": "states.idle.lean", "value": 0.5}]
+        assert store.persona_history("receptionist") == []
+    finally:
+        store.close()
