@@ -68,11 +68,16 @@ def _check_config_files(cfg: Config) -> None:
     load_persona(project_path(cfg.avatar.behavior))
     if cfg.affect.script is not None:
         load_script(Path(cfg.affect.script))
+    if cfg.knowledge.path is not None:
+        from avatar_agent.speech.knowledge import load_knowledge
+
+        load_knowledge(project_path(cfg.knowledge.path))
 
 
 @app.command("check-config")
 def check_config(path: Annotated[Path, typer.Argument(help="YAML file to validate")]) -> None:
-    """Validate a config or persona file; print each problem with its YAML path and line."""
+    """Validate a config, persona or knowledge file; print each problem with its YAML
+    path and line (a config's persona and knowledge files are checked too)."""
     from avatar_agent.avatar.behavior import load_persona, looks_like_persona
 
     try:
@@ -82,11 +87,19 @@ def check_config(path: Annotated[Path, typer.Argument(help="YAML file to validat
     try:
         if looks_like_persona(path, data):
             load_persona(path)
+        elif isinstance(data, list) or "knowledge" in path.parts:
+            from avatar_agent.speech.knowledge import load_knowledge
+
+            load_knowledge(path)  # a knowledge base: a list of entries
         else:
-            load_config(path)
+            cfg = load_config(path)
+            if cfg.knowledge.path is not None:  # the knowledge base it names, too
+                from avatar_agent.speech.knowledge import load_knowledge
+
+                load_knowledge(project_path(cfg.knowledge.path))
     except ConfigError as exc:
         for issue in exc.issues:
-            err.print(f"{path}:{issue}", highlight=False, markup=False)
+            err.print(f"{exc.source}:{issue}", highlight=False, markup=False)
         err.print(f"{len(exc.issues)} problem(s) found", style="red")
         raise typer.Exit(1) from None
     print(f"{path}: OK")

@@ -10,6 +10,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from avatar_agent.affect.engine import AffectEngine
 from avatar_agent.affect.model import AffectOutput, AffectPredictor, AffectWindow, validate_window
@@ -22,6 +23,10 @@ from avatar_agent.core.metrics import Metrics
 from avatar_agent.core.store import AsyncStore, Store
 from avatar_agent.perception.face_expression import FaceExpression
 from avatar_agent.perception.speech_embedding import SpeechEncoder
+from avatar_agent.perception.turn_audio import RATE
+from avatar_agent.speech.answers import Answerer, KnowledgeAnswerer, OpenAIAnswerer
+from avatar_agent.speech.asr import Transcriber
+from avatar_agent.speech.knowledge import Entry, load_knowledge
 from avatar_agent.speech.tts import PiperTTS, TTSEngine
 from avatar_agent.speech.types import Utterance
 
@@ -41,6 +46,8 @@ class Runtime:
         speech_encoder: SpeechEncoder | None = None,
         face_expression: FaceExpression | None = None,
         pool: Executor | None = None,
+        transcriber: Transcriber | None = None,
+        answerer: Answerer | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -66,6 +73,9 @@ class Runtime:
         self.speech_encoder = speech_encoder  # perception feeds the model its embeddings
         self.face_expression = face_expression  # ... and the face's expression
         self.affect_script = affect_script
+        # Speech recognition and answers for every call (None: replies follow the level).
+        self.transcriber = transcriber
+        self.answerer = answerer
         self.affect: AffectEngine[AffectWindow, AffectOutput] | None = None
         if predictor is not None:
             self.affect = AffectEngine(
@@ -107,8 +117,10 @@ class Runtime:
         else:
             predictor, encoder, expression = await loop.run_in_executor(
                 None, load_predictor, config)
+        transcriber, answerer = await loop.run_in_executor(None, load_understanding, config)
         rt = cls(config, AsyncStore(store), tts, avatar_dir, predictor=predictor,
-                 affect_script=script, speech_encoder=encoder, face_expression=expression)
+                 affect_script=script, speech_encoder=encoder, face_expression=expression,
+                 transcriber=transcriber, answerer=answerer)
         await rt.ready()
         log.info("runtime ready in %.1f s", time.perf_counter() - t0)
         return rt
@@ -160,6 +172,33 @@ def load_predictor(
         return None, None, None
     log.info("affect model %s on %s", path, predictor.device)
     return predictor, encoder, expression
+
+
+def load_understanding(config: Config) -> tuple[Transcriber | None, Answerer | None]:
+    """Speech recognition and the answerer, loaded once; a bad knowledge file stops
+    start-up (ConfigError), missing weights only turn recognition off."""
+    entries = []
+    if config.knowledge.path is not None:
+        entries = load_knowledge(project_path(config.knowledge.path))
+    if not config.asr.enabled:
+        return None, None
+    a = config.asr
+    try:
+        transcriber = Transcriber.load(a.language, a.compute_type, a.threads,
+                                       min_context_s=a.min_context_s)
+        transcriber.transcribe(np.zeros(RATE, np.float32))  # first run allocates
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        log.error("speech recognition disabled: %s", exc)
+        return None, None
+    return transcriber, make_answerer(config, entries)
+
+
+def make_answerer(config: Config, entries: list[Entry]) -> Answerer:
+    knowledge = KnowledgeAnswerer(entries, config.knowledge.min_score)
+    ans = config.answer
+    if ans.backend == "openai":
+        return OpenAIAnswerer(knowledge, ans.base_url, ans.model, ans.api_key_env, ans.timeout_s)
+    return knowledge
 
 
 def _warm_perception() -> None:

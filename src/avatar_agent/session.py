@@ -32,12 +32,17 @@ from avatar_agent.core.events import (
     Event,
     HumanRequested,
     SpeechEvent,
+    Transcript,
+    Unanswered,
 )
 from avatar_agent.perception.live import CallPerception, run_onset, run_voice_activity
 from avatar_agent.perception.onset import OnsetDetector
+from avatar_agent.perception.turn_audio import TurnAudio
 from avatar_agent.perception.vad import VadEvent
+from avatar_agent.speech.answers import Answer
 from avatar_agent.speech.call_speech import CallSpeech
 from avatar_agent.speech.playout import Playout, PlayoutEvent
+from avatar_agent.speech.understanding import CallUnderstanding
 from avatar_agent.transport.base import CallTransport
 from avatar_agent.transport.webrtc import WebRTCTransport
 
@@ -167,16 +172,24 @@ class CallSession:
     def _start_speech(self, stream: AvatarStream, transport: CallTransport) -> None:
         """Speech and turn-taking for every call. Without consent only voice activity
         runs (no prosody, no affect, nothing kept), so barge-in and replies still work."""
+        understanding, audio = None, None
+        if self.rt.transcriber is not None and self.rt.answerer is not None:
+            # Every call is transcribed, consent or not: the agent must understand to help.
+            audio = TurnAudio()
+            understanding = CallUnderstanding(
+                self.rt.transcriber, self.rt.answerer, self.rt.analysis_pool, audio,
+                self.rt.metrics, self._transcript)
         self.speech = CallSpeech(
             self.call_id, self.rt.config, self.rt, stream.playout, self.media,
             self._speech_event, self._tasks.spawn, self._level,
-            lambda: stream.targets.speech_rate,
+            lambda: stream.targets.speech_rate, understanding, self._answered,
         )
         if transport.audio_in is not None:
             b = self.rt.config.barge_in
             self._tasks.spawn(run_voice_activity(
                 transport.audio_in, self.rt.analysis_pool, self.media_time,
                 self._voice_event, min_speech_s=self.rt.config.replies.speech_start_s,
+                keep=audio,
             ), "voice-activity")
             self._tasks.spawn(run_onset(
                 transport.audio_in,
@@ -252,6 +265,27 @@ class CallSession:
             self._tasks.spawn(self.rt.store.add_events(
                 self.call_id, [{"t": event.t, "kind": "caption", "text": ev.text}]
             ), "store-caption")
+
+    def _transcript(self, text: str, t_start: float, t_end: float) -> None:
+        """The customer's words of one turn: to their page, the operators and the store."""
+        event = Transcript(call_id=self.call_id, role="customer", text=text,
+                           t_start=t_start, t_end=t_end)
+        self._send(event)
+        self.rt.events.publish(event)
+        self._tasks.spawn(self.rt.store.add_events(self.call_id, [
+            {"t": t_start, "kind": "transcript", "role": "customer", "text": text,
+             "t_end": t_end}]), "store-transcript")
+
+    def _answered(self, answer: Answer, text: str, t: float) -> None:
+        """The agent could not answer, or the customer asked for a person in words."""
+        if answer.kind == "person":
+            self.request_human()
+        elif answer.kind == "unanswered":
+            event = Unanswered(call_id=self.call_id, t=t, text=text, score=answer.score)
+            self.rt.events.publish(event)
+            self._tasks.spawn(self.rt.store.add_events(self.call_id, [
+                {"t": t, "kind": "unanswered", "text": text, "score": answer.score}
+            ]), "store-unanswered")
 
     def customer_message(self, msg: dict[str, Any]) -> None:
         """A message from the customer's page on the `agent` channel (besides pings)."""

@@ -30,7 +30,7 @@ from avatar_agent.core.events import Event
 from avatar_agent.core.store import AsyncStore, Store
 from avatar_agent.operators.watcher import EscalationWatcher
 from avatar_agent.perception.audio import load_audio
-from avatar_agent.runtime import Runtime, load_predictor
+from avatar_agent.runtime import Runtime, load_predictor, load_understanding
 from avatar_agent.session import CallSession
 from avatar_agent.speech.tts import PiperTTS
 from avatar_agent.transport.memory import MemoryTransport
@@ -41,7 +41,8 @@ FRAME_S = FRAME / IN_RATE
 
 
 async def start_runtime(
-    config: Config, db: Path, *, model: bool = True, affect_script: AffectScript | None = None
+    config: Config, db: Path, *, model: bool = True, affect_script: AffectScript | None = None,
+    understanding: bool = False,
 ) -> Runtime:
     """A server's shared parts, with every pool inline (see core.aio.InlineExecutor).
 
@@ -55,6 +56,8 @@ async def start_runtime(
         update={"affect": config.affect.model_copy(update={"max_wait_ms": 0.0})})
     load = model and affect_script is None
     predictor, encoder, expression = load_predictor(config) if load else (None, None, None)
+    # Speech recognition and the knowledge base, as a server loads them (`understanding`).
+    transcriber, answerer = load_understanding(config) if understanding else (None, None)
     rt = Runtime(
         config,
         AsyncStore(Store(f"sqlite:///{db}"), executor=inline),
@@ -65,6 +68,8 @@ async def start_runtime(
         speech_encoder=encoder,
         face_expression=expression,
         pool=inline,
+        transcriber=transcriber,
+        answerer=answerer,
     )
     await rt.ready()
     return rt

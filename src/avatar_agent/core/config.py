@@ -286,8 +286,48 @@ class EscalationConfig(Section):
     anger_threshold: float = Field(70.0, ge=0, le=100)
     hold_s: float = Field(5.0, ge=0, le=600)  # the index stays at or above the threshold this long
     on_furious: bool = True  # the level reaching furious escalates at once
-    on_customer_request: bool = True  # the page's "Talk to a person" button
+    on_customer_request: bool = True  # "Talk to a person": the page's button, or in words
+    on_unanswered: bool = True  # the agent had no answer to what the customer said
     cooldown_s: float = Field(120.0, ge=0, le=3600)  # no second escalation of a call before this
+
+
+class AsrConfig(Section):
+    """Speech recognition of each customer turn (Whisper base, offline, on the CPU)."""
+
+    enabled: bool = True
+    language: str = Field("en", pattern="^[a-z]{2,3}$")  # Whisper's code: en, zh, de, ...
+    compute_type: Literal["int8", "float32"] = "int8"  # int8 is faster on a CPU
+    # The encoder reads the turn and silence up to this long (None: always 30 s, slower).
+    min_context_s: float | None = Field(10.0, ge=2, le=30)
+    threads: int = Field(1, ge=1, le=16)  # CPU threads of one recognition
+
+
+class KnowledgeConfig(Section):
+    # A YAML list of {id, questions, answer, confirm?, escalate?} (configs/knowledge/);
+    # relative paths are taken from the project root. None: no knowledge base.
+    path: str | None = "configs/knowledge/example.yaml"
+    # Below this similarity (0..1) the agent says it cannot answer and asks for a person.
+    min_score: float = Field(0.45, ge=0, le=1)
+
+
+class AnswerConfig(Section):
+    """Who answers the customer's words: the knowledge base (offline), or an
+    OpenAI-compatible chat endpoint with the knowledge base as its fallback."""
+
+    backend: Literal["knowledge", "openai"] = "knowledge"
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "gpt-4o-mini"
+    api_key_env: str | None = "OPENAI_API_KEY"  # the key is read from this variable
+    timeout_s: float = Field(4.0, gt=0, le=60)
+    # What the agent says when it cannot answer, and when the customer asks for a person.
+    unanswered: str = Field(
+        "I'm not sure I can answer that myself, so I'm asking a colleague to join us. "
+        "Please stay on the line.", min_length=1, max_length=500)
+    handoff: str = Field(
+        "Of course. I'm asking a colleague to join this call now.",
+        min_length=1, max_length=500)
+    not_heard: str = Field("Sorry, I didn't catch that. Could you say it again?",
+                           min_length=1, max_length=500)
 
 
 class PrivacyConfig(Section):
@@ -308,6 +348,9 @@ class Config(Section):
     operators: OperatorsConfig = OperatorsConfig()
     escalation: EscalationConfig = EscalationConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    asr: AsrConfig = AsrConfig()
+    knowledge: KnowledgeConfig = KnowledgeConfig()
+    answer: AnswerConfig = AnswerConfig()
 
     @model_validator(mode="after")
     def _speech_can_be_confirmed(self) -> Config:

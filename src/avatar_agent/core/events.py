@@ -141,6 +141,31 @@ class HumanRequested(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Transcript(Event):
+    """What the customer said in one turn (speech recognition), or a line the avatar
+    said; `t_start`, `t_end` in seconds on the call's media clock."""
+
+    type: ClassVar[str] = "transcript"
+    role: Literal["customer", "agent"]
+    text: str
+    t_start: float
+    t_end: float
+    final: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unanswered(Event):
+    """The agent could not answer the customer's words (nothing in the knowledge base
+    close enough, or an entry that needs a person): the escalation policy decides."""
+
+    type: ClassVar[str] = "customer"
+    event: Literal["unanswered"] = "unanswered"
+    t: float
+    text: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Escalation(Event):
     """An operator is needed; `context` is the call's curve, events and transcript."""
 

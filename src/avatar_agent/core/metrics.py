@@ -79,7 +79,7 @@ class Metrics:
         for outcome in ("ok", "failed"):
             self.affect_windows.labels(outcome)
         for stage in ("call_setup", "render", "tts_sentence", "face", "voice",
-                      "speech_embedding", "affect"):
+                      "speech_embedding", "affect", "asr", "answer"):
             self.stage_seconds.labels(stage)
 
     def render(self) -> bytes:

@@ -12,7 +12,9 @@ or context yet: the watcher fills those in before publishing it.
 Rules (thresholds from `EscalationConfig`):
 - the anger index stays at or above `anger_threshold` for `hold_s` seconds;
 - the level reaches furious (`on_furious`);
-- the customer asks for a person (`on_customer_request`).
+- the customer asks for a person (`on_customer_request`), with the page's button or
+  in words ("talk to a human", "人工");
+- the agent could not answer what the customer said (`on_unanswered`).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from __future__ import annotations
 from avatar_agent.core.config import EscalationConfig
 from avatar_agent.core.events import Escalation
 
-__all__ = ["REASON_ANGER", "REASON_FURIOUS", "REASON_REQUEST", "Escalation",
-           "EscalationPolicy"]
+__all__ = ["REASON_ANGER", "REASON_FURIOUS", "REASON_REQUEST", "REASON_UNANSWERED",
+           "Escalation", "EscalationPolicy"]
 
 REASON_ANGER = "sustained_anger"
 REASON_FURIOUS = "furious"
 REASON_REQUEST = "customer_request"
+REASON_UNANSWERED = "unanswered"
 
 
 def _escalation(reason: str, t: float, anger_index: float | None, level: str | None,
@@ -42,6 +45,7 @@ class EscalationPolicy:
         self._above_since: float | None = None
         self._last_fired: float | None = None
         self._last_request: float | None = None
+        self._last_unanswered: float | None = None
         self._last_index: float | None = None
         self._last_level: str | None = None
         self.fired: list[Escalation] = []
@@ -96,6 +100,21 @@ class EscalationPolicy:
         self._last_request = t
         esc = _escalation(REASON_REQUEST, t, self._last_index, self._last_level,
                           "the customer asked to talk to a person")
+        self._last_fired = t
+        self.fired.append(esc)
+        return esc
+
+    def unanswered(self, t: float, text: str) -> Escalation | None:
+        """The agent had no answer to the customer's words: AI first, and a person joins
+        precisely when it cannot help. Like a request, never swallowed by an affect
+        escalation's cooldown; a second unanswered turn within the cooldown is."""
+        if not self.cfg.on_unanswered:
+            return None
+        if self._last_unanswered is not None and t - self._last_unanswered < self.cfg.cooldown_s:
+            return None
+        self._last_unanswered = t
+        esc = _escalation(REASON_UNANSWERED, t, self._last_index, self._last_level,
+                          f"the agent could not answer: {text[:200]}")
         self._last_fired = t
         self.fired.append(esc)
         return esc

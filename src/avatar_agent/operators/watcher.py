@@ -3,7 +3,8 @@ raises escalations that carry the call's context.
 
 It keeps, per live call, what an operator needs to pick the call up without asking
 the customer to repeat themselves: the emotion curve so far (last `CONTEXT_POINTS`),
-the events and the avatar's captions. It works from the bus alone, so the context is
+the events and the transcript of both sides (the customer's recognised words and the
+avatar's captions). It works from the bus alone, so the context is
 as fresh as the dashboard's, not as stale as the last batch written to the store.
 The context keeps events in their stored-timeline form (`core.events.timeline_entry`),
 as the dashboard reads a call's timeline.
@@ -30,6 +31,8 @@ from avatar_agent.core.events import (
     LevelChanged,
     MicroExpressionSeen,
     SpeechEvent,
+    Transcript,
+    Unanswered,
     timeline_entry,
 )
 from avatar_agent.core.store import AsyncStore
@@ -95,7 +98,15 @@ class EscalationWatcher:
             case LevelChanged() | MicroExpressionSeen():
                 self.context(call_id).events.append(timeline_entry(ev))
             case SpeechEvent(event="start"):
-                self.context(call_id).transcript.append({"t": ev.t, "text": ev.text})
+                self.context(call_id).transcript.append(
+                    {"t": ev.t, "text": ev.text, "role": "agent"})
+            case Transcript():
+                self.context(call_id).transcript.append(
+                    {"t": ev.t_start, "text": ev.text, "role": ev.role})
+            case Unanswered():
+                ctx = self.context(call_id)
+                ctx.events.append({"t": ev.t, "kind": "unanswered", "text": ev.text})
+                return ctx.policy.unanswered(ev.t, ev.text)
             case HumanRequested():
                 ctx = self.context(call_id)
                 ctx.events.append({"t": ev.t, "kind": "human_request"})

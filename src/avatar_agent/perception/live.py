@@ -51,6 +51,7 @@ from avatar_agent.perception.speech_embedding import (
     SampleRing,
     SpeechEncoder,
 )
+from avatar_agent.perception.turn_audio import TurnAudio
 from avatar_agent.perception.vad import VadEvent, VoiceActivity
 from avatar_agent.transport.receiver import Receiver
 
@@ -214,13 +215,15 @@ async def run_voice_activity(
     on_event: Callable[[VadEvent], None],
     min_speech_s: float = 0.25,
     min_silence_s: float = 0.3,
+    keep: TurnAudio | None = None,
 ) -> None:
     """Speech start/end of the customer, for every call (consent or not).
 
     Each batch of frames is scored as soon as it arrives (Silero in the pool, one
     step at a time, so a slow pool only makes the bounded queue longer). Only the
     events leave this function: no audio or probability is kept beyond the VAD's
-    few-chunk state. Times are on the call's media clock.
+    few-chunk state, and the last seconds of 16 kHz audio in `keep` (memory only) so
+    that a finished turn can be transcribed. Times are on the call's media clock.
     """
     loop = asyncio.get_running_loop()
     queue = receiver.subscribe_queue(AUDIO_QUEUE)
@@ -237,7 +240,7 @@ async def run_voice_activity(
             continue
         if t_start is None:
             t_start = max(0.0, media_time() - len(frames) * 0.02)
-        events = await loop.run_in_executor(pool, _vad_step, down, vad, frames)
+        events = await loop.run_in_executor(pool, _vad_step, down, vad, frames, keep, t_start)
         for ev in events:
             on_event(VadEvent(ev.kind, t_start + ev.t))
 
@@ -270,6 +273,10 @@ def _mono(frame: av.AudioFrame) -> npt.NDArray[np.float64]:
 
 
 def _vad_step(
-    down: Downsampler, vad: VoiceActivity, frames: list[av.AudioFrame]
+    down: Downsampler, vad: VoiceActivity, frames: list[av.AudioFrame],
+    keep: TurnAudio | None = None, t_start: float = 0.0,
 ) -> list[VadEvent]:
-    return vad.push(np.concatenate([down.push_frame(f) for f in frames]))
+    pcm = np.concatenate([down.push_frame(f) for f in frames])
+    if keep is not None:
+        keep.push(pcm, t_start)
+    return vad.push(pcm)

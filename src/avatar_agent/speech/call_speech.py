@@ -22,11 +22,13 @@ from avatar_agent.core.clock import MediaClock
 from avatar_agent.core.config import Config
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.perception.vad import VadEvent
+from avatar_agent.speech.answers import Answer
 from avatar_agent.speech.playout import Playout, PlayoutEvent
 from avatar_agent.speech.replies import ReplyComposer, layer_of
 from avatar_agent.speech.tts import TTSEngine, stream_sentences
 from avatar_agent.speech.turns import TurnTaker
 from avatar_agent.speech.types import Utterance
+from avatar_agent.speech.understanding import CallUnderstanding
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class CallSpeech:
         spawn: Callable[[Coroutine[Any, Any, Any], str], asyncio.Task[Any]],
         level: Callable[[], tuple[str | None, float | None]],
         speech_rate: Callable[[], float] = lambda: 1.0,
+        understanding: CallUnderstanding | None = None,
+        on_answer: Callable[[Answer, str, float], None] | None = None,
     ) -> None:
         self.cfg = config
         self._server = server
@@ -73,6 +77,12 @@ class CallSpeech:
         self._lock = asyncio.Lock()  # one text at a time, in the order asked
         self._pending: set[asyncio.Task[Any]] = set()
         self._hold_timer: asyncio.Task[Any] | None = None
+        # Speech recognition and answers (None: replies follow the level alone).
+        self.understanding = understanding
+        self._on_answer = on_answer
+        self._utterance_start: float | None = None  # the unanswered speech began here
+        self._hearing: asyncio.Task[str] | None = None  # transcribing it
+        self._heard_span = (0.0, 0.0)
         self.barge_ins = 0
         self.holds = 0  # onsets that held the avatar (barge-ins and false alarms)
         self.resumes = 0
@@ -125,12 +135,28 @@ class CallSpeech:
     def voice_event(self, ev: VadEvent) -> None:
         """The customer's voice activity: barge in on speech, reply after a turn."""
         if ev.kind == "speech_start":
+            if self._utterance_start is None:
+                self._utterance_start = ev.t
             if self.turns.speech_start(ev.t, self.busy):
                 self.barge_in()
             return
         due = self.turns.speech_end(ev.t)
         if due is not None:
+            self._listen(ev.t)
             self._spawn(self._reply_when_due(due), "reply")
+        elif self._hearing is None:
+            self._utterance_start = None  # a burst too short to answer: forget it
+
+    def _listen(self, t_end: float) -> None:
+        """Start transcribing the utterance so far at once, while the pause runs; a
+        customer who goes on talking gets the whole utterance transcribed again."""
+        if self.understanding is None or self._utterance_start is None:
+            return
+        if self._hearing is not None:
+            self._hearing.cancel()
+        start = self._utterance_start
+        self._hearing = self._spawn(self.understanding.transcribe(start, t_end), "asr")
+        self._heard_span = (start, t_end)
 
     def onset(self) -> None:
         """A sudden sound from the customer (not yet known to be speech): while the
@@ -174,6 +200,30 @@ class CallSpeech:
         if not self.turns.take_reply(self._media_time(), self.busy):
             return
         level, since = self._level()
-        parts = self.replies.compose(level, self._media_time(), since)
-        log.info("reply to a %s customer: %s", level or "calm", [p.layer for p in parts])
+        hearing, self._hearing = self._hearing, None
+        self._utterance_start = None
+        if hearing is None or self.understanding is None:
+            parts = self.replies.compose(level, self._media_time(), since)
+            log.info("reply to a %s customer: %s", level or "calm", [p.layer for p in parts])
+            self.say_parts([(p.layer, p.text) for p in parts])
+            return
+        try:
+            text = await hearing
+        except Exception:  # one turn's failure is logged; the customer still gets a reply
+            log.exception("speech recognition failed")
+            text = ""
+        t_start, t_end = self._heard_span
+        if not text:
+            self.say(self.cfg.answer.not_heard, "confirm")
+            return
+        self.understanding.heard(text, t_start, t_end)
+        answer = await self.understanding.answer(text)
+        if self._on_answer is not None:
+            self._on_answer(answer, text, t_end)
+        parts = self.replies.compose_answer(level, self._media_time(), answer,
+                                            self.cfg.answer, since)
+        log.info("answer (%s, %s %.2f) to a %s customer: %s", answer.kind, answer.entry_id,
+                 answer.score, level or "calm", [p.layer for p in parts])
+        for p in parts:
+            self.understanding.said(p.text)
         self.say_parts([(p.layer, p.text) for p in parts])

@@ -17,8 +17,9 @@ import re
 import zlib
 from dataclasses import dataclass
 
-from avatar_agent.core.config import LevelReplies, RepliesConfig
+from avatar_agent.core.config import AnswerConfig, LevelReplies, RepliesConfig
 from avatar_agent.core.levels import LEVELS
+from avatar_agent.speech.answers import Answer
 
 APOLOGY = "apology"
 
@@ -40,6 +41,12 @@ def layer_of(layer: str | None, text: str) -> str | None:
 class ReplyPart:
     layer: str  # soothe / confirm / solve / repair, or apology for apologising text
     text: str
+
+
+def _tagged(layer: str, text: str) -> ReplyPart:
+    tag = layer_of(layer, text)
+    assert tag is not None
+    return ReplyPart(tag, text)
 
 
 class ReplyComposer:
@@ -78,15 +85,38 @@ class ReplyComposer:
             since = self._level_since
         replies = self.level_for(level)
         fresh = t - since < self.cfg.acknowledge_s
+        return [self._part(level, replies, layer, fresh) for layer in replies.layers]
+
+    def _part(self, level: str, replies: LevelReplies, layer: str, fresh: bool) -> ReplyPart:
+        key = layer
+        if layer == "soothe" and fresh and replies.acknowledge:
+            key = "acknowledge"  # meet the feeling before any apology
+        return _tagged(layer, self._pick(level, key, getattr(replies, key)))
+
+    def compose_answer(self, level: str | None, t: float, answer: Answer, words: AnswerConfig,
+                       since: float | None = None) -> list[ReplyPart]:
+        """The reply to what the customer said: soothe (by level, as `compose`), confirm
+        (the question in the agent's words), solve (the answer), repair (by level).
+        When the agent cannot answer it says so in the solve layer, and when the
+        customer asked for a person it says one is coming."""
+        level = level if level in LEVELS else "calm"
+        assert level is not None
+        if since is None:
+            self.observe_level(level, t)
+            since = self._level_since
+        replies = self.level_for(level)
+        fresh = t - since < self.cfg.acknowledge_s
         parts: list[ReplyPart] = []
-        for layer in replies.layers:
-            key: str = layer
-            if layer == "soothe" and fresh and replies.acknowledge:
-                key = "acknowledge"  # meet the feeling before any apology
-            text = self._pick(level, key, getattr(replies, key))
-            tag = layer_of(layer, text)
-            assert tag is not None
-            parts.append(ReplyPart(tag, text))
+        if "soothe" in replies.layers:
+            parts.append(self._part(level, replies, "soothe", fresh))
+        if answer.kind == "person":
+            return [*parts, _tagged("solve", words.handoff)]
+        if answer.confirm:
+            parts.append(_tagged("confirm", answer.confirm))
+        parts.append(_tagged("solve", answer.text if answer.kind == "answer"
+                             else words.unanswered))
+        if "repair" in replies.layers:
+            parts.append(self._part(level, replies, "repair", fresh))
         return parts
 
     def _pick(self, level: str, key: str, variants: list[str]) -> str:
