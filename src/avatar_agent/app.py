@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from avatar_agent.core.admission import JoinTokens, Limits, RateLimiter, Slots, refusal
+from avatar_agent.core.api import OfferBody, api, openapi, parse
 from avatar_agent.core.config import Config, ServerConfig
 from avatar_agent.core.httpjson import WEB_DIR, error, inject_config, json_body, read_page
 from avatar_agent.core.websecurity import security_headers
@@ -59,21 +60,11 @@ async def index(request: web.Request) -> web.Response:
     return web.Response(text=inject_config(request.app[PAGE], page_cfg), content_type="text/html")
 
 
-async def _read_offer(request: web.Request, limit: int) -> dict[str, Any] | web.Response:
+async def _read_offer(request: web.Request, limit: int) -> OfferBody | web.Response:
     data = await json_body(request, limit)
     if isinstance(data, web.Response):
         return data
-    sdp = data.get("sdp")
-    if not isinstance(sdp, str) or not sdp.strip():
-        return error(400, "'sdp' is missing or not a string")
-    if data.get("type") != "offer":
-        return error(400, "'type' must be \"offer\"")
-    if not sdp.lstrip().startswith("v=0"):
-        return error(400, "'sdp' is not an SDP offer (it must start with v=0)")
-    consent = data.get("consent", {})
-    if not isinstance(consent, dict) or not isinstance(consent.get("analysis", False), bool):
-        return error(400, "'consent' must be an object with a boolean 'analysis'")
-    return data
+    return parse(OfferBody, data)
 
 
 @dataclass
@@ -89,8 +80,10 @@ class Gate:
 
     def __post_init__(self) -> None:
         self.tokens = JoinTokens(self.cfg.join_token_ttl_s)
-        self.joins = RateLimiter(self.cfg.joins_per_client_per_min, burst=5)
-        self.offers = RateLimiter(self.cfg.joins_per_client_per_min, burst=5)
+        # bursts of 10 s worth, at least 5: a page that retries must not be cut off
+        burst = max(5, round(self.cfg.joins_per_client_per_min / 6))
+        self.joins = RateLimiter(self.cfg.joins_per_client_per_min, burst=burst)
+        self.offers = RateLimiter(self.cfg.joins_per_client_per_min, burst=burst)
 
     def client(self, request: web.Request) -> str:
         """Who is asking: the peer's address, or the address a trusted proxy forwards."""
@@ -111,6 +104,7 @@ class Gate:
 
 
 GATE: web.AppKey[Gate] = web.AppKey("gate", Gate)
+JSON = "application/json"
 
 
 def _slow_down(status: int, why: str) -> web.Response:
@@ -119,6 +113,7 @@ def _slow_down(status: int, why: str) -> web.Response:
     return resp
 
 
+@api("a single-use join token for one offer", responses={201: ("the token", JSON)})
 async def join(request: web.Request) -> web.Response:
     """A single-use token for one offer: the page asks for it just before it offers."""
     gate = request.app[GATE]
@@ -129,6 +124,8 @@ async def join(request: web.Request) -> web.Response:
         {"join_token": token, "expires_in_s": gate.cfg.join_token_ttl_s}, status=201)
 
 
+@api("start a call: the page's offer in, the server's answer out", body=OfferBody,
+     responses={201: ("the call and its SDP answer", JSON)})
 async def create_call(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     calls = request.app[CALLS]
@@ -136,8 +133,8 @@ async def create_call(request: web.Request) -> web.Response:
     if isinstance(data, web.Response):
         return data
     gate = request.app[GATE]
-    token = data.get("join_token")
-    if not isinstance(token, str) or not gate.tokens.consume(token, time.monotonic()):
+    token = data.join_token
+    if token is None or not gate.tokens.consume(token, time.monotonic()):
         return error(403, "a valid 'join_token' is required (POST /api/join first)")
     client = gate.client(request)
     if not gate.offers.allow(client, time.monotonic()):
@@ -146,12 +143,12 @@ async def create_call(request: web.Request) -> web.Response:
     if refused is not None:
         return _slow_down(*refused)
     call_id = uuid.uuid4().hex
-    consent = bool(data.get("consent", {}).get("analysis", False))
+    consent = data.consent.analysis
     session = CallSession(call_id, consent, rt, on_closed=lambda s: _closed(request.app, s))
     calls[call_id] = session
     gate.client_of_call[call_id] = client
     try:
-        answer = await session.start(data["sdp"], data["type"])
+        answer = await session.start(data.sdp, data.type)
     except OfferError as exc:
         calls.pop(call_id, None)
         gate.client_of_call.pop(call_id, None)
@@ -177,6 +174,7 @@ def _closed(app: web.Application, session: CallSession) -> None:
         rt.metrics.calls_ended.labels(session.end_reason or "unknown").inc()
 
 
+@api("hang up a call", responses={200: ("ended", JSON)})
 async def end_call(request: web.Request) -> web.Response:
     call_id = request.match_info["call_id"]
     session = request.app[CALLS].get(call_id)
@@ -186,6 +184,7 @@ async def end_call(request: web.Request) -> web.Response:
     return web.json_response({"call_id": call_id, "ended": True})
 
 
+@api("liveness, calls and tasks in progress", responses={200: ("healthy", JSON)})
 async def healthz(request: web.Request) -> web.Response:
     # Tasks alive in the process: lets an operator (and the tests) see that an ended
     # call left nothing running.
@@ -228,6 +227,11 @@ async def _heartbeats(app: web.Application) -> None:
                 log.exception("recording the calls' heartbeat failed")
 
 
+async def openapi_doc(request: web.Request) -> web.Response:
+    """The API as OpenAPI 3.1, built from the routes and the models that validate them."""
+    return web.json_response(openapi(request.app, "avatar-agent", "1"))
+
+
 async def _runtime_ctx(app: web.Application) -> Any:
     rt = await Runtime.start(app[CONFIG])
     app[RUNTIME] = rt
@@ -248,6 +252,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_runtime_ctx)
     app.router.add_get("/", index)
     app.router.add_static("/static/", WEB_DIR)
+    app.router.add_get("/api/openapi.json", openapi_doc)
     app.router.add_post("/api/join", join)
     app.router.add_post("/api/calls", create_call)
     app.router.add_delete("/api/calls/{call_id}", end_call)

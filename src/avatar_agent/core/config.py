@@ -46,9 +46,10 @@ class ServerConfig(Section):
     ice_servers: list[IceServer] = Field(default_factory=list)
     # Admission: the page gets a single-use join token (POST /api/join) valid this long
     # and sends it with its offer. Per client (its address, or the one a trusted proxy
-    # forwards): this many join requests and offers a minute (bursts of 5), this many
-    # calls at once, and this many that have not connected yet. Calls not yet connected
-    # may also take only `max_half_open` of the server's `max_calls`.
+    # forwards): this many join requests and offers a minute (in bursts of up to 10 s
+    # worth, at least 5), this many calls at once, and this many that have not
+    # connected yet. Calls not yet connected may also take only `max_half_open` of the
+    # server's `max_calls`.
     join_token_ttl_s: float = Field(60.0, gt=0, le=600)
     joins_per_client_per_min: float = Field(12.0, gt=0, le=6000)
     max_calls_per_client: int = Field(4, ge=1, le=1000)

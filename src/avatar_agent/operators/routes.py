@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
+from avatar_agent.core.api import LoginBody, SayBody, api, parse
 from avatar_agent.core.calls import CallServices, LiveCall
 from avatar_agent.core.config import Config
 from avatar_agent.core.events import EscalationAcknowledged, Takeover, encode, timeline_entry
@@ -51,6 +52,7 @@ from avatar_agent.operators.watcher import EscalationWatcher
 
 log = logging.getLogger(__name__)
 AFFECT_KINDS = frozenset({"level", "micro_expression"})
+JSON = "application/json"
 # What the app hands `register`: its runtime and its live calls, of whatever types
 # satisfy the protocols operators use.
 ServicesT = TypeVar("ServicesT", bound=CallServices)
@@ -68,13 +70,16 @@ def _too_many(wait_s: float, why: str) -> web.Response:
     return resp
 
 
+@api("log in: a token (also set as a cookie) for the operator routes", body=LoginBody,
+     responses={200: ("the token", JSON)})
 async def login(request: web.Request) -> web.Response:
     data = await json_body(request)
     if isinstance(data, web.Response):
         return data
-    name, password = data.get("name"), data.get("password")
-    if not isinstance(name, str) or not isinstance(password, str) or not name or not password:
-        return error(400, "'name' and 'password' are required strings")
+    body = parse(LoginBody, data)
+    if isinstance(body, web.Response):
+        return body
+    name, password = body.name, body.password
     if len(password) > MAX_PASSWORD or not valid_name(name):
         return error(401, "wrong name or password")
     ops = ops_of(request)
@@ -114,6 +119,7 @@ async def login(request: web.Request) -> web.Response:
     return resp
 
 
+@api("log out: the token's session ends", responses={200: ("logged out", JSON)})
 async def logout(request: web.Request) -> web.Response:
     claims = request.get(SESSION)
     ops = ops_of(request)
@@ -125,6 +131,7 @@ async def logout(request: web.Request) -> web.Response:
     return resp
 
 
+@api("the operator logged in", operator=True, responses={200: ("the name", JSON)})
 @operator_only
 async def whoami(request: web.Request) -> web.Response:
     return web.json_response({"name": request["operator"]})
@@ -151,6 +158,7 @@ def _call_summary(ops: Operators, session: LiveCall) -> dict[str, Any]:
     }
 
 
+@api("calls in progress", operator=True, responses={200: ("calls", JSON)})
 @operator_only
 async def list_calls(request: web.Request) -> web.Response:
     ops = ops_of(request)
@@ -159,6 +167,7 @@ async def list_calls(request: web.Request) -> web.Response:
                               "show_customer_video": ops.config.operators.show_customer_video})
 
 
+@api("ended calls, newest first", operator=True, responses={200: ("calls", JSON)})
 @operator_only
 async def history(request: web.Request) -> web.Response:
     rt = runtime_of(request)
@@ -197,13 +206,21 @@ async def _timeline(request: web.Request) -> dict[str, Any] | web.Response:
                  "live": session is not None},
         "points": points,
         "events": events,
+        # Both sides: the customer's recognised words, the avatar's (and an operator's
+        # through it) captions.
         "transcript": [{"t": e["t"], "text": e.get("text", ""),
-                        "who": "operator" if e["kind"] == "takeover" else "avatar"}
-                       for e in events if e["kind"] in ("caption", "takeover")],
+                        "role": "customer" if e["kind"] == "transcript" else "agent",
+                        "who": _WHO[e["kind"]]}
+                       for e in events if e["kind"] in _WHO],
         "escalations": escalations,
     }
 
 
+_WHO = {"caption": "avatar", "takeover": "operator", "transcript": "customer"}
+
+
+@api("a call's affect curve, events and transcript", operator=True,
+     responses={200: ("the timeline", JSON)})
 @operator_only
 async def timeline(request: web.Request) -> web.Response:
     tl = await _timeline(request)
@@ -214,6 +231,8 @@ def _attachment(call_id: str, ext: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="call-{call_id}.{ext}"'}
 
 
+@api("a call's timeline as a file", operator=True,
+     responses={200: ("JSON or CSV", "application/octet-stream")})
 @operator_only
 async def export(request: web.Request) -> web.Response:
     tl = await _timeline(request)
@@ -228,6 +247,8 @@ async def export(request: web.Request) -> web.Response:
                         headers=_attachment(call_id, "csv"))
 
 
+@api("a call's affect curve as an image", operator=True,
+     responses={200: ("the plot", "image/png")})
 @operator_only
 async def plot(request: web.Request) -> web.Response:
     tl = await _timeline(request)
@@ -240,15 +261,17 @@ async def plot(request: web.Request) -> web.Response:
 
 # --- takeover -------------------------------------------------------------------------
 
+@api("take over: the avatar says this text", body=SayBody, operator=True,
+     responses={202: ("queued", JSON)})
 @operator_only
 async def say(request: web.Request) -> web.Response:
     data = await json_body(request)
     if isinstance(data, web.Response):
         return data
-    text = data.get("text")
-    if not isinstance(text, str):
-        return error(400, "'text' is required and must be a string")
-    text = " ".join(text.split())
+    body = parse(SayBody, data)
+    if isinstance(body, web.Response):
+        return body
+    text = " ".join(body.text.split())
     limit = ops_of(request).config.operators.max_say_chars
     if not text:
         return error(400, "'text' is empty")
@@ -269,6 +292,7 @@ async def say(request: web.Request) -> web.Response:
                              status=202)
 
 
+@api("end a call as its operator", operator=True, responses={200: ("ended", JSON)})
 @operator_only
 async def end(request: web.Request) -> web.Response:
     session = live_call(request)
@@ -278,6 +302,7 @@ async def end(request: web.Request) -> web.Response:
     return web.json_response({"call_id": session.call_id, "ended": True})
 
 
+@api("take an escalation", operator=True, responses={200: ("the escalation", JSON)})
 @operator_only
 async def acknowledge(request: web.Request) -> web.Response:
     try:
@@ -294,6 +319,8 @@ async def acknowledge(request: web.Request) -> web.Response:
     return web.json_response(row)
 
 
+@api("escalations nobody has taken", operator=True,
+     responses={200: ("escalations", JSON)})
 @operator_only
 async def open_escalations(request: web.Request) -> web.Response:
     rt = runtime_of(request)

@@ -4,9 +4,10 @@ Pure: no clock (callers pass `now`) and no I/O. A key is a name ("name:alice") o
 client ("client:203.0.113.9"); a login is refused while any of its keys waits. The
 first `free_tries` - 1 failures cost nothing; from the `free_tries`th on, each one
 doubles the wait (from `base_s`), and `lock_after` failures lock the key for
-`lockout_s`. Success clears the name (not the client: one good password must not reset a client guessing others).
-Failures are forgotten `lockout_s` after the last one; at most `max_keys` keys are
-kept, oldest dropped first, so a flood of names cannot grow memory.
+`lockout_s`. Success clears the name (not the client: one good password must not
+reset a client guessing others). Failures are forgotten `lockout_s` after the last
+one; at most `max_keys` keys are kept, oldest dropped first, so a flood of names
+cannot grow memory.
 """
 
 from __future__ import annotations
