@@ -94,3 +94,11 @@ def test_request_bodies() -> None:
                 [{"path": "x", "value": True}]):
         with pytest.raises(EditError):
             parse_changes(bad)
+
+
+def test_an_unset_state_cue_shows_what_it_inherits() -> None:
+    groups = {g["path"]: g for g in controls(parse_persona(SUPPORT))}
+    listening = {c["cue"]: c for c in groups["states.listening"]["controls"]}
+    assert listening["blink_rate"]["value"] is None
+    assert listening["blink_rate"]["inherited"] == 16  # idle's
+    assert listening["lean"]["value"] == 0.25

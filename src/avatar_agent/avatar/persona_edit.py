@@ -28,6 +28,7 @@ from avatar_agent.avatar.behavior import (
     CUE_UNITS,
     STATES,
     Anchors,
+    CueTargets,
     Persona,
     parse_persona,
 )
@@ -62,18 +63,23 @@ def _step(cue: str) -> float:
     return COUNT_STEP if cue == "blink_rate" else STEP
 
 
-def _cue_control(cue: str, absolute: bool, value: float | None) -> dict[str, Any]:
+def _cue_control(cue: str, absolute: bool, value: float | None,
+                 inherited: float | None) -> dict[str, Any]:
     lo, hi = CUE_RANGES[cue]
     if not absolute:  # an amount may take the cue across its whole range, either way
         lo, hi = lo - hi, hi - lo
     return {"cue": cue, "min": lo, "max": hi, "step": _step(cue), "unit": CUE_UNITS[cue],
-            "value": value}
+            "value": value, "inherited": inherited}
 
 
-def _group(path: str, title: str, kind: str, values: dict[str, float]) -> dict[str, Any]:
+def _group(path: str, title: str, kind: str, values: dict[str, float],
+           inherited: dict[str, float] | None = None) -> dict[str, Any]:
+    """`inherited`: what an unset cue of this group takes instead (a state's from idle)."""
     absolute = kind == "absolute"
+    inherited = inherited or {}
     return {"path": path, "title": title, "kind": kind,
-            "controls": [_cue_control(c, absolute, values.get(c)) for c in CUE_NAMES]}
+            "controls": [_cue_control(c, absolute, values.get(c), inherited.get(c))
+                         for c in CUE_NAMES]}
 
 
 def _when_text(when: Any) -> str:
@@ -87,10 +93,14 @@ def controls(persona: Persona) -> list[dict[str, Any]]:
 
     `kind` says how a group's values act: `absolute` values are used as they are
     (each must lie in the cue's range), `amount` values are added. A control's `value`
-    is None where the file leaves the cue to what comes before it.
+    is None where the file leaves the cue to what comes before it; for a state that
+    is `inherited` (idle's value, or the built-in neutral one for idle).
     """
+    neutral = {name: getattr(CueTargets(), name) for name in CUE_NAMES}
+    from_idle = {**neutral, **persona.states.idle.given()}
     groups = [_group(f"states.{s}", f"state: {s}", "absolute",
-                     getattr(persona.states, s).given()) for s in STATES]
+                     getattr(persona.states, s).given(), neutral if s == "idle" else from_idle)
+              for s in STATES]
     groups += [_group(f"levels.{lv}", f"customer {lv} (added)", "amount",
                       getattr(persona.levels, lv).given()) for lv in LEVELS]
     groups += [_group(f"emotions.{e}", f"emotion {e} (added)", "amount", c.given())

@@ -118,13 +118,17 @@
     const input = document.createElement("input");
     input.type = "range";
     input.min = c.min; input.max = c.max; input.step = c.step;
-    input.value = c.value === null ? (group.kind === "absolute" ? c.min : 0) : c.value;
+    // An unset cue sits where the avatar actually has it (a state inherits idle's).
+    const inherited = c.inherited !== null && c.inherited !== undefined;
+    input.value = c.value !== null ? c.value
+      : inherited ? c.inherited : (group.kind === "absolute" ? c.min : 0);
     input.dataset.path = path;
     input.id = "ctl-" + path.replace(/\./g, "-");
     name.htmlFor = input.id;
     const value = document.createElement("span");
     value.className = "value";
-    value.textContent = c.value === null ? "not set" : fmt(c.value);
+    value.textContent = c.value !== null ? fmt(c.value)
+      : inherited ? `${fmt(c.inherited)} (inherited)` : "not set";
     const unit = document.createElement("span");
     unit.className = "unit";
     unit.textContent = `${c.unit} [${c.min} .. ${c.max}]`;
@@ -186,8 +190,8 @@
       { changes: changeList() });
     if (!res.ok) { setError(res.data); return; }
     clearError();
-    $("status").textContent = `Saved; live calls take it within a second (version ${res.data.version.id}).`;
     await reopen();
+    $("status").textContent = `Saved; live calls take it within a second (version ${res.data.version.id}).`;
   });
 
   $("revert").addEventListener("click", async () => {
@@ -200,8 +204,8 @@
     const res = await api("POST", `/api/tuning/personas/${encodeURIComponent(st.persona)}/undo`);
     if (!res.ok) { setError(res.data); return; }
     clearError();
-    $("status").textContent = `Undid save ${res.data.undone}.`;
     await reopen();
+    $("status").textContent = `Undid save ${res.data.undone}.`;
   });
 
   async function reopen() {
@@ -211,7 +215,7 @@
     st.changes.clear();
     renderGroups();
     updatePending();
-    loadHistory();
+    await loadHistory();
   }
 
   function loadSheet() {
