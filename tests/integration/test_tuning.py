@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page
 from test_operator_browser import Customer, browser  # noqa: F401  (fixture)
-from test_operators_api import add_operator
 
+from avatar_agent.core.store import Store
+from avatar_agent.operators.auth import hash_password
 from tests.support.server import spawn_server, stop_server
 
 pytestmark = pytest.mark.browser
@@ -52,12 +53,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TuningServer]:
         pytest.fail(str(exc))
     try:
         cfg = tmp / "config.yaml"
-        for name, role in (("tina", "tuner"), ("olly", None)):
-            res = add_operator(cfg, name, PASSWORD) if role is None else subprocess.run(
-                [sys.executable, "-m", "avatar_agent.cli", "operators", "add", name,
-                 "--role", role, "--config", str(cfg)],
-                input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, cwd=REPO)
-            assert res.returncode == 0, res.stderr
+        res = subprocess.run(
+            [sys.executable, "-m", "avatar_agent.cli", "operators", "add", "tina",
+             "--role", "tuner", "--config", str(cfg)],
+            input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert res.returncode == 0 and "(tuner)" in res.stdout, res.stderr
+        # a plain operator, as `operators add` without --role makes one (straight into
+        # the store: one CLI start is enough for the test)
+        store = Store(f"sqlite:///{tmp / 'calls.db'}")
+        try:
+            assert store.add_operator("olly", hash_password(PASSWORD))
+        finally:
+            store.close()
         yield TuningServer(url, behaviors / "support.yaml", cfg)
     finally:
         stop_server(proc)
