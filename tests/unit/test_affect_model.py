@@ -10,11 +10,13 @@ import torch
 from avatar_agent.affect.labels import EMOTIONS
 from avatar_agent.affect.model import (
     CLIP_Z,
+    FACE_PROB_FLOOR,
     FORMAT,
     AffectNet,
     AffectOutput,
     AffectPredictor,
     AffectWindow,
+    face_logits,
     pick_device,
     prepare,
     save_model,
@@ -23,6 +25,7 @@ from avatar_agent.affect.model import (
     zscore,
 )
 from avatar_agent.affect.reference import NO_REFERENCE, Reference
+from avatar_agent.perception.face import EXPRESSION_CLASSES
 from avatar_agent.perception.features import (
     ENERGY_COL,
     EXPRESSION,
@@ -168,9 +171,31 @@ def test_without_reference_weight_the_answer_is_the_first_answer_over_the_temper
             _window(rng, voice=False), _window(rng, voice=False, ref=ref0)]
     logits, _, _, first = _run(net, wins)
     assert torch.equal(logits[:3], first[:3] / net.temperature)
-    # face-only windows have their own temperature
-    assert torch.equal(logits[3:], first[3:] / net.face_temperature)
-    assert not torch.allclose(logits[3:], first[3:] / net.temperature)
+    # face-only windows: the expression network's own reading, under their temperature
+    inp = prepare(wins[3:])
+    expected = face_logits(inp["face"], inp["face"][:, :, PRESENT_COL]) / net.face_temperature
+    assert torch.equal(logits[3:], expected)
+    assert not torch.allclose(logits[3:], first[3:] / net.face_temperature)
+
+
+def test_a_silent_face_reads_as_the_expression_network_says() -> None:
+    net = _net()
+    net.face_temperature.fill_(1.0)
+    rng = np.random.default_rng(5)
+    w = _window(rng, voice=False)
+    assert w.face is not None
+    w.face[:, EXPRESSION] = 0.0
+    w.face[:, EXPRESSION.start + EXPRESSION_CLASSES.index("angry")] = 0.6
+    w.face[:, EXPRESSION.start + EXPRESSION_CLASSES.index("neutral")] = 0.3
+    w.face[:, EXPRESSION.start + EXPRESSION_CLASSES.index("surprise")] = 0.1
+    w.face[::2, PRESENT_COL] = 0.0  # frames without a face do not count
+    out = AffectPredictor(net, torch.device("cpu"), {}).predict([w])[0]
+    probs = dict(zip(EMOTIONS, out.probs, strict=True))
+    floor = 5 * FACE_PROB_FLOOR  # calm, happy, sad, fearful, disgust get the floor
+    assert probs["angry"] == pytest.approx(0.6 / (1 + floor), rel=1e-5)
+    assert probs["neutral"] == pytest.approx(0.3 / (1 + floor), rel=1e-5)
+    assert probs["surprised"] == pytest.approx(0.1 / (1 + floor), rel=1e-5)
+    assert out.anger_index == pytest.approx(100 * probs["angry"])
 
 
 def test_a_reference_refines_the_answer_by_its_weight() -> None:
@@ -258,8 +283,16 @@ def test_face_expression_counts_and_face_geometry_counts_only_against_a_referenc
     assert torch.allclose(first[0], first[1], atol=1e-6, rtol=0)
     assert torch.allclose(logits[0], logits[1], atol=1e-6, rtol=0)
     ref = _ref(1.0)
-    logits, _, _, _ = _run(net, [replace(w, ref=ref), replace(w, face=moved, ref=ref)])
+    # against the caller's own face the geometry counts, where the fused model reads
+    # the emotions (with a voice; face-only emotions are the expression network's)
+    both = _window(rng)
+    assert both.face is not None
+    moved_both = both.face.copy()
+    moved_both[:, GEOMETRY] += 1.0
+    logits, _, _, _ = _run(net, [replace(both, ref=ref), replace(both, face=moved_both, ref=ref)])
     assert not torch.allclose(logits[0], logits[1], atol=1e-3)
+    _, aro, _, _ = _run(net, [replace(w, ref=ref), replace(w, face=moved, ref=ref)])
+    assert not torch.allclose(aro[0], aro[1], atol=1e-4)
     other_expr = w.face.copy()
     other_expr[:, EXPRESSION] = np.roll(other_expr[:, EXPRESSION], 3, axis=1)
     _, _, _, first2 = _run(net, [w, replace(w, face=other_expr)])

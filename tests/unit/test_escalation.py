@@ -64,6 +64,39 @@ def test_exactly_at_threshold_counts() -> None:
     assert [e.t for e in fired] == [1.0]
 
 
+def test_evidence_rule_fires_sooner_for_a_stronger_reading() -> None:
+    cfg = EscalationConfig(rule="evidence", evidence_ref=40, evidence_needed=100,
+                           on_furious=False)
+    # 95 adds 55 index-seconds a second: 100 is reached after 2 s (8 steps of 0.25 s)
+    strong = feed(EscalationPolicy(cfg), 0, 10, 95, "dissatisfied")
+    # 60 adds 20 a second: 5 s
+    raised = feed(EscalationPolicy(cfg), 0, 10, 60, "dissatisfied")
+    assert [e.t for e in strong] == [2.0] and [e.t for e in raised] == [5.0]
+    assert strong[0].reason == REASON_ANGER and "index-seconds" in strong[0].detail
+
+
+def test_evidence_rule_forgets_in_calm_and_ignores_the_hold() -> None:
+    cfg = EscalationConfig(rule="evidence", evidence_ref=40, evidence_needed=100,
+                           anger_threshold=50, hold_s=1, on_furious=False)
+    p = EscalationPolicy(cfg)
+    # 3 s at 70 = 90 index-seconds, not enough; 10 s of calm (index 20) wipes them
+    assert feed(p, 0, 3.25, 70, "dissatisfied") == []
+    assert p.evidence == pytest.approx(90)
+    assert feed(p, 3.25, 10, 20, "calm") == []
+    assert p.evidence == 0
+    # the hold rule (50 for 1 s) is off under the evidence rule: 3 s at 70 again
+    assert feed(p, 13.25, 3.25, 70, "dissatisfied") == []
+
+
+def test_evidence_rule_needs_new_evidence_after_firing() -> None:
+    cfg = EscalationConfig(rule="evidence", evidence_ref=40, evidence_needed=100,
+                           cooldown_s=10, on_furious=False)
+    fired = feed(EscalationPolicy(cfg), 0, 30, 90, "dissatisfied")
+    # 50 a second: 2 s; the cooldown holds the next until 12 s, when the evidence
+    # gathered since (10 s worth) is already enough
+    assert [e.t for e in fired] == [2.0, 12.0, 22.0]
+
+
 def test_furious_fires_at_once_on_entering_the_level() -> None:
     p = EscalationPolicy(EscalationConfig(anger_threshold=95, hold_s=5, on_furious=True))
     assert feed(p, 0, 3, 60, "dissatisfied") == []
@@ -154,7 +187,7 @@ async def test_watcher_publishes_a_typed_escalation_with_the_calls_context(
         assert isinstance(esc.id, int) and isinstance(esc.created_at, str)
         ctx = esc.context
         assert len(ctx["curve"]) == 5 and ctx["curve"][0] == affect(2, 80).point()
-        assert ctx["transcript"] == [{"t": 0.5, "text": "Hello"}]
+        assert ctx["transcript"] == [{"t": 0.5, "text": "Hello", "role": "agent"}]
         assert ctx["events"] == [{"t": 1.0, "kind": "micro_expression",
                                   "expression": "contempt", "duration": 0.3, "peak": 0.8}]
         wire = encode(esc)
@@ -211,3 +244,14 @@ async def test_watcher_still_alerts_when_the_store_fails(tmp_path: Path) -> None
     assert esc.context == {"curve": [], "transcript": [],
                            "events": [{"t": 4.0, "kind": "human_request"}]}
     assert "created_at" not in encode(esc) and encode(esc)["id"] is None
+
+
+def test_an_unanswered_turn_escalates_with_the_customers_words() -> None:
+    policy = EscalationPolicy(EscalationConfig(cooldown_s=60))
+    assert policy.update(1.0, 95.0, "furious") is not None  # an affect escalation first
+    esc = policy.unanswered(2.0, "What is the meaning of life?")
+    assert esc is not None and esc.reason == "unanswered"  # not swallowed by its cooldown
+    assert "meaning of life" in esc.detail
+    assert policy.unanswered(30.0, "And why?") is None  # the same reason within the cooldown
+    assert policy.unanswered(70.0, "And why?") is not None
+    assert EscalationPolicy(EscalationConfig(on_unanswered=False)).unanswered(1.0, "x") is None

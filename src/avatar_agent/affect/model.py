@@ -20,8 +20,14 @@ A modality that is missing (no consent for video, camera off, not speaking) is
 masked, so the same weights serve voice only, face only, or both. Emotion logits are
 divided by a temperature fitted on held-out speakers (the aim: of windows with an
 anger index near 70, about 70 % are angry; the model card's reliability plot shows how
-near it gets); face-only windows have their own. The
-arousal's decision point (0.5) is likewise set on held-out speakers.
+near it gets). The arousal's decision point (0.5) is likewise set on held-out speakers.
+
+**Face-only windows** (no voice: a silent customer on camera) take their emotions from
+the face-expression network alone, its class probabilities averaged over the window's
+frames with a face, under their own temperature, never sharper than the voice's. That
+network learned from tens of thousands of faces; the fused model has seen only a
+handful of faces, too few to read a stranger's (it left angry faces at an anger index
+near 10). Arousal and valence still come from the fused model.
 
 ``anger_index`` = 100 x P(angry): 0 when the model sees no anger, 100 when it is sure.
 """
@@ -40,6 +46,7 @@ from torch import nn
 
 from avatar_agent.affect.labels import EMOTIONS
 from avatar_agent.affect.reference import NO_REFERENCE, Reference
+from avatar_agent.perception.face import EXPRESSION_CLASSES
 from avatar_agent.perception.features import (
     EXPRESSION,
     FACE_DIM,
@@ -157,6 +164,25 @@ def _face_stats(face: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, peak * (seen > 0.5)], dim=1)
 
 
+# The expression network's classes as this model's emotions: the same names but for
+# fear and surprise; it has no "calm", which gets the floor (a still face cannot tell
+# calm from neutral, and the voice reads calm far better).
+_EXPRESSION_AS = {"fear": "fearful", "surprise": "surprised"}
+EXPRESSION_TO_EMOTION = torch.zeros(len(EXPRESSION_CLASSES), len(EMOTIONS))
+for _i, _name in enumerate(EXPRESSION_CLASSES):
+    EXPRESSION_TO_EMOTION[_i, EMOTIONS.index(_EXPRESSION_AS.get(_name, _name))] = 1.0
+FACE_PROB_FLOOR = 1e-3
+
+
+def face_logits(face: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """Emotion logits (B, 8) of the expression network alone: the log of its class
+    probabilities averaged over the frames with a face, mapped to `EMOTIONS`."""
+    w = present[:, :, None]
+    mean = (face[:, :, EXPRESSION] * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
+    probs = (mean @ EXPRESSION_TO_EMOTION.to(face)).clamp(min=FACE_PROB_FLOOR)
+    return torch.log(probs / probs.sum(dim=1, keepdim=True))
+
+
 class AffectNet(nn.Module):
     voice_mean: torch.Tensor
     voice_std: torch.Tensor
@@ -254,10 +280,12 @@ class AffectNet(nn.Module):
         w = torch.maximum(torch.maximum(wv, wf), ws)
         logits = logits0 + w * self.emotion_delta(r)
         av = av0 + w * self.av_delta(r)
-        face_only = (mv == 0) & (mf > 0)
-        temp = torch.where(face_only[:, 0], self.face_temperature, self.temperature)
+        face_only = ((mv == 0) & (mf > 0))[:, 0]
+        calibrated = torch.where(face_only[:, None],
+                                 face_logits(face, present) / self.face_temperature,
+                                 logits / self.temperature)
         arousal = torch.sigmoid(av[:, 0] - self.arousal_shift)
-        return logits / temp[:, None], arousal, torch.tanh(av[:, 1]), logits0
+        return calibrated, arousal, torch.tanh(av[:, 1]), logits0
 
 
 def prepare(windows: Sequence[AffectWindow]) -> dict[str, torch.Tensor]:

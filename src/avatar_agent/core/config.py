@@ -286,6 +286,13 @@ class EscalationConfig(Section):
 
     anger_threshold: float = Field(70.0, ge=0, le=100)
     hold_s: float = Field(5.0, ge=0, le=600)  # the index stays at or above the threshold this long
+    # Which rule raises an escalation for anger: "hold" (the two settings above) or
+    # "evidence": the index's excess over evidence_ref, summed over time (index x
+    # seconds, never below 0), reaches evidence_needed, so a strong reading escalates
+    # sooner than a merely raised one.
+    rule: Literal["hold", "evidence"] = "hold"
+    evidence_ref: float = Field(40.0, ge=0, le=100)
+    evidence_needed: float = Field(150.0, gt=0, le=10000)
     on_furious: bool = True  # the level reaching furious escalates at once
     on_customer_request: bool = True  # "Talk to a person": the page's button, or in words
     on_unanswered: bool = True  # the agent had no answer to what the customer said

@@ -10,7 +10,12 @@ What it answers is the bus's own `core.events.Escalation`, without a call, a sto
 or context yet: the watcher fills those in before publishing it.
 
 Rules (thresholds from `EscalationConfig`):
-- the anger index stays at or above `anger_threshold` for `hold_s` seconds;
+- `rule: hold`: the anger index stays at or above `anger_threshold` for `hold_s` seconds;
+- `rule: evidence`: the index's excess over `evidence_ref`, summed over
+  time, reaches `evidence_needed`: a one-sided CUSUM, the classic quickest-detection
+  rule. Every second at index x adds x - ref (index x seconds); the sum never goes
+  below 0, so calm stretches wipe it. A reading of 95 gets there sooner than one of 60,
+  which a fixed hold cannot tell apart;
 - the level reaches furious (`on_furious`);
 - the customer asks for a person (`on_customer_request`), with the page's button or
   in words ("talk to a human", "人工");
@@ -48,6 +53,8 @@ class EscalationPolicy:
         self._last_unanswered: float | None = None
         self._last_index: float | None = None
         self._last_level: str | None = None
+        self._last_t: float | None = None
+        self.evidence = 0.0  # index x seconds above `evidence_ref`, for the evidence rule
         self.fired: list[Escalation] = []
 
     def _cooling(self, t: float) -> bool:
@@ -64,6 +71,11 @@ class EscalationPolicy:
         """One affect snapshot; returns an escalation when one of the affect rules fires."""
         prev_level = self._last_level
         self._last_index, self._last_level = anger_index, level
+        dt = 0.0 if self._last_t is None else max(0.0, t - self._last_t)
+        self._last_t = t if self._last_t is None else max(t, self._last_t)
+        evidence_rule = self.cfg.rule == "evidence"
+        if evidence_rule:
+            self.evidence = max(0.0, self.evidence + dt * (anger_index - self.cfg.evidence_ref))
         if anger_index >= self.cfg.anger_threshold:
             if self._above_since is None:
                 self._above_since = t
@@ -74,6 +86,17 @@ class EscalationPolicy:
                 REASON_FURIOUS, t, anger_index, level,
                 f"level furious (anger index {anger_index:.0f})",
             ))
+        if evidence_rule and self.evidence >= self.cfg.evidence_needed:
+            esc = self._fire(_escalation(
+                REASON_ANGER, t, anger_index, level,
+                f"anger index above {self.cfg.evidence_ref:.0f} by {self.evidence:.0f} "
+                "index-seconds in all",
+            ))
+            if esc is not None:
+                self.evidence = 0.0  # a new escalation needs new evidence
+            return esc
+        if evidence_rule:
+            return None
         if self._above_since is not None and t - self._above_since >= self.cfg.hold_s:
             held = t - self._above_since
             esc = self._fire(_escalation(

@@ -101,20 +101,26 @@ def _calls_section(calls: dict[str, Any]) -> list[str]:
 def _policy_lines(policy: dict[str, Any] | None) -> list[str]:
     if not policy:
         return []
-    folds = ", ".join(f"{p['anger_threshold']:.0f} for {p['hold_s']:.0f} s"
-                      for p in policy["per_fold"])
+    folds = "; ".join(_rule_text(p) for p in policy["per_fold"])
     shipped = policy["shipped"]
     return [
-        "The escalation policy's thresholds (anger index held for so long) are chosen "
-        "per fold on the calls of its validation speakers, never its test speakers, by a "
-        "rule fixed in advance (`training/policy.py`: no escalation and no index at the "
-        "threshold in any calm-only call, then the most angry starts escalated within "
-        f"10 s). Per fold: {folds}. On every fold's validation calls together: "
-        f"{shipped['anger_threshold']:.0f} for {shipped['hold_s']:.0f} s, the value "
-        "`configs/default.yaml` ships.",
+        "The escalation policy (which rule, and its thresholds) is chosen per fold on the "
+        "calls of its validation speakers, never its test speakers, by a rule fixed in "
+        "advance (`training/policy.py`: no escalation in any calm-only call, with a "
+        "margin, then the most angry starts escalated within 10 s). Two rules compete: "
+        "*hold* (the index at or above a threshold for so long) and *evidence* (the "
+        "index's excess over a reference, summed over time). Per fold: "
+        f"{folds}. On every fold's validation calls together: {_rule_text(shipped)}, "
+        "the setting `configs/default.yaml` ships.",
         "",
         *_shipped_lines(policy.get("shipped_on_test"), shipped),
     ]
+
+
+def _rule_text(p: dict[str, Any]) -> str:
+    if "text" in p:
+        return str(p["text"])
+    return f"hold: index {p['anger_threshold']:.0f} for {p['hold_s']:.0f} s"
 
 
 def _shipped_lines(fig: dict[str, Any] | None, shipped: dict[str, Any]) -> list[str]:
@@ -122,9 +128,8 @@ def _shipped_lines(fig: dict[str, Any] | None, shipped: dict[str, Any]) -> list[
         return []
     share = fig["share_within_10s"]
     return [
-        "The table below scores each fold's test calls with that fold's thresholds. With "
-        f"the shipped thresholds ({shipped['anger_threshold']:.0f} for "
-        f"{shipped['hold_s']:.0f} s) on the same test calls: "
+        "The table below scores each fold's test calls with that fold's policy. With "
+        f"the shipped policy ({_rule_text(shipped)}) on the same test calls: "
         f"{_f(share * 100 if share is not None else None, 0)} % of the "
         f"{fig['n_speakers']} angry starts escalate within 10 s (median "
         f"{fig['median_s'] if fig['median_s'] is not None else 'never'} s, "

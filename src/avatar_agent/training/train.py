@@ -38,7 +38,7 @@ from avatar_agent.training.dataset import (
     windows_of,
 )
 from avatar_agent.training.metrics import ClipResult, build_report
-from avatar_agent.training.policy import choose, with_policy
+from avatar_agent.training.policy import as_dict, choose, with_policy
 
 log = logging.getLogger(__name__)
 
@@ -497,7 +497,7 @@ def cross_validate(
             "fold": k + 1, "test_speakers": sorted({c.label.speaker for c in test}),
             "n_test": len(test), "best_epoch": info["best_epoch"],
             "temperature": round(info["temperature"], 3),
-            "escalation": {"anger_threshold": policy.anger_threshold, "hold_s": policy.hold_s},
+            "escalation": as_dict(policy),
             "arousal_shift": round(info["arousal_shift"], 3),
             "seconds": round(time.perf_counter() - t0, 1), "test": _score(test, alone),
         }))

@@ -26,7 +26,7 @@ from avatar_agent.training.card import model_card
 from avatar_agent.training.dataset import ClipFeatures, load_clips, reference_of, windows_of
 from avatar_agent.training.evaluate import default_cache
 from avatar_agent.training.metrics import ClipResult, build_report, headline
-from avatar_agent.training.policy import choose, with_policy
+from avatar_agent.training.policy import as_dict, choose, with_policy
 from avatar_agent.training.report_plot import write_report_png
 from avatar_agent.training.train import (
     CALM_REFERENCE_CLIPS,
@@ -144,8 +144,7 @@ def run_training(
         calls["escalation_policy"] = {
             "chosen_on": "validation speakers' calls of every fold (never test calls)",
             "per_fold": [f.summary["escalation"] for f in outs],
-            "shipped": {"anger_threshold": shipped_policy.anger_threshold,
-                        "hold_s": shipped_policy.hold_s},
+            "shipped": as_dict(shipped_policy),
             # the same test calls with the thresholds the shipped config uses
             "shipped_on_test": _escalation_figures(summarize(with_policy(
                 [r for f in outs for r in f.calls], shipped_policy))["overall"]),
