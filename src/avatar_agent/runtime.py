@@ -122,6 +122,7 @@ class Runtime:
                  affect_script=script, speech_encoder=encoder, face_expression=expression,
                  transcriber=transcriber, answerer=answerer)
         await rt.ready()
+        await rt.preload_answers()
         log.info("runtime ready in %.1f s", time.perf_counter() - t0)
         return rt
 
@@ -134,6 +135,22 @@ class Runtime:
         greeting = self.config.tts.greeting
         self._speech_cache[greeting] = await asyncio.get_running_loop().run_in_executor(
             self.tts_pool, lambda: list(self.tts.sentences(greeting)))
+
+    async def preload_answers(self) -> None:
+        """Synthesize the sentences that open answers (each knowledge entry's
+        confirmation, "I can't answer", "a colleague is coming") once, so the first
+        audio of an answer waits only for recognition, not for the voice."""
+        if self.answerer is None:
+            return
+        a = self.config.answer
+        loop = asyncio.get_running_loop()
+        for text in {*self.answerer.confirmations(), a.unanswered, a.handoff, a.not_heard}:
+            if len(text) <= 200 and text not in self._speech_cache:
+                self._speech_cache[text] = await loop.run_in_executor(
+                    self.tts_pool, self._synthesize, text)
+
+    def _synthesize(self, text: str) -> list[Utterance]:
+        return list(self.tts.sentences(text))
 
     def cached_speech(self, text: str) -> list[Utterance] | None:
         return self._speech_cache.get(text)

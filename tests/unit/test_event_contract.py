@@ -31,6 +31,8 @@ from avatar_agent.core.events import (
     Mouth,
     SpeechEvent,
     Takeover,
+    Transcript,
+    Unanswered,
     encode,
     timeline_entry,
 )
@@ -58,6 +60,9 @@ SAMPLES: list[Event] = [
     EscalationAcknowledged(call_id=CALL, id=1, acknowledged_by="alice",
                            acknowledged_at="2025-01-01T00:00:00+00:00"),
     Takeover(call_id=CALL, t=8.0, operator="alice", text="Hi"),
+    Transcript(call_id=CALL, role="customer", text="Where is my order?", t_start=9.0,
+               t_end=10.5),
+    Unanswered(call_id=CALL, t=11.0, text="What is the meaning of life?", score=0.2),
 ]
 
 
@@ -163,11 +168,12 @@ def test_every_event_type_has_a_sample() -> None:
     assert kinds == {type(s) for s in SAMPLES}
 
 
-def test_the_readme_documents_speech_affect_and_cues_on_the_data_channel() -> None:
-    assert set(server_to_customer()) == {"speech", "affect", "cues"}
+def test_the_readme_documents_speech_transcript_affect_and_cues_on_the_data_channel() -> None:
+    assert set(server_to_customer()) == {"speech", "transcript", "affect", "cues"}
 
 
-@pytest.mark.parametrize("event", [s for s in SAMPLES if s.type in ("speech", "affect", "cues")],
+@pytest.mark.parametrize("event", [s for s in SAMPLES
+                                   if s.type in ("speech", "transcript", "affect", "cues")],
                          ids=lambda e: type(e).__name__)
 def test_data_channel_messages_are_as_documented(event: Event) -> None:
     wire = encode(event, for_customer=True)

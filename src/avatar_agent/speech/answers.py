@@ -44,6 +44,10 @@ class Answerer(Protocol):
         so far as (role, text) pairs, oldest first."""
         ...
 
+    def confirmations(self) -> list[str]:
+        """Sentences known in advance that open answers (synthesized at start-up)."""
+        ...
+
 
 class KnowledgeAnswerer:
     def __init__(self, entries: list[Entry], min_score: float) -> None:
@@ -68,6 +72,9 @@ class KnowledgeAnswerer:
     async def answer(self, text: str, history: list[tuple[str, str]]) -> Answer:
         return self.decide(text)
 
+    def confirmations(self) -> list[str]:
+        return [e.confirmation() for e in self.index.entries]
+
 
 class OpenAIAnswerer:
     """POST {base_url}/chat/completions with the entries as context; the knowledge base
@@ -81,6 +88,9 @@ class OpenAIAnswerer:
         self.api_key_env = api_key_env
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.failures = 0
+
+    def confirmations(self) -> list[str]:
+        return self.fallback.confirmations()
 
     def _system(self) -> str:
         lines = ["You are the voice of a customer-support agent on a phone call. Answer "

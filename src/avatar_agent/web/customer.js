@@ -339,6 +339,9 @@
     if (!msg || typeof msg !== "object") return;
     if (msg.type === "speech") {
       onSpeech(msg);
+    } else if (msg.type === "transcript" && typeof msg.text === "string" && msg.text.trim()) {
+      // The customer's own words, as the assistant heard them.
+      addTranscript(msg.text.trim(), msg.t_start, msg.role === "customer" ? "You" : "Assistant");
     } else if (msg.type === "affect" || msg.type === "cues") {
       // Not shown to the customer; kept only so the latest value can be inspected.
       call[msg.type] = msg;
@@ -378,11 +381,12 @@
     return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
   }
 
-  function addTranscript(text, t) {
+  function addTranscript(text, t, speaker = "Assistant") {
     const item = document.createElement("li");
+    if (speaker !== "Assistant") item.className = "customer";
     const who = document.createElement("span");
     who.className = "who";
-    who.textContent = "Assistant";
+    who.textContent = speaker;
     const when = formatOffset(t);
     if (when) {
       const time = document.createElement("time");

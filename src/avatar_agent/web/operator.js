@@ -130,6 +130,8 @@
       addEvent(ev);
     } else if (ev.type === "speech" && ev.event === "start" && view.selected === ev.call_id) {
       addLine($("transcript"), ev.t, ev.text, "avatar");
+    } else if (ev.type === "transcript" && view.selected === ev.call_id) {
+      addLine($("transcript"), ev.t_start, ev.text, "customer");  // the customer's words
     } else if (ev.type === "takeover" && view.selected === ev.call_id) {
       addEvent({ t: ev.t, kind: "takeover", operator: ev.operator });
     } else if (ev.type === "escalation") {
@@ -334,7 +336,8 @@
   function addLine(list, t, text, cls) {
     const li = document.createElement("li");
     li.className = cls || "";
-    li.textContent = `${Number(t).toFixed(1)} s  ${cls === "operator" ? "(operator) " : ""}${text}`;
+    const who = cls === "operator" ? "(operator) " : cls === "customer" ? "Customer: " : "";
+    li.textContent = `${Number(t).toFixed(1)} s  ${who}${text}`;
     list.append(li);
     list.scrollTop = list.scrollHeight;
   }
