@@ -94,7 +94,8 @@ def call(url: str, method: str, path: str, cookie: str | None) -> tuple[int, str
         return int(exc.code), exc.read().decode("utf-8", "replace")
 
 
-ROUTES = [("GET", "/api/tuning/personas"), ("GET", "/api/tuning/personas/support"),
+ROUTES = [("GET", "/api/tuning/sample.wav"), ("GET", "/api/tuning/personas"),
+          ("GET", "/api/tuning/personas/support"),
           ("POST", "/api/tuning/personas/support/draft"),
           ("GET", "/api/tuning/personas/support/preview.mjpeg"),
           ("GET", "/api/tuning/personas/support/sheet.png"),
@@ -215,6 +216,15 @@ def test_a_tuner_moves_the_lean_slider_saves_and_the_live_call_follows(
         assert page.input_value(LEAN) == "0.1"
         history = page.inner_text("#history")
         assert "tina" in history and "states.idle.lean = 1" in history and "undid" in history
+
+        # sound: the sample line the apologising mouth follows, played from the new
+        # stream's first frame
+        page.select_option("#state-select", "apologising")
+        with page.expect_response("**/api/tuning/sample.wav") as wav:
+            page.check("#sound")
+        assert wav.value.status == 200 and wav.value.headers["content-type"] == "audio/wav"
+        page.wait_for_function("() => document.querySelector('#preview').src"
+                               ".includes('state=apologising')")
     finally:
         context.close()
         customer.close()

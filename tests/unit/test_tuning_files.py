@@ -1,13 +1,20 @@
-"""The tuning page's file writes: one step, same permissions, nothing left behind."""
+"""The tuning page's files: atomic writes (one step, same permissions, nothing left
+behind) and the sample line's WAV."""
 
 from __future__ import annotations
 
+import io
 import os
+import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from avatar_agent.operators.tuning import write_atomic
+from avatar_agent.avatar.live_preview import LINE_GAP_S
+from avatar_agent.operators.tuning_preview import loop_wav
+from avatar_agent.operators.tuning_state import write_atomic
+from avatar_agent.speech.types import PhonemeSpan, Utterance
 
 
 def test_write_atomic_replaces_the_file_and_keeps_its_mode(tmp_path: Path) -> None:
@@ -29,3 +36,13 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> 
         write_atomic(path, "not bytes")  # type: ignore[arg-type]
     assert path.read_bytes() == b"old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["support.yaml"]
+
+
+def test_the_sample_wav_is_one_preview_loop_long() -> None:
+    pcm = (np.sin(np.arange(24000) / 10.0) * 8000).astype(np.int16)
+    utt = Utterance("Sorry.", pcm, 48000, (PhonemeSpan("s", 0.0, 0.5),))
+    with wave.open(io.BytesIO(loop_wav(utt))) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 48000)
+        assert w.getnframes() / 48000 == utt.duration + LINE_GAP_S
+        frames = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+    assert np.array_equal(frames[:24000], pcm) and not frames[24000:].any()

@@ -176,6 +176,7 @@
 
   function restartPreview() {
     if (!st.persona) return;
+    stopSound();
     const q = new URLSearchParams({ view: $("view-select").value, level: $("level-select").value,
       state: $("state-select").value });
     // A fresh URL opens a fresh stream; the old one closes with the image's source.
@@ -184,6 +185,36 @@
   for (const id of ["view-select", "level-select", "state-select"]) {
     $(id).addEventListener("change", restartPreview);
   }
+
+  // --- sound: the stream's mouth loops the sample line from its first frame; the WAV is
+  // one loop long, so looping it from that frame's arrival keeps the two together
+  // (within the time a frame takes to arrive and the audio output's latency).
+  const sound = { ctx: null, buffer: null, source: null };
+
+  function stopSound() {
+    if (sound.source) { sound.source.stop(); sound.source = null; }
+  }
+
+  $("preview").addEventListener("load", () => {
+    if (!$("sound").checked || !sound.buffer || sound.source) return;
+    sound.source = sound.ctx.createBufferSource();
+    sound.source.buffer = sound.buffer;
+    sound.source.loop = true;
+    sound.source.connect(sound.ctx.destination);
+    sound.source.start();
+  });
+
+  $("sound").addEventListener("change", async () => {
+    if (!$("sound").checked) { stopSound(); return; }
+    sound.ctx = sound.ctx || new AudioContext();
+    await sound.ctx.resume();
+    if (!sound.buffer) {
+      const resp = await fetch("/api/tuning/sample.wav", { credentials: "same-origin" });
+      if (!resp.ok) { $("sound").checked = false; setError({ error: "no sample line: this server has no voice" }); return; }
+      sound.buffer = await sound.ctx.decodeAudioData(await resp.arrayBuffer());
+    }
+    restartPreview();  // the sound starts with the new stream's first frame
+  });
 
   $("save").addEventListener("click", async () => {
     const res = await api("POST", `/api/tuning/personas/${encodeURIComponent(st.persona)}/save`,
