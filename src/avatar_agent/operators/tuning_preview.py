@@ -58,20 +58,22 @@ class Voice(Protocol):
 async def _sample_line(request: web.Request) -> MouthTimeline | None:
     """The sample apology's real mouth timeline, synthesized once by the server's voice."""
     tuning = request.app[TUNING]
-    if tuning.line_tried:
+    async with tuning.voice_lock:  # a stream and the WAV may ask at once: synthesize once
+        if tuning.line_tried:
+            return tuning.line
+        tuning.line_tried = True
+        services = runtime_of(request)
+        voice: Voice | None = getattr(services, "tts", None)
+        pool: Executor | None = getattr(services, "tts_pool", None)
+        if voice is None:
+            log.warning("no voice: the preview's mouth stays closed")
+            return None
+        utts = await asyncio.get_running_loop().run_in_executor(pool, voice.synthesize,
+                                                                SAMPLE_LINE)
+        if utts:
+            tuning.line = MouthTimeline(utts[0].phonemes, utts[0].duration)
+            tuning.wav = loop_wav(utts[0])
         return tuning.line
-    tuning.line_tried = True
-    services = runtime_of(request)
-    voice: Voice | None = getattr(services, "tts", None)
-    pool: Executor | None = getattr(services, "tts_pool", None)
-    if voice is None:
-        log.warning("no voice: the preview's mouth stays closed")
-        return None
-    utts = await asyncio.get_running_loop().run_in_executor(pool, voice.synthesize, SAMPLE_LINE)
-    if utts:
-        tuning.line = MouthTimeline(utts[0].phonemes, utts[0].duration)
-        tuning.wav = loop_wav(utts[0])
-    return tuning.line
 
 
 def loop_wav(utt: Utterance) -> bytes:

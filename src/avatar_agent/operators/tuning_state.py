@@ -42,6 +42,7 @@ class Tuning:
     line: MouthTimeline | None = None
     wav: bytes | None = None  # the same line, with the silence the preview loops with
     line_tried: bool = False
+    voice_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
