@@ -39,6 +39,18 @@ def test_mandarin_is_heard(asr: Transcriber, data_dir: Path) -> None:
     assert "马上" in out.text or "馬上" in out.text, out.text
 
 
+def test_mandarin_is_heard_and_matched(asr: Transcriber, data_dir: Path) -> None:
+    """A Mandarin turn finds the entry whose question it is, among the example's."""
+    from avatar_agent.core.config import PROJECT_ROOT
+    from avatar_agent.speech.knowledge import Entry, KnowledgeIndex, load_knowledge
+
+    entries = load_knowledge(PROJECT_ROOT / "configs" / "knowledge" / "example.yaml")
+    entries.append(Entry(id="fetch", questions=["我马上拿来"], answer="好的，我等您。"))
+    heard = asr.with_language("zh").transcribe(load_audio(data_dir / MANDARIN)[0]).text
+    match = KnowledgeIndex(entries).best(heard)
+    assert match is not None and match.entry.id == "fetch" and match.score >= 0.45, heard
+
+
 def test_silence_gives_no_words_and_unknown_language_is_refused(asr: Transcriber) -> None:
     out = asr.transcribe(np.zeros(16000, np.float32))
     assert out.text == "" or out.no_speech > 0.5, out
