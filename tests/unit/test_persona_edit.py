@@ -102,3 +102,12 @@ def test_an_unset_state_cue_shows_what_it_inherits() -> None:
     assert listening["blink_rate"]["value"] is None
     assert listening["blink_rate"]["inherited"] == 16  # idle's
     assert listening["lean"]["value"] == 0.25
+
+
+def test_the_controls_come_from_the_schemas_fields() -> None:
+    from avatar_agent.avatar.behavior import STATES
+    from avatar_agent.avatar.persona_edit import SCHEMA_CUES, SCHEMA_LEVELS, SCHEMA_STATES
+    from avatar_agent.core.levels import LEVELS
+
+    assert SCHEMA_CUES == CUE_NAMES  # what the animator reads, in the same order
+    assert SCHEMA_STATES == STATES and tuple(LEVELS) == SCHEMA_LEVELS

@@ -28,13 +28,21 @@ from avatar_agent.avatar.behavior import (
     CUE_UNITS,
     STATES,
     Anchors,
+    Cues,
     CueTargets,
+    LevelCues,
     Persona,
+    StateCues,
     parse_persona,
 )
 from avatar_agent.core.config import ConfigError
 from avatar_agent.core.levels import LEVELS
 
+# The groups and cues a page shows are the persona schema's own fields, so a cue or
+# state added to the schema gets its controls without a change here.
+SCHEMA_CUES = tuple(Cues.model_fields)
+SCHEMA_STATES = tuple(StateCues.model_fields)
+SCHEMA_LEVELS = tuple(LevelCues.model_fields)
 STEP = 0.01  # slider resolution; values are rounded to 4 places when written
 DEGREE_STEP = 0.1
 COUNT_STEP = 0.5  # blinks per minute
@@ -79,7 +87,7 @@ def _group(path: str, title: str, kind: str, values: dict[str, float],
     inherited = inherited or {}
     return {"path": path, "title": title, "kind": kind,
             "controls": [_cue_control(c, absolute, values.get(c), inherited.get(c))
-                         for c in CUE_NAMES]}
+                         for c in SCHEMA_CUES]}
 
 
 def _when_text(when: Any) -> str:
@@ -100,9 +108,9 @@ def controls(persona: Persona) -> list[dict[str, Any]]:
     from_idle = {**neutral, **persona.states.idle.given()}
     groups = [_group(f"states.{s}", f"state: {s}", "absolute",
                      getattr(persona.states, s).given(), neutral if s == "idle" else from_idle)
-              for s in STATES]
+              for s in SCHEMA_STATES]
     groups += [_group(f"levels.{lv}", f"customer {lv} (added)", "amount",
-                      getattr(persona.levels, lv).given()) for lv in LEVELS]
+                      getattr(persona.levels, lv).given()) for lv in SCHEMA_LEVELS]
     groups += [_group(f"emotions.{e}", f"emotion {e} (added)", "amount", c.given())
                for e, c in persona.emotions.items()]
     for i, rule in enumerate(persona.rules):
@@ -112,7 +120,7 @@ def controls(persona: Persona) -> list[dict[str, Any]]:
         groups.append(_group(f"rules.{i}.add", f"rule {i + 1}: when {when}, add", "amount",
                              rule.add.given()))
     anchor_controls = []
-    for lv in LEVELS:
+    for lv in Anchors.model_fields:
         meta = {type(m).__name__: m for m in Anchors.model_fields[lv].metadata}
         lo = float(getattr(meta.get("Ge"), "ge", 0.0))
         hi = float(getattr(meta.get("Le"), "le", 100.0))
