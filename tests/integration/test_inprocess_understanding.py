@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import pytest_asyncio
 import yaml
@@ -101,3 +102,27 @@ async def test_an_unanswerable_question_offers_a_person_and_escalates_with_the_w
     customer = [r for r in esc.context["transcript"] if r["role"] == "customer"]
     assert len(customer) == 1 and "kids are talking" in customer[0]["text"].lower()
     assert "kids are talking" in esc.detail.lower()
+
+
+async def test_asking_for_a_person_in_words_escalates_as_a_request(
+    kb_runtime: Runtime
+) -> None:
+    """No recording here says it, so the customer's voice is the server's own (Piper)."""
+    (utt,) = kb_runtime.tts.synthesize("Can I talk to a human, please?")
+    assert utt.sample_rate == 48000
+    call = VirtualCall(kb_runtime, consent=False)
+    await call.start(escalations=True)
+    await call.play(seconds=2.0)
+    await call.play(np.concatenate([utt.pcm, np.zeros(48000, np.int16)]))
+    end = call.t + 10
+    while call.t < end and not any(isinstance(e, Escalation) for e in call.published()):
+        await call.play(seconds=0.1)
+    await call.play(seconds=4.0)
+    await call.hang_up()
+
+    (esc,) = [e for e in call.published() if isinstance(e, Escalation)]
+    assert esc.reason == "customer_request"
+    said = [m["text"] for m in call.transport.events("speech") if m["event"] == "start"]
+    assert " ".join(said[1:]) == kb_runtime.config.answer.handoff, said
+    (words,) = [r for r in esc.context["transcript"] if r["role"] == "customer"]
+    assert "human" in words["text"].lower()
