@@ -3,6 +3,7 @@ behind) and the sample line's WAV."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import wave
@@ -12,8 +13,9 @@ import numpy as np
 import pytest
 
 from avatar_agent.avatar.live_preview import LINE_GAP_S
+from avatar_agent.core.config import ConfigError
 from avatar_agent.operators.tuning_preview import loop_wav
-from avatar_agent.operators.tuning_state import write_atomic
+from avatar_agent.operators.tuning_state import read_persona, write_atomic
 from avatar_agent.speech.types import PhonemeSpan, Utterance
 
 
@@ -46,3 +48,12 @@ def test_the_sample_wav_is_one_preview_loop_long() -> None:
         assert w.getnframes() / 48000 == utt.duration + LINE_GAP_S
         frames = np.frombuffer(w.readframes(w.getnframes()), "<i2")
     assert np.array_equal(frames[:24000], pcm) and not frames[24000:].any()
+
+
+def test_a_persona_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "odd.yaml"
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        asyncio.run(read_persona(path))
+    path.write_bytes("name: café\r\n".encode())
+    assert asyncio.run(read_persona(path)) == "name: café\r\n"  # line ends kept

@@ -36,12 +36,11 @@ from avatar_agent.operators.tuning_state import (
     NAME_RE,
     TUNING,
     Tuning,
-    off_loop,
     persona_file,
-    read_file,
+    read_persona,
     refusal,
     tuner,
-    write_atomic,
+    write_persona,
 )
 
 log = logging.getLogger(__name__)
@@ -79,7 +78,7 @@ async def list_personas(request: web.Request) -> web.Response:
         if not NAME_RE.fullmatch(path.stem):
             continue
         try:
-            persona: Persona | None = parse_persona(await off_loop(read_file, path), str(path))
+            persona: Persona | None = parse_persona(await read_persona(path), path.name)
         except (ConfigError, OSError):
             persona = None
         out.append({"name": path.stem, "persona": persona.name if persona else None,
@@ -94,9 +93,8 @@ async def get_persona(request: web.Request) -> web.Response:
     path = persona_file(request)
     if isinstance(path, web.Response):
         return path
-    text = (await off_loop(read_file, path)).decode("utf-8")
     try:
-        persona = parse_persona(text, str(path))
+        persona = parse_persona(await read_persona(path), path.name)
     except ConfigError as exc:
         return refusal(exc)
     tuning = request.app[TUNING]
@@ -118,8 +116,8 @@ async def draft(request: web.Request) -> web.Response:
     changes = await _changes(request)
     if isinstance(changes, web.Response):
         return changes
-    text = (await off_loop(read_file, path)).decode("utf-8")
     try:
+        text = await read_persona(path)
         persona = parse_persona(apply_changes(text, changes, path.name), path.name)
     except (EditError, ConfigError) as exc:
         return refusal(exc)
@@ -142,12 +140,12 @@ async def save(request: web.Request) -> web.Response:
     tuning = request.app[TUNING]
     store = runtime_of(request).store
     async with tuning.lock:
-        before = (await off_loop(read_file, path)).decode("utf-8")
         try:
+            before = await read_persona(path)
             after = apply_changes(before, changes, path.name)
         except (EditError, ConfigError) as exc:
             return refusal(exc)
-        await off_loop(write_atomic, path, after.encode("utf-8"))
+        await write_persona(path, after)
         version = await store.run(store.store.add_persona_version, path.stem,
                                   request["operator"], "save",
                                   [{"path": c.path, "value": c.value} for c in changes],
@@ -177,12 +175,15 @@ async def undo(request: web.Request) -> web.Response:
     tuning = request.app[TUNING]
     store = runtime_of(request).store
     async with tuning.lock:
-        current = (await off_loop(read_file, path)).decode("utf-8")
+        try:
+            current = await read_persona(path)
+        except ConfigError as exc:
+            return refusal(exc)
         undone = await store.run(store.store.undo_persona_save, path.stem, current)
         if undone is None:
             return error(409, "nothing to undo: no save from this page is in effect "
                               "(or the file was changed elsewhere since)")
-        await off_loop(write_atomic, path, undone["before"].encode("utf-8"))
+        await write_persona(path, undone["before"])
         version = await store.run(store.store.add_persona_version, path.stem,
                                   request["operator"], "undo",
                                   [{"undoes": undone["id"]}], current, undone["before"])

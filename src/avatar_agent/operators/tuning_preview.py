@@ -32,9 +32,8 @@ from avatar_agent.core.levels import LEVELS
 from avatar_agent.operators.http import runtime_of
 from avatar_agent.operators.tuning_state import (
     TUNING,
-    off_loop,
     persona_file,
-    read_file,
+    read_persona,
     refusal,
     tuner,
 )
@@ -182,7 +181,7 @@ async def sheet(request: web.Request) -> web.Response:
     persona = tuning.drafts.get((request["operator"], path.stem))
     if persona is None:
         try:
-            persona = parse_persona((await off_loop(read_file, path)).decode("utf-8"), path.name)
+            persona = parse_persona(await read_persona(path), path.name)
         except ConfigError as exc:
             return refusal(exc)
     avatar_dir = default_avatar_dir().parent / tuning.config.avatar.name

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from avatar_agent.avatar.behavior import Persona
 from avatar_agent.avatar.persona_edit import EditError, issues_of
-from avatar_agent.core.config import Config, ConfigError
+from avatar_agent.core.config import Config, ConfigError, ConfigIssue
 from avatar_agent.core.httpjson import error
 from avatar_agent.operators.roles import TUNING_ROLES, require_role
 from avatar_agent.speech.lipsync import MouthTimeline
@@ -68,12 +68,20 @@ def refusal(exc: EditError | ConfigError) -> web.Response:
     return web.json_response(body, status=400)
 
 
-async def off_loop(fn: Any, *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+async def read_persona(path: Path) -> str:
+    """The file's text, read off the event loop; a file that is not UTF-8 is a
+    ConfigError, since neither the schema nor an edit could read it."""
+    data = await asyncio.get_running_loop().run_in_executor(None, path.read_bytes)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path.name, [ConfigIssue("", None, f"not UTF-8 text: {exc.reason}")]
+                          ) from None
 
 
-def read_file(path: Path) -> bytes:
-    return path.read_bytes()
+async def write_persona(path: Path, text: str) -> None:
+    await asyncio.get_running_loop().run_in_executor(None, write_atomic, path,
+                                                     text.encode("utf-8"))
 
 
 def write_atomic(path: Path, data: bytes) -> None:
