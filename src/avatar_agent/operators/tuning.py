@@ -56,6 +56,7 @@ async def _changes(request: web.Request) -> list[Change] | web.Response:
         return refusal(exc)
 
 
+# --- page and reading ------------------------------------------------------------------
 
 async def page(request: web.Request) -> web.StreamResponse:
     """The page itself; a signed-in operator without the role gets 403, anyone signed
@@ -105,7 +106,7 @@ async def get_persona(request: web.Request) -> web.Response:
         "levels": list(LEVELS), "states": list(STATES), "views": list(VIEWS)})
 
 
-# --- preview ---------------------------------------------------------------------------
+# --- drafts: what this operator's preview shows ------------------------------------------
 
 @tuner
 async def draft(request: web.Request) -> web.Response:
