@@ -74,7 +74,8 @@ def scripted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     tmp = tmp_path_factory.mktemp("ops-scripted")
     (tmp / "script.yaml").write_text(SCRIPT)
     yield from serve_with_operator(tmp, f"affect:\n  script: {tmp / 'script.yaml'}\n"
-                            "escalation:\n  anger_threshold: 70\n  hold_s: 2\n")
+                            "escalation:\n  anger_threshold: 70\n  hold_s: 2\n"
+                            "  on_unanswered: false\n")  # affect alerts, not words
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,7 @@ def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     # anger and only there.
     tmp = tmp_path_factory.mktemp("ops-model")
     yield from serve_with_operator(tmp, "escalation:\n  anger_threshold: 40\n  hold_s: 1\n"
+                            "  on_unanswered: false\n"  # affect alerts, not words
                             "operators:\n  show_customer_video: true\n")
 
 
