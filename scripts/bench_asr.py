@@ -74,6 +74,12 @@ def ravdess_clips(root: Path, per_cell: int) -> list[tuple[Path, str]]:
             for p in paths[:per_cell]]
 
 
+def _spread(clips: list[tuple[Path, str]], limit: int) -> list[tuple[Path, str]]:
+    if not limit or limit >= len(clips):
+        return clips
+    return clips[:: len(clips) // limit][:limit]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -82,6 +88,8 @@ def main() -> None:
                         help="always encode 30 s, as Whisper was trained (slower)")
     parser.add_argument("--beam-size", type=int, default=1)
     parser.add_argument("--per-cell", type=int, default=1)
+    parser.add_argument("--limit", type=int, default=0,
+                        help="at most this many RAVDESS clips, spread over the set (0: all)")
     parser.add_argument("--casia-texts", type=int, default=10, help="0 skips Mandarin")
     parser.add_argument("--show-errors", action="store_true")
     args = parser.parse_args()
@@ -98,7 +106,8 @@ def main() -> None:
     speech_s = compute_s = 0.0
     per_turn: list[float] = []
     for corpus, clips in (
-        ("RAVDESS", ravdess_clips(args.data / "speech_emotion/ravdess_full", args.per_cell)),
+        ("RAVDESS", _spread(ravdess_clips(args.data / "speech_emotion/ravdess_full",
+                                          args.per_cell), args.limit)),
         ("GRID", [(p, grid_text(p.stem)) for p in
                   sorted((args.data / "talking_face/grid").glob("*.mpg"))]),
     ):
