@@ -22,7 +22,7 @@ from avatar_agent.core.config import Config, project_path
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.core.store import AsyncStore, Store
 from avatar_agent.perception.face_expression import FaceExpression
-from avatar_agent.perception.speech_embedding import SpeechEncoder
+from avatar_agent.perception.speech_embedding import SpeechEncoder, read_weights
 from avatar_agent.perception.turn_audio import RATE
 from avatar_agent.speech.answers import Answerer, KnowledgeAnswerer, OpenAIAnswerer
 from avatar_agent.speech.asr import Transcriber
@@ -108,6 +108,9 @@ class Runtime:
             raise FileNotFoundError(f"avatar {config.avatar.name!r} not found at {avatar_dir}")
         tts = await loop.run_in_executor(None, lambda: PiperTTS(speed=config.tts.speed))
         await loop.run_in_executor(None, _warm_perception)
+        # Whisper's weights are read and checked once, for the speech embedding and
+        # for speech recognition both.
+        blob = await loop.run_in_executor(None, _whisper_weights)
         script = None
         if config.affect.script is not None:
             # A bad script stops start-up with its error rather than running calls without it.
@@ -116,8 +119,10 @@ class Runtime:
             predictor, encoder, expression = None, None, None
         else:
             predictor, encoder, expression = await loop.run_in_executor(
-                None, load_predictor, config)
-        transcriber, answerer = await loop.run_in_executor(None, load_understanding, config)
+                None, load_predictor, config, blob)
+        transcriber, answerer = await loop.run_in_executor(
+            None, load_understanding, config, blob)
+        del blob
         rt = cls(config, AsyncStore(store), tts, avatar_dir, predictor=predictor,
                  affect_script=script, speech_encoder=encoder, face_expression=expression,
                  transcriber=transcriber, answerer=answerer)
@@ -171,7 +176,7 @@ def model_path(config: Config) -> Path:
 
 
 def load_predictor(
-    config: Config,
+    config: Config, whisper: bytes | None = None,
 ) -> tuple[AffectPredictor | None, SpeechEncoder | None, FaceExpression | None]:
     """The affect model and the speech encoder and face-expression network perception
     feeds it; (None, None, None) if any cannot load: calls then run without affect."""
@@ -182,7 +187,7 @@ def load_predictor(
     path = model_path(config)
     try:
         predictor = AffectPredictor.load(path, config.affect.device)
-        encoder = SpeechEncoder.load()
+        encoder = SpeechEncoder.load(whisper)
         expression = FaceExpression.load()
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         log.error("affect disabled: %s", exc)
@@ -191,7 +196,9 @@ def load_predictor(
     return predictor, encoder, expression
 
 
-def load_understanding(config: Config) -> tuple[Transcriber | None, Answerer | None]:
+def load_understanding(
+    config: Config, whisper: bytes | None = None,
+) -> tuple[Transcriber | None, Answerer | None]:
     """Speech recognition and the answerer, loaded once; a bad knowledge file stops
     start-up (ConfigError), missing weights only turn recognition off."""
     entries = []
@@ -202,7 +209,7 @@ def load_understanding(config: Config) -> tuple[Transcriber | None, Answerer | N
     a = config.asr
     try:
         transcriber = Transcriber.load(a.language, a.compute_type, a.threads,
-                                       min_context_s=a.min_context_s)
+                                       blob=whisper, min_context_s=a.min_context_s)
         transcriber.transcribe(np.zeros(RATE, np.float32))  # first run allocates
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         log.error("speech recognition disabled: %s", exc)
@@ -216,6 +223,14 @@ def make_answerer(config: Config, entries: list[Entry]) -> Answerer:
     if ans.backend == "openai":
         return OpenAIAnswerer(knowledge, ans.base_url, ans.model, ans.api_key_env, ans.timeout_s)
     return knowledge
+
+
+def _whisper_weights() -> bytes | None:
+    """Whisper base's checked weights, or None (each user then reports the error)."""
+    try:
+        return read_weights()
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def _warm_perception() -> None:
