@@ -1,7 +1,8 @@
-"""Persistence of calls: SQLAlchemy, SQLite by default, any SQLAlchemy URL by config.
+"""Persistence of calls: SQLAlchemy; SQLite by default, PostgreSQL (psycopg 3) for several workers.
 
 Only metadata about a call and derived data (its emotion curve and events) are
-stored here, never customers' audio or video.
+stored here, never customers' audio or video. The schema is `core.migrations`' (Alembic),
+brought up to date whenever a store opens.
 All methods block; the async shell calls them through `AsyncStore`, which keeps
 them on one worker thread so the event loop never waits on disk.
 """
@@ -29,13 +30,13 @@ from sqlalchemy import (
     create_engine,
     delete,
     insert,
-    inspect,
     select,
-    text,
     update,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from avatar_agent.core import migrations
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -179,28 +180,33 @@ def _version(row: PersonaVersionRow) -> dict[str, Any]:
             "undone": row.undone}
 
 
+def engine_url(url: str) -> str:
+    """The URL SQLAlchemy is given: PostgreSQL goes through psycopg 3, whichever way the
+    config spells it (`postgresql://`, `postgres://` or `postgresql+psycopg://`)."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1)
+                      if url.startswith("postgres://") else url)
+    if parsed.get_backend_name() == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
 class Store:
-    def __init__(self, url: str) -> None:
-        parsed = make_url(url)
+    def __init__(self, url: str, pool_size: int = 5) -> None:
+        parsed = make_url(engine_url(url))
         kwargs: dict[str, Any] = {}
         if parsed.get_backend_name() == "sqlite":
             db = parsed.database
             if db and db != ":memory:":
                 Path(db).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False}
-        self.engine = create_engine(url, **kwargs)
-        Base.metadata.create_all(self.engine)
-        self._add_role_column()
-
-    def _add_role_column(self) -> None:
-        """A database made before operators had roles gets the column, every row `operator`.
-
-        `create_all` makes missing tables only, never missing columns."""
-        columns = {c["name"] for c in inspect(self.engine).get_columns("operators")}
-        if "role" not in columns:
-            with self.engine.begin() as conn:
-                conn.execute(text("ALTER TABLE operators ADD COLUMN role VARCHAR(16) "
-                                  "NOT NULL DEFAULT 'operator'"))
+        else:
+            # A server database: a pool of connections kept open (the store's one
+            # thread needs one at a time, login checks and the CLI a few more), checked
+            # before use so a database restart costs a reconnect, not a failed write.
+            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                          pool_recycle=1800)
+        self.engine = create_engine(parsed, **kwargs)
+        migrations.upgrade(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
