@@ -67,6 +67,11 @@ class Runtime:
             max_workers=1, thread_name_prefix="tts")
         self.analysis_pool: Executor = pool or ThreadPoolExecutor(
             max_workers=2, thread_name_prefix="analysis")
+        # Speech recognition: one worker (a recognition uses a core for a few hundred
+        # ms), apart from analysis so that turns ending together never hold up any
+        # call's voice activity or face analysis.
+        self.asr_pool: Executor = pool or ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="asr")
         self._speech_cache: dict[str, list[Utterance]] = {}
         self.events = EventBus()
         self.predictor = predictor
@@ -168,6 +173,7 @@ class Runtime:
         self.render_pool.shutdown(wait=True, cancel_futures=True)
         self.tts_pool.shutdown(wait=True, cancel_futures=True)
         self.analysis_pool.shutdown(wait=True, cancel_futures=True)
+        self.asr_pool.shutdown(wait=True, cancel_futures=True)
         self.store.close()
 
 

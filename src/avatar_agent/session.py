@@ -177,7 +177,7 @@ class CallSession:
             # Every call is transcribed, consent or not: the agent must understand to help.
             audio = TurnAudio()
             understanding = CallUnderstanding(
-                self.rt.transcriber, self.rt.answerer, self.rt.analysis_pool, audio,
+                self.rt.transcriber, self.rt.answerer, self.rt.asr_pool, audio,
                 self.rt.metrics, self._transcript)
         self.speech = CallSpeech(
             self.call_id, self.rt.config, self.rt, stream.playout, self.media,

@@ -219,7 +219,7 @@ def test_disclosure_and_consent_gate_before_call(tab: Tab) -> None:
     assert "AI agent" in title.inner_text()
     text = _norm(page.inner_text(".disclosure"))
     for phrase in ("not a human", "facial expressions", "voice", "Nothing is recorded",
-                   "say no"):
+                   "say no", "What you say is transcribed"):
         assert phrase in text, f"disclosure lacks {phrase!r}"
 
     # The server substituted its config into the page.
@@ -260,6 +260,14 @@ def test_call_with_consent(tab: Tab, live_server: Any) -> None:
 def test_call_without_consent(tab: Tab, live_server: Any) -> None:
     _start_call(tab, "no")
     call_id = _assert_call_works(tab)
+    # Without consent the customer is still heard: their words join the transcript,
+    # a list the keyboard can reach and scroll.
+    tab.wait_js("() => document.querySelector('#transcript li.customer p') !== null",
+                "the customer's words in the transcript", 25)
+    mine = tab.page.locator("#transcript li.customer").first
+    assert mine.locator(".who").inner_text().startswith("You")
+    assert mine.locator("p").inner_text().strip()
+    assert tab.page.get_attribute("#transcript", "tabindex") == "0"
     _hang_up(tab)
 
     row = _wait_ended_row(live_server.db, call_id, 10)
