@@ -3,9 +3,10 @@
 The async shell around speech recognition and answering. A finished turn is cut
 out of the call's in-memory audio (`TurnAudio`) and transcribed in the server's
 one-worker recognition pool (never on the event loop, never in the analysis pool,
-whose voice activity and face analysis must not wait behind it); the transcript goes to the customer's page, the
-operators' bus and the call's stored timeline through `heard`, and the answerer
-(knowledge base or chat endpoint) decides what to say. Runs for every call, with
+whose voice activity and face analysis must not wait behind it); the transcript
+goes to the customer's page, the operators' bus and the call's stored timeline
+through `heard`, and the answerer (knowledge base or chat endpoint) decides what
+to say. Runs for every call, with
 or without analysis consent: the agent must understand to help, and nothing about
 emotion is computed here.
 """
