@@ -20,6 +20,7 @@ from avatar_agent.core.aio import TaskSet
 from avatar_agent.core.bus import EventBus
 from avatar_agent.core.config import Config, project_path
 from avatar_agent.core.metrics import Metrics
+from avatar_agent.core.redisbus import make_bus
 from avatar_agent.core.store import AsyncStore, Store
 from avatar_agent.perception.face_expression import FaceExpression
 from avatar_agent.perception.speech_embedding import SpeechEncoder, read_weights
@@ -73,7 +74,7 @@ class Runtime:
         self.asr_pool: Executor = pool or ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="asr")
         self._speech_cache: dict[str, list[Utterance]] = {}
-        self.events = EventBus()
+        self.events: EventBus = make_bus(config.bus)  # Redis between workers, or in-process
         self.predictor = predictor
         self.speech_encoder = speech_encoder  # perception feeds the model its embeddings
         self.face_expression = face_expression  # ... and the face's expression
@@ -138,6 +139,7 @@ class Runtime:
 
     async def ready(self) -> None:
         """Start what runs as long as the server, before the first call."""
+        await self.events.start()
         if self.affect is not None:
             await self.affect.start()  # the shared batcher lives as long as the server
         # The greeting is the same for every call: synthesize it once so a call
@@ -169,7 +171,7 @@ class Runtime:
         await self.tasks.cancel_all()
         if self.affect is not None:
             await self.affect.close()
-        self.events.close()
+        await self.events.aclose()
         self.render_pool.shutdown(wait=True, cancel_futures=True)
         self.tts_pool.shutdown(wait=True, cancel_futures=True)
         self.analysis_pool.shutdown(wait=True, cancel_futures=True)

@@ -8,6 +8,11 @@ dashboards. For a live view the newest state matters most.
 What travels is a typed `core.events.Event`; readers turn it into JSON with
 `core.events.encode` where it leaves the process.
 
+With several workers (`bus.url`), `core.redisbus.RedisEventBus` is this same bus whose
+events also travel to every other worker's; a subscriber chooses with `remote` which
+of theirs it takes (a dashboard: all; the escalation watcher: only acknowledgements,
+since each worker judges its own calls).
+
 Everything here runs on the event loop thread; `publish` is a plain function so the
 pure cores' results can be published without awaiting. Events are frozen and shared
 between subscribers as they are; what one holds (an escalation's `context`) must not be
@@ -19,10 +24,13 @@ from __future__ import annotations
 import asyncio
 import collections
 from types import TracebackType
+from typing import TypeAlias
 
 from avatar_agent.core.events import Event
 
-__all__ = ["Event", "EventBus", "Subscription"]
+__all__ = ["Event", "EventBus", "Remote", "Subscription"]
+
+Remote: TypeAlias = bool | tuple[type[Event], ...]
 
 
 class Subscription:
@@ -32,11 +40,12 @@ class Subscription:
     reader goes away. After `close()` iteration yields what is still buffered, then stops.
     """
 
-    def __init__(self, bus: EventBus, maxsize: int) -> None:
+    def __init__(self, bus: EventBus, maxsize: int, remote: Remote = True) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         self._bus = bus
         self.maxsize = maxsize
+        self.remote = remote
         self._items: collections.deque[Event] = collections.deque()
         self._ready = asyncio.Event()
         self._closed = False
@@ -122,8 +131,10 @@ class EventBus:
     def subscribers(self) -> int:
         return len(self._subs)
 
-    def subscribe(self, maxsize: int = 256) -> Subscription:
-        sub = Subscription(self, maxsize)
+    def subscribe(self, maxsize: int = 256, remote: Remote = True) -> Subscription:
+        """`remote`: which events published on other workers this subscriber takes:
+        all (True), none (False), or those of the given classes."""
+        sub = Subscription(self, maxsize, remote)
         self._subs.add(sub)
         return sub
 
@@ -137,6 +148,13 @@ class EventBus:
         """Close every subscription, so readers' loops end (server shutdown)."""
         for sub in tuple(self._subs):
             sub.close()
+
+    async def start(self) -> None:
+        """Connect to the other workers, if there are any (nothing to do in-process)."""
+
+    async def aclose(self) -> None:
+        """`close`, and disconnect from the other workers."""
+        self.close()
 
     def _remove(self, sub: Subscription) -> None:
         self._subs.discard(sub)

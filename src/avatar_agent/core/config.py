@@ -266,6 +266,17 @@ class StorageConfig(Section):
     url: str = "sqlite:///var/avatar-agent.db"
 
 
+class BusConfig(Section):
+    """Where live events (affect, escalations, transcripts, ...) travel between workers."""
+
+    # redis://host:port/db: every worker publishes on, and hears, one channel. Unset:
+    # in-process, for a single server.
+    url: str | None = Field(None, pattern=r"^rediss?://")
+    channel: str = Field("avatar-agent:events", min_length=1, max_length=128)
+    # events waiting while Redis is away; past this the oldest are dropped
+    max_pending: int = Field(10000, ge=100, le=1_000_000)
+
+
 class OperatorsConfig(Section):
     token_ttl_h: float = Field(12.0, gt=0, le=24 * 30)  # login tokens expire after this
     # Key that signs login tokens; unset = a random key per server start (logins then
@@ -353,6 +364,7 @@ class Config(Section):
     perception: PerceptionConfig = PerceptionConfig()
     affect: AffectConfig = AffectConfig()
     storage: StorageConfig = StorageConfig()
+    bus: BusConfig = BusConfig()
     operators: OperatorsConfig = OperatorsConfig()
     escalation: EscalationConfig = EscalationConfig()
     privacy: PrivacyConfig = PrivacyConfig()

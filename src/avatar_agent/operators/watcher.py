@@ -136,7 +136,9 @@ class EscalationWatcher:
         return msg
 
     async def run(self) -> None:
-        with self.bus.subscribe(maxsize=4096) as sub:
+        # other workers' calls are judged there; only an operator's acknowledgement,
+        # taken wherever they are signed in, concerns this worker's calls from afar
+        with self.bus.subscribe(maxsize=4096, remote=(EscalationAcknowledged,)) as sub:
             async for ev in sub:
                 esc = self.handle(ev)
                 if esc is None:
