@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -106,7 +107,9 @@ class Runtime:
         # on top of that only fight over the same cores and stretch the slowest frames.
         cv2.setNumThreads(1)
         store = await loop.run_in_executor(None, Store, config.storage.url)
-        closed = await loop.run_in_executor(None, store.end_orphans)
+        # a worker of a cluster ends only its own calls left open: the others' still run
+        closed = await loop.run_in_executor(None, functools.partial(
+            store.end_orphans, worker=config.cluster.worker_id))
         if closed:
             log.warning("marked %d calls left open by an earlier run as ended", closed)
         avatar_dir = default_avatar_dir().parent / config.avatar.name
@@ -129,11 +132,16 @@ class Runtime:
         transcriber, answerer = await loop.run_in_executor(
             None, load_understanding, config, blob)
         del blob
-        rt = cls(config, AsyncStore(store), tts, avatar_dir, predictor=predictor,
+        astore = AsyncStore(store)
+        astore.worker = config.cluster.worker_id
+        rt = cls(config, astore, tts, avatar_dir, predictor=predictor,
                  affect_script=script, speech_encoder=encoder, face_expression=expression,
                  transcriber=transcriber, answerer=answerer)
         await rt.ready()
-        await rt.preload_answers()
+        # In the background: the server takes calls meanwhile, and the voice's single
+        # worker runs these one sentence at a time, so a call's own speech waits behind
+        # at most one of them.
+        rt.tasks.spawn(rt.preload_answers(), "preload-answers")
         log.info("runtime ready in %.1f s", time.perf_counter() - t0)
         return rt
 
@@ -154,12 +162,14 @@ class Runtime:
         audio of an answer waits only for recognition, not for the voice."""
         if self.answerer is None:
             return
+        t0 = time.perf_counter()
         a = self.config.answer
         loop = asyncio.get_running_loop()
         for text in {*self.answerer.confirmations(), a.unanswered, a.handoff, a.not_heard}:
             if len(text) <= 200 and text not in self._speech_cache:
                 self._speech_cache[text] = await loop.run_in_executor(
                     self.tts_pool, self._synthesize, text)
+        log.info("answer openings synthesized in %.1f s", time.perf_counter() - t0)
 
     def _synthesize(self, text: str) -> list[Utterance]:
         return list(self.tts.sentences(text))
