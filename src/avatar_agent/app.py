@@ -17,6 +17,7 @@ from avatar_agent.core.admission import JoinTokens, Limits, RateLimiter, Slots, 
 from avatar_agent.core.api import OfferBody, api, openapi, parse
 from avatar_agent.core.config import Config, ServerConfig
 from avatar_agent.core.httpjson import WEB_DIR, error, inject_config, json_body, read_page
+from avatar_agent.core.memory import release_free_memory
 from avatar_agent.core.websecurity import security_headers
 from avatar_agent.operators import routes as operator_routes
 from avatar_agent.operators import tuning
@@ -172,6 +173,30 @@ def _closed(app: web.Application, session: CallSession) -> None:
         rt = app[RUNTIME]
         rt.metrics.calls_live.set(len(calls))
         rt.metrics.calls_ended.labels(session.end_reason or "unknown").inc()
+        _release_memory_soon(app)
+
+
+RELEASE_AFTER_S = 2.0
+RELEASING: web.AppKey[list[bool]] = web.AppKey("releasing", list)
+
+
+def _release_memory_soon(app: web.Application) -> None:
+    """What ended calls freed goes back to the system (see core.memory): once for all
+    the calls that end within RELEASE_AFTER_S, since a full collection briefly holds
+    the interpreter."""
+    pending = app[RELEASING]
+    if pending:
+        return
+    pending.append(True)
+
+    async def release() -> None:
+        try:
+            await asyncio.sleep(RELEASE_AFTER_S)
+            await asyncio.to_thread(release_free_memory)
+        finally:
+            pending.clear()
+
+    app[RUNTIME].tasks.spawn(release(), "release-memory")
 
 
 @api("hang up a call", responses={200: ("ended", JSON)})
@@ -247,6 +272,7 @@ def create_app(config: Config) -> web.Application:
     app[CONFIG] = config
     app[CALLS] = {}
     app[GATE] = Gate(config.server)
+    app[RELEASING] = []
     app[PAGE] = read_page("customer.html")
     app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_runtime_ctx)

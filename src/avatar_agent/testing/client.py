@@ -21,6 +21,8 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamError
 
+from avatar_agent.transport.webrtc import close_peer
+
 
 class FrameRecorder(Protocol):
     """Keeps the avatar's received media in memory (see avatar_agent.testing.measure)."""
@@ -181,7 +183,8 @@ class CustomerClient:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.pc.close()
+        # as the server does: nothing of the peer may start after it is closed
+        await close_peer(self.pc)
         if self._player is not None:
             for track in (self._player.audio, self._player.video):
                 if track is not None:

@@ -79,6 +79,25 @@ def rtc_configuration(servers: list[IceServer]) -> RTCConfiguration:
     )
 
 
+async def _never_start(*_args: object) -> None:
+    return None
+
+
+async def close_peer(pc: RTCPeerConnection) -> None:
+    """`pc.close()`, and nothing of the peer starts afterwards.
+
+    aiortc race: a peer closed while its connect step is still running (ICE checks,
+    DTLS) has its senders and receivers started *after* close() stopped them; their
+    RTCP tasks and decoder threads, holding the tracks (for us the whole avatar), then
+    run for ever. A call hung up during set-up leaked that way. Starting is made a
+    no-op first, so whatever the connect step reaches later starts nothing.
+    """
+    for transceiver in pc.getTransceivers():
+        setattr(transceiver.sender, "send", _never_start)  # noqa: B010 (an instance's)
+        setattr(transceiver.receiver, "receive", _never_start)  # noqa: B010
+    await pc.close()
+
+
 class WebRTCTransport:
     """One customer's peer connection (a `transport.base.CallTransport`)."""
 
@@ -221,4 +240,4 @@ class WebRTCTransport:
         for track in self._out.values():
             track.stop()
         await self._tasks.cancel_all()
-        await self.pc.close()
+        await close_peer(self.pc)

@@ -1,0 +1,60 @@
+"""Consenting calls opened and hung up at once, four in flight, two rounds of 20,
+against a real server: its threads come back to where they were and its memory does
+not climb."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from avatar_agent.app import RELEASE_AFTER_S
+from avatar_agent.testing.churn import churn, sample, settle
+from tests.support.server import spawn_server, stop_server
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    tmp = tmp_path_factory.mktemp("churn")
+    (tmp / "script.yaml").write_text("- {at: 0, anger_index: 10}\n")
+    try:
+        proc, url = spawn_server(tmp, REPO,
+                                 config_yaml=f"affect:\n  script: {tmp / 'script.yaml'}\n")
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield url, proc.pid
+    stop_server(proc)
+
+
+async def test_churn_leaves_no_threads_or_memory_behind(
+    server: tuple[str, int], grid_clip: Path
+) -> None:
+    url, pid = server
+    t0 = time.monotonic()
+    # warm-up: the worker pools start their threads on first use, and keep them
+    assert await churn(url, grid_clip, calls=4) == 0
+    await settle(url, pid, sample(pid), within_s=20)
+    await asyncio.sleep(RELEASE_AFTER_S + 1)
+    baseline = sample(pid)
+    rounds = []
+    for _ in range(2):
+        assert await churn(url, grid_clip, calls=20) == 0
+        await settle(url, pid, baseline, within_s=20)
+        await asyncio.sleep(RELEASE_AFTER_S + 1)  # the freed memory goes back
+        rounds.append(sample(pid))
+    print(f"churn: {time.monotonic() - t0:.0f} s; threads {baseline.threads} -> "
+          f"{[r.threads for r in rounds]}; RSS {baseline.rss_mb:.0f} -> "
+          f"{[round(r.rss_mb) for r in rounds]} MB")
+    # A call that leaked a thread would add 20 a round. The pools may still grow to
+    # their bounds (a few threads) in the first round, never after it.
+    assert rounds[0].threads <= baseline.threads + 3, (baseline, rounds)
+    assert rounds[1].threads <= rounds[0].threads, (baseline, rounds)
+    # A leaked call (its avatar, its face mesh) costs 15-20 MB: 20 would be 300+ MB.
+    # The first round may still fill caches and pools; the second adds about nothing.
+    assert rounds[0].rss_mb < baseline.rss_mb + 150, (baseline, rounds)
+    assert rounds[1].rss_mb < rounds[0].rss_mb + 60, (baseline, rounds)
