@@ -15,6 +15,7 @@ from aiohttp import web
 
 from avatar_agent.core.admission import JoinTokens, Limits, RateLimiter, Slots, refusal
 from avatar_agent.core.api import OfferBody, api, openapi, parse
+from avatar_agent.core.cluster import membership
 from avatar_agent.core.config import Config, ServerConfig
 from avatar_agent.core.httpjson import WEB_DIR, error, inject_config, json_body, read_page
 from avatar_agent.core.memory import release_free_memory
@@ -261,6 +262,9 @@ async def _runtime_ctx(app: web.Application) -> Any:
     rt = await Runtime.start(app[CONFIG])
     app[RUNTIME] = rt
     rt.tasks.spawn(_heartbeats(app), "call-heartbeats")
+    if app[CONFIG].cluster.worker_id is not None:
+        rt.tasks.spawn(membership(rt.store, app[CONFIG].cluster, app[CONFIG].server.max_calls,
+                                  lambda: len(app[CALLS]), rt.events), "cluster")
     yield
     sessions = list(app[CALLS].values())
     await asyncio.gather(*(s.close("server_shutdown") for s in sessions), return_exceptions=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -106,7 +107,9 @@ class Runtime:
         # on top of that only fight over the same cores and stretch the slowest frames.
         cv2.setNumThreads(1)
         store = await loop.run_in_executor(None, Store, config.storage.url)
-        closed = await loop.run_in_executor(None, store.end_orphans)
+        # a worker of a cluster ends only its own calls left open: the others' still run
+        closed = await loop.run_in_executor(None, functools.partial(
+            store.end_orphans, worker=config.cluster.worker_id))
         if closed:
             log.warning("marked %d calls left open by an earlier run as ended", closed)
         avatar_dir = default_avatar_dir().parent / config.avatar.name
@@ -129,7 +132,9 @@ class Runtime:
         transcriber, answerer = await loop.run_in_executor(
             None, load_understanding, config, blob)
         del blob
-        rt = cls(config, AsyncStore(store), tts, avatar_dir, predictor=predictor,
+        astore = AsyncStore(store)
+        astore.worker = config.cluster.worker_id
+        rt = cls(config, astore, tts, avatar_dir, predictor=predictor,
                  affect_script=script, speech_encoder=encoder, face_expression=expression,
                  transcriber=transcriber, answerer=answerer)
         await rt.ready()

@@ -42,11 +42,15 @@ def test_a_new_database_gets_the_declared_schema_at_head(tmp_path: Path) -> None
 def test_a_database_from_before_migrations_is_upgraded_with_its_rows(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     old = create_engine(f"sqlite:///{db}")
-    # what `create_all` made before migrations, less the tables added since
-    for name in ("calls", "affect_points", "call_events", "escalations"):
+    # what `create_all` made before migrations, less the tables and columns added since
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE calls (id VARCHAR(64) NOT NULL, started_at DATETIME NOT NULL, "
+                "ended_at DATETIME, end_reason VARCHAR(64), consent_analysis BOOLEAN NOT NULL, "
+                "PRIMARY KEY (id))")
+    con.commit()
+    for name in ("affect_points", "call_events", "escalations"):
         Base.metadata.tables[name].create(old)
     old.dispose()
-    con = sqlite3.connect(db)
     # as `create_all` made it before roles existed
     con.execute("CREATE TABLE operators (name VARCHAR(64) NOT NULL, password_hash "
                 "VARCHAR(256) NOT NULL, created_at DATETIME NOT NULL, PRIMARY KEY (name))")

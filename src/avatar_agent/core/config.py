@@ -277,6 +277,25 @@ class BusConfig(Section):
     max_pending: int = Field(10000, ge=100, le=1_000_000)
 
 
+class ClusterConfig(Section):
+    """This server as one worker of several on one database (and one bus)."""
+
+    # Unique and stable across restarts (e.g. host-port): a restarted worker ends only
+    # its own calls left open. Unset: a single server, which ends every call left open.
+    worker_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    address: str = ""  # where the front and the other workers reach it (http://host:port)
+    heartbeat_s: float = Field(5.0, gt=0, le=60)  # how often it says it is alive
+    # silent this long: lost; another worker ends its calls with reason worker_lost
+    lost_after_s: float = Field(20.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _lost_after_beats(self) -> ClusterConfig:
+        if self.lost_after_s < 2 * self.heartbeat_s:
+            raise ValueError("cluster.lost_after_s must be at least twice heartbeat_s: one "
+                             "late heartbeat must not end a live worker's calls")
+        return self
+
+
 class OperatorsConfig(Section):
     token_ttl_h: float = Field(12.0, gt=0, le=24 * 30)  # login tokens expire after this
     # Key that signs login tokens; unset = a random key per server start (logins then
@@ -365,6 +384,7 @@ class Config(Section):
     affect: AffectConfig = AffectConfig()
     storage: StorageConfig = StorageConfig()
     bus: BusConfig = BusConfig()
+    cluster: ClusterConfig = ClusterConfig()
     operators: OperatorsConfig = OperatorsConfig()
     escalation: EscalationConfig = EscalationConfig()
     privacy: PrivacyConfig = PrivacyConfig()

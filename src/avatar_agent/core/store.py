@@ -54,6 +54,22 @@ class CallRow(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     end_reason: Mapped[str | None] = mapped_column(String(64), default=None)
     consent_analysis: Mapped[bool] = mapped_column(Boolean)
+    # the worker that holds the call (cluster.worker_id); None on a single server
+    worker: Mapped[str | None] = mapped_column(String(64), default=None, index=True)
+
+
+class WorkerRow(Base):
+    """A worker of a cluster: where it is, its load, and when it was last alive. A row
+    whose heartbeat is too old is a lost worker: another ends its calls."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(256))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    calls: Mapped[int] = mapped_column(Integer)
+    max_calls: Mapped[int] = mapped_column(Integer)
 
 
 class _CallPart:
@@ -153,6 +169,7 @@ class CallRecord:
     ended_at: dt.datetime | None
     end_reason: str | None
     consent_analysis: bool
+    worker: str | None = None
 
 
 def _now() -> dt.datetime:
@@ -160,7 +177,8 @@ def _now() -> dt.datetime:
 
 
 def _record(row: CallRow) -> CallRecord:
-    return CallRecord(row.id, row.started_at, row.ended_at, row.end_reason, row.consent_analysis)
+    return CallRecord(row.id, row.started_at, row.ended_at, row.end_reason, row.consent_analysis,
+                      row.worker)
 
 
 def _escalation(row: EscalationRow) -> dict[str, Any]:
@@ -211,9 +229,11 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
-    def call_started(self, call_id: str, consent_analysis: bool) -> None:
+    def call_started(self, call_id: str, consent_analysis: bool,
+                     worker: str | None = None) -> None:
         with Session(self.engine) as s, s.begin():
-            s.add(CallRow(id=call_id, started_at=_now(), consent_analysis=consent_analysis))
+            s.add(CallRow(id=call_id, started_at=_now(), consent_analysis=consent_analysis,
+                          worker=worker))
 
     def call_ended(self, call_id: str, reason: str) -> None:
         """Mark a call ended; the first reason recorded wins."""
@@ -232,17 +252,76 @@ class Store:
             for call_id in call_ids:
                 s.merge(CallHeartbeatRow(call_id=call_id, at=at))
 
-    def end_orphans(self, reason: str = "server_restart") -> int:
+    def end_orphans(self, reason: str = "server_restart", worker: str | None = None) -> int:
         """Close rows left open by a server that stopped without ending its calls; each
-        ends at its last heartbeat (or its start, if it never had one)."""
+        ends at its last heartbeat (or its start, if it never had one). With `worker`,
+        only that worker's calls (the others' are still running)."""
         with Session(self.engine) as s, s.begin():
-            beats = {b.call_id: b.at for b in s.scalars(select(CallHeartbeatRow))}
-            orphans = list(s.scalars(select(CallRow).where(CallRow.ended_at.is_(None))))
+            q = select(CallRow).where(CallRow.ended_at.is_(None))
+            if worker is not None:
+                q = q.where(CallRow.worker == worker)
+            orphans = list(s.scalars(q))
+            ids = [row.id for row in orphans]
+            beats = {b.call_id: b.at for b in s.scalars(
+                select(CallHeartbeatRow).where(CallHeartbeatRow.call_id.in_(ids)))}
             for row in orphans:
                 row.ended_at = beats.get(row.id, row.started_at)
                 row.end_reason = reason
-            s.execute(delete(CallHeartbeatRow))
+            if worker is None:
+                s.execute(delete(CallHeartbeatRow))
+            else:
+                s.execute(delete(CallHeartbeatRow).where(CallHeartbeatRow.call_id.in_(ids)))
             return len(orphans)
+
+    # --- workers of a cluster ----------------------------------------------------------
+
+    def worker_beat(self, worker: str, address: str, calls: int, max_calls: int,
+                    now: dt.datetime | None = None) -> None:
+        """This worker is alive now, with this many calls of at most `max_calls`."""
+        at = now or _now()
+        with Session(self.engine) as s, s.begin():
+            row = s.get(WorkerRow, worker)
+            if row is None:
+                s.add(WorkerRow(id=worker, address=address, started_at=at, heartbeat_at=at,
+                                calls=calls, max_calls=max_calls))
+            else:
+                row.address, row.heartbeat_at = address, at
+                row.calls, row.max_calls = calls, max_calls
+
+    def workers(self) -> list[dict[str, Any]]:
+        with Session(self.engine) as s:
+            return [{"id": w.id, "address": w.address, "calls": w.calls,
+                     "max_calls": w.max_calls, "heartbeat_at": w.heartbeat_at}
+                    for w in s.scalars(select(WorkerRow).order_by(WorkerRow.id))]
+
+    def worker_left(self, worker: str) -> None:
+        """A worker that stops cleanly (its calls already ended) leaves the registry."""
+        with Session(self.engine) as s, s.begin():
+            s.execute(delete(WorkerRow).where(WorkerRow.id == worker))
+
+    def end_lost_workers(self, lost_after_s: float, now: dt.datetime | None = None,
+                         reason: str = "worker_lost") -> dict[str, list[str]]:
+        """Workers silent for `lost_after_s` are gone: their open calls end (at their
+        last heartbeat, or the worker's) with `reason`, curves and events kept, and the
+        workers leave the registry. Which calls of which workers ended."""
+        at = now or _now()
+        cutoff = at - dt.timedelta(seconds=lost_after_s)
+        out: dict[str, list[str]] = {}
+        with Session(self.engine) as s, s.begin():
+            lost = list(s.scalars(select(WorkerRow).where(WorkerRow.heartbeat_at < cutoff)
+                                  .with_for_update(skip_locked=True)))
+            for w in lost:
+                calls = list(s.scalars(select(CallRow).where(CallRow.worker == w.id,
+                                                             CallRow.ended_at.is_(None))))
+                ids = [c.id for c in calls]
+                beats = {b.call_id: b.at for b in s.scalars(
+                    select(CallHeartbeatRow).where(CallHeartbeatRow.call_id.in_(ids)))}
+                for c in calls:
+                    c.ended_at, c.end_reason = beats.get(c.id, w.heartbeat_at), reason
+                s.execute(delete(CallHeartbeatRow).where(CallHeartbeatRow.call_id.in_(ids)))
+                s.delete(w)
+                out[w.id] = ids
+        return out
 
     def get_call(self, call_id: str) -> CallRecord | None:
         with Session(self.engine) as s:
@@ -405,12 +484,13 @@ class AsyncStore:
 
     def __init__(self, store: Store, executor: Executor | None = None) -> None:
         self.store = store
+        self.worker: str | None = None  # recorded as the owner of the calls started here
         # `executor` only for a call run in virtual time (core.aio.InlineExecutor).
         self._pool: Executor = executor or ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="store")
 
     async def call_started(self, call_id: str, consent_analysis: bool) -> None:
-        await self._run(self.store.call_started, call_id, consent_analysis)
+        await self._run(self.store.call_started, call_id, consent_analysis, self.worker)
 
     async def call_ended(self, call_id: str, reason: str) -> None:
         await self._run(self.store.call_ended, call_id, reason)
