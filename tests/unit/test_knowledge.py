@@ -102,3 +102,10 @@ def test_the_knowledge_answerer_decides() -> None:
     assert (flagged.kind, flagged.entry_id) == ("unanswered", "charged-twice")
     assert kb.decide("talk to a human please").kind == "person"
     assert kb.decide("...").kind == "unanswered"
+
+
+def test_without_a_knowledge_base_nothing_is_answered_but_a_person_can_be_asked_for() -> None:
+    kb = KnowledgeAnswerer([], min_score=0.45)
+    assert kb.decide("Where is my order?").kind == "unanswered"
+    assert kb.decide("talk to a human").kind == "person"
+    assert kb.confirmations() == []

@@ -126,12 +126,13 @@ class KnowledgeIndex:
         self._owner = [i for i, e in enumerate(entries) for _ in e.questions]
         phrasings = [normalise(q) for e in entries for q in e.questions]
         self._vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), sublinear_tf=True)
-        self._matrix = self._vec.fit_transform(phrasings)
+        # No knowledge base (knowledge.path: null): nothing ever matches.
+        self._matrix = self._vec.fit_transform(phrasings) if any(phrasings) else None
 
     def best(self, text: str) -> Match | None:
         """The closest entry and its score; None for text with nothing to match."""
         query = normalise(text)
-        if not query:
+        if not query or self._matrix is None:
             return None
         sims = np.asarray((self._matrix @ self._vec.transform([query]).T).toarray()).ravel()
         if not sims.size:
