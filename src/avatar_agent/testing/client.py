@@ -21,6 +21,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamError
 
+from avatar_agent.testing.impair import Impairment
 from avatar_agent.transport.webrtc import close_peer
 
 
@@ -73,6 +74,7 @@ class CustomerClient:
         heartbeat: bool = True,
         audio_track: MediaStreamTrack | None = None,
         recorder: FrameRecorder | None = None,
+        impair: Impairment | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.media = media
@@ -84,6 +86,7 @@ class CustomerClient:
         # in-memory recorder of the avatar's media (see avatar_agent.testing.measure)
         self.audio_track = audio_track
         self.recorder = recorder
+        self.impair = impair  # a lossy network between this customer and the server
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.rx = Received()
         self.call_id: str | None = None
@@ -162,6 +165,8 @@ class CustomerClient:
                 raise RuntimeError(f"call refused: {resp.status} {data}")
         self.t_answer = time.monotonic()
         await self.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], data["type"]))
+        if self.impair is not None:
+            self.impair.apply(self.pc)  # before media flows
         if self.recorder is not None:
             self.recorder.attach(self.pc)
         self.call_id = str(data["call_id"])
@@ -185,6 +190,8 @@ class CustomerClient:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         # as the server does: nothing of the peer may start after it is closed
         await close_peer(self.pc)
+        if self.impair is not None:
+            self.impair.cancel()
         if self._player is not None:
             for track in (self._player.audio, self._player.video):
                 if track is not None:
