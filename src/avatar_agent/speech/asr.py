@@ -57,6 +57,14 @@ MAX_TURN_S = CHUNK_S  # a longer turn keeps its last 30 s
 MIN_CONTEXT_S = 10.0
 REPETITION_PENALTY = 1.1
 TOKENS_PER_S = 12  # more tokens than this per second of speech is a decoding loop
+# Whisper's own rule for a window without speech (a cough, a door): the model thinks
+# it heard nothing and is unsure of the words it would put there. Those words are
+# dropped rather than answered (or escalated as a question nobody asked).
+NO_SPEECH = 0.6
+LOW_LOGPROB = -1.0
+# Words it is this unsure of are dropped too: a noise burst came out as "I'm sorry."
+# at -2.3, while real speech here (GRID, RAVDESS, CASIA) stayed above -1.0.
+VERY_LOW_LOGPROB = -1.5
 # Whisper's own split of text into pieces before byte-pair merges (tokenizer.py).
 _PATTERN = (r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+"""
             r"""|\s+(?!\S)|\s+""")
@@ -69,6 +77,7 @@ class Transcript:
     audio_s: float  # seconds of speech read
     compute_s: float  # seconds the recognition took
     no_speech: float  # the model's probability that there was no speech at all
+    avg_logprob: float  # mean log-probability of the words it chose
 
 
 def text_encoding(path: Path = VOCABULARY) -> tiktoken.Encoding:
@@ -162,9 +171,12 @@ class Transcriber:
                 features, [self._prompt], beam_size=self.beam_size,
                 max_length=min(224, int(8 + TOKENS_PER_S * audio_s)),
                 repetition_penalty=REPETITION_PENALTY if self.min_context_s else 1.0,
-                return_no_speech_prob=True, suppress_blank=True,
+                return_no_speech_prob=True, return_scores=True, suppress_blank=True,
             )[0]
         ids = [i for i in result.sequences_ids[0] if i < self._eot]
         text = self.encoding.decode(ids).strip()
-        return Transcript(text, self.language, audio_s,
-                          time.perf_counter() - t0, float(result.no_speech_prob))
+        no_speech, logprob = float(result.no_speech_prob), float(result.scores[0])
+        if logprob < VERY_LOW_LOGPROB or (no_speech > NO_SPEECH and logprob < LOW_LOGPROB):
+            text = ""
+        return Transcript(text, self.language, audio_s, time.perf_counter() - t0,
+                          no_speech, logprob)
