@@ -12,7 +12,8 @@ from pathlib import Path
 
 
 def spawn_server(
-    workdir: Path, cwd: Path, timeout: float = 90.0, config_yaml: str = ""
+    workdir: Path, cwd: Path, timeout: float = 90.0, config_yaml: str = "",
+    storage_url: str | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """`avatar-agent serve` in a subprocess on a free port, with its own SQLite file.
 
@@ -30,7 +31,8 @@ def spawn_server(
         # per-client limits (tested on their own) are set wide for the other tests
         config_yaml += ("server:\n  joins_per_client_per_min: 600\n"
                         "  max_calls_per_client: 20\n  max_half_open_per_client: 8\n")
-    cfg.write_text(f"storage:\n  url: sqlite:///{workdir / 'calls.db'}\n" + config_yaml)
+    store_url = storage_url or f"sqlite:///{workdir / 'calls.db'}"  # or a shared PostgreSQL
+    cfg.write_text(f"storage:\n  url: {store_url}\n" + config_yaml)
     log = workdir / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -18,7 +18,7 @@ from aiohttp import WSMsgType, web
 from avatar_agent.core.api import LoginBody, SayBody, api, parse
 from avatar_agent.core.calls import CallServices, LiveCall
 from avatar_agent.core.config import Config
-from avatar_agent.core.events import EscalationAcknowledged, Takeover, encode, timeline_entry
+from avatar_agent.core.events import EscalationAcknowledged, encode
 from avatar_agent.core.httpjson import error, inject_config, json_body
 from avatar_agent.operators.auth import (
     DUMMY_HASH,
@@ -44,6 +44,7 @@ from avatar_agent.operators.http import (
     session_live,
     token_of,
 )
+from avatar_agent.operators.remote import commands_ctx, forward, takeover
 from avatar_agent.operators.retention import run_retention
 from avatar_agent.operators.review import timeline_csv, timeline_png
 from avatar_agent.operators.sessions import SessionStore
@@ -278,26 +279,18 @@ async def say(request: web.Request) -> web.Response:
     if len(text) > limit:
         return error(413, f"'text' is over {limit} characters")
     session = live_call(request)
-    if isinstance(session, web.Response):
-        return session
-    operator = request["operator"]
-    takeover = Takeover(call_id=session.call_id, t=session.media_time(), operator=operator,
-                        text=text)
-    session.say(text)
-    rt = runtime_of(request)
-    # The takeover is recorded with who typed it; nothing is measured about the operator.
-    await rt.store.add_events(session.call_id, [{"kind": "takeover", **timeline_entry(takeover)}])
-    rt.events.publish(takeover)
-    return web.json_response({"call_id": session.call_id, "text": text, "queued": True},
-                             status=202)
+    if isinstance(session, web.Response):  # perhaps held by another worker
+        return await forward(request, session, "say", operator=request["operator"], text=text)
+    return web.json_response(await takeover(runtime_of(request), session,
+                                            request["operator"], text), status=202)
 
 
 @api("end a call as its operator", operator=True, responses={200: ("ended", JSON)})
 @operator_only
 async def end(request: web.Request) -> web.Response:
     session = live_call(request)
-    if isinstance(session, web.Response):
-        return session
+    if isinstance(session, web.Response):  # perhaps held by another worker
+        return await forward(request, session, "end")
     await session.close("operator")
     return web.json_response({"call_id": session.call_id, "ended": True})
 
@@ -443,6 +436,7 @@ def register(app: web.Application, config: Config, runtime_key: web.AppKey[Servi
     app.middlewares.append(csrf_check)
     app.middlewares.append(session_check)
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(commands_ctx)
     r = app.router
     r.add_get("/operator", dashboard)
     r.add_post("/api/login", login)

@@ -1,0 +1,82 @@
+"""An operator's `say` and `end` for a call that another worker of the cluster holds.
+
+The operator's request may land on any worker (the front balances them); a call not
+held here is looked up in the shared store, and the command goes to its owner through
+`core.commands` (Redis), which runs it on the call as if the request had come to it
+and answers with the status and body the operator gets. Off a cluster (no `bus.url`
+or no `cluster.worker_id`) nothing here runs and such a call is simply not found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from avatar_agent.core.calls import CallServices, LiveCall
+from avatar_agent.core.commands import CommandLink
+from avatar_agent.core.events import Takeover, timeline_entry
+from avatar_agent.operators.http import OPS, Operators, runtime_of
+
+LINK: web.AppKey[CommandLink] = web.AppKey("command-link", CommandLink)
+
+
+async def takeover(rt: CallServices, session: LiveCall, operator: str,
+                   text: str) -> dict[str, Any]:
+    """Have the avatar say `text` in this worker's call; recorded with who typed it
+    (nothing is measured about the operator) and published to the dashboards."""
+    event = Takeover(call_id=session.call_id, t=session.media_time(), operator=operator,
+                     text=text)
+    session.say(text)
+    await rt.store.add_events(session.call_id, [{"kind": "takeover", **timeline_entry(event)}])
+    rt.events.publish(event)
+    return {"call_id": session.call_id, "text": text, "queued": True}
+
+
+async def forward(request: web.Request, not_here: web.Response, op: str,
+                  **fields: Any) -> web.Response:
+    """The owner's answer to the command, or `not_here` when no other worker holds a
+    live call of that id."""
+    link = request.app.get(LINK)
+    if link is None:
+        return not_here
+    call_id = request.match_info["call_id"]
+    rt = runtime_of(request)
+    rec = await rt.store.run(rt.store.store.get_call, call_id)
+    if rec is None or rec.ended_at is not None or rec.worker in (None, link.worker_id):
+        return not_here
+    status, body = await link.send(rec.worker, {"op": op, "call_id": call_id, **fields})
+    return web.json_response(body, status=status)
+
+
+def _handler(app: web.Application, ops: Operators) -> Any:
+    async def handle(cmd: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        call_id = str(cmd.get("call_id"))
+        session = ops.calls(app).get(call_id)
+        if session is None or session.end_reason is not None:
+            return 404, {"error": f"no call {call_id!r} in progress"}
+        if cmd.get("op") == "say":
+            return 202, await takeover(ops.services(app), session, str(cmd["operator"]),
+                                       str(cmd["text"]))
+        if cmd.get("op") == "end":
+            await session.close("operator")
+            return 200, {"call_id": call_id, "ended": True}
+        return 400, {"error": "unknown command"}
+    return handle
+
+
+async def commands_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Listen for commands to this worker's calls, for as long as the app runs."""
+    ops = app[OPS]
+    cfg = ops.config
+    if cfg.bus.url is None or cfg.cluster.worker_id is None:
+        yield
+        return
+    link = CommandLink(cfg.bus.url, cfg.bus.channel, cfg.cluster.worker_id)
+    await link.start(_handler(app, ops))
+    app[LINK] = link
+    try:
+        yield
+    finally:
+        await link.aclose()
