@@ -114,6 +114,11 @@ async def test_an_operator_on_a_sees_and_drives_a_call_held_by_b(
         await wait_until(lambda: seen.of("call", call_id), 10, "B's call on A's WebSocket")
         await wait_until(lambda: len(seen.of("affect", call_id)) >= 8, 20, "B's curve on A")
         await wait_until(lambda: seen.of("escalation", call_id), 30, "B's escalation on A")
+        # A's call list has it too (a dashboard opened now), and B's does not twice
+        for url in (a, b):
+            async with http.get(f"{url}/api/calls", headers=bearer(token)) as r:
+                listed = [c["call_id"] for c in (await r.json())["calls"]]
+            assert listed.count(call_id) == 1, (url, listed)
         assert seen.of("escalation", call_id)[0]["t"] >= 5.0
 
         # A's `say` is spoken in B's call

@@ -294,6 +294,15 @@ class Store:
                      "max_calls": w.max_calls, "heartbeat_at": w.heartbeat_at}
                     for w in s.scalars(select(WorkerRow).order_by(WorkerRow.id))]
 
+    def calls_held_elsewhere(self, worker: str) -> list[CallRecord]:
+        """Calls in progress on the other workers of the cluster, oldest first."""
+        with Session(self.engine) as s:
+            rows = s.scalars(select(CallRow).where(CallRow.ended_at.is_(None),
+                                                   CallRow.worker.is_not(None),
+                                                   CallRow.worker != worker)
+                             .order_by(CallRow.started_at))
+            return [_record(r) for r in rows]
+
     def worker_left(self, worker: str) -> None:
         """A worker that stops cleanly (its calls already ended) leaves the registry."""
         with Session(self.engine) as s, s.begin():

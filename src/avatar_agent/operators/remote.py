@@ -9,6 +9,8 @@ or no `cluster.worker_id`) nothing here runs and such a call is simply not found
 
 from __future__ import annotations
 
+import datetime as dt
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -48,6 +50,25 @@ async def forward(request: web.Request, not_here: web.Response, op: str,
         return not_here
     status, body = await link.send(rec.worker, {"op": op, "call_id": call_id, **fields})
     return web.json_response(body, status=status)
+
+
+async def calls_elsewhere(request: web.Request) -> list[dict[str, Any]]:
+    """The live calls the other workers hold, for the call list: what the store knows
+    of them; their readings and alerts come live on the WebSocket from the bus."""
+    link = request.app.get(LINK)
+    if link is None:
+        return []
+    rt = runtime_of(request)
+    now = time.time()
+    out = []
+    for rec in await rt.store.run(rt.store.store.calls_held_elsewhere, link.worker_id):
+        started = (rec.started_at if rec.started_at.tzinfo
+                   else rec.started_at.replace(tzinfo=dt.UTC)).timestamp()
+        out.append({"call_id": rec.id, "consent_analysis": rec.consent_analysis,
+                    "started_at": started, "duration_s": round(now - started, 1),
+                    "anger_index": None, "level": None, "emotion": None, "spark": [],
+                    "open_escalation": None, "worker": rec.worker})
+    return out
 
 
 def _handler(app: web.Application, ops: Operators) -> Any:

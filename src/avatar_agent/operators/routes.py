@@ -44,7 +44,7 @@ from avatar_agent.operators.http import (
     session_live,
     token_of,
 )
-from avatar_agent.operators.remote import commands_ctx, forward, takeover
+from avatar_agent.operators.remote import calls_elsewhere, commands_ctx, forward, takeover
 from avatar_agent.operators.retention import run_retention
 from avatar_agent.operators.review import timeline_csv, timeline_png
 from avatar_agent.operators.sessions import SessionStore
@@ -164,7 +164,8 @@ def _call_summary(ops: Operators, session: LiveCall) -> dict[str, Any]:
 async def list_calls(request: web.Request) -> web.Response:
     ops = ops_of(request)
     calls = calls_of(request)
-    return web.json_response({"calls": [_call_summary(ops, s) for s in calls.values()],
+    here = [_call_summary(ops, s) for s in calls.values()]
+    return web.json_response({"calls": here + await calls_elsewhere(request),
                               "show_customer_video": ops.config.operators.show_customer_video})
 
 
