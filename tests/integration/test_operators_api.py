@@ -65,7 +65,7 @@ def ops_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsServer]:
         f"affect:\n  script: {tmp / 'script.yaml'}\n"
         f"operators:\n  token_secret: {SECRET}\n  max_say_chars: 200\n"
         "  show_customer_video: true\n"
-        "escalation:\n  anger_threshold: 70\n  hold_s: 2\n"
+        "escalation:\n  rule: hold\n  anger_threshold: 70\n  hold_s: 2\n"
         "  on_unanswered: false\n"  # the clips' words are not what this tests
         "privacy:\n  retention_days: 30\n  purge_interval_h: 0.001\n"  # every 3.6 s
     )

@@ -46,7 +46,7 @@ def feed(policy: EscalationPolicy, t0: float, seconds: float, index: float, leve
 
 
 def test_sustained_anger_fires_after_the_hold_and_not_before() -> None:
-    p = EscalationPolicy(EscalationConfig(anger_threshold=70, hold_s=5, on_furious=False))
+    p = EscalationPolicy(EscalationConfig(rule="hold", anger_threshold=70, hold_s=5, on_furious=False))
     assert feed(p, 0, 10, 20, "calm") == []
     # 4.75 s above the threshold, then one frame below: the hold starts over
     assert feed(p, 10, 5.0, 75, "dissatisfied") == []
@@ -59,7 +59,7 @@ def test_sustained_anger_fires_after_the_hold_and_not_before() -> None:
 
 
 def test_exactly_at_threshold_counts() -> None:
-    p = EscalationPolicy(EscalationConfig(anger_threshold=70, hold_s=1, on_furious=False))
+    p = EscalationPolicy(EscalationConfig(rule="hold", anger_threshold=70, hold_s=1, on_furious=False))
     fired = feed(p, 0, 2, 70, "dissatisfied")
     assert [e.t for e in fired] == [1.0]
 
@@ -98,19 +98,19 @@ def test_evidence_rule_needs_new_evidence_after_firing() -> None:
 
 
 def test_furious_fires_at_once_on_entering_the_level() -> None:
-    p = EscalationPolicy(EscalationConfig(anger_threshold=95, hold_s=5, on_furious=True))
+    p = EscalationPolicy(EscalationConfig(rule="hold", anger_threshold=95, hold_s=5, on_furious=True))
     assert feed(p, 0, 3, 60, "dissatisfied") == []
     fired = feed(p, 3, 3, 72, "furious")
     assert [(e.reason, e.t, e.level) for e in fired] == [(REASON_FURIOUS, 3.0, "furious")]
 
 
 def test_furious_off_does_not_fire() -> None:
-    p = EscalationPolicy(EscalationConfig(anger_threshold=95, on_furious=False))
+    p = EscalationPolicy(EscalationConfig(rule="hold", anger_threshold=95, on_furious=False))
     assert feed(p, 0, 10, 80, "furious") == []
 
 
 def test_cooldown_limits_repeats_then_rearms() -> None:
-    p = EscalationPolicy(EscalationConfig(anger_threshold=70, hold_s=2, cooldown_s=30,
+    p = EscalationPolicy(EscalationConfig(rule="hold", anger_threshold=70, hold_s=2, cooldown_s=30,
                                           on_furious=False))
     fired = feed(p, 0, 60, 80, "dissatisfied")
     # first after the 2 s hold; the next needs the cooldown AND a fresh full hold
@@ -119,7 +119,7 @@ def test_cooldown_limits_repeats_then_rearms() -> None:
 
 
 def test_customer_request_fires_even_during_an_affect_cooldown() -> None:
-    p = EscalationPolicy(EscalationConfig(anger_threshold=70, hold_s=1, cooldown_s=60))
+    p = EscalationPolicy(EscalationConfig(rule="hold", anger_threshold=70, hold_s=1, cooldown_s=60))
     assert len(feed(p, 0, 2, 80, "dissatisfied")) == 1
     req = p.customer_request(3.0)
     assert req is not None and req.reason == REASON_REQUEST
@@ -169,7 +169,7 @@ async def test_watcher_publishes_a_typed_escalation_with_the_calls_context(
     store: AsyncStore,
 ) -> None:
     bus = EventBus()
-    watcher = EscalationWatcher(EscalationConfig(anger_threshold=70, hold_s=1,
+    watcher = EscalationWatcher(EscalationConfig(rule="hold", anger_threshold=70, hold_s=1,
                                                  on_furious=False), bus, store)
     with bus.subscribe() as sub:
         task = asyncio.create_task(watcher.run())

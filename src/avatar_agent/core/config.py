@@ -320,8 +320,9 @@ class EscalationConfig(Section):
     # "evidence": the index's excess over evidence_ref, summed over time (index x
     # seconds, never below 0), reaches evidence_needed, so a strong reading escalates
     # sooner than a merely raised one.
-    rule: Literal["hold", "evidence"] = "hold"
-    evidence_ref: float = Field(40.0, ge=0, le=100)
+    # The defaults are the model card's choice on validation speakers' calls.
+    rule: Literal["hold", "evidence"] = "evidence"
+    evidence_ref: float = Field(30.0, ge=0, le=100)
     evidence_needed: float = Field(150.0, gt=0, le=10000)
     on_furious: bool = True  # the level reaching furious escalates at once
     on_customer_request: bool = True  # "Talk to a person": the page's button, or in words

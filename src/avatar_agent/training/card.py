@@ -183,8 +183,10 @@ def model_card(
         "speaker (30 %), mixed clips (15 %) or clips of the same emotion (15 %); level shifts "
         "of up to ±10 dB and SpecAugment masks; the first answer is trained on its own too.",
         f"- Calibration: emotion logits divided by a temperature fitted on the early-stopping "
-        f"speakers ({_f(meta.get('temperature'))}; face-only windows "
-        f"{_f(meta.get('face_temperature'))}, never sharper than voice).",
+        f"speakers ({_f(meta.get('temperature'))}). Face-only windows (a silent caller on "
+        "camera) take their emotions from the face-expression network alone, its class "
+        "probabilities averaged over the window, under their own temperature "
+        f"({_f(meta.get('face_temperature'))}, never sharper than voice).",
         f"- CPU inference at batch 1: {ms if ms is not None else 'n/a'} ms per window "
         f"(target ≤ {LATENCY_TARGET_MS:.0f} ms)."
         + (f" The speech embedding costs {meta['speech_ms_window']} ms per 2 s window on one "
