@@ -85,7 +85,8 @@ def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
     # in the neutral part, 48-80 in the angry part; so >= 40 held 1 s fires on the
     # anger and only there.
     tmp = tmp_path_factory.mktemp("ops-model")
-    yield from serve_with_operator(tmp, "escalation:\n  rule: hold\n  anger_threshold: 40\n  hold_s: 1\n"
+    yield from serve_with_operator(tmp, "escalation:\n  rule: hold\n"
+                            "  anger_threshold: 40\n  hold_s: 1\n"
                             "  on_unanswered: false\n"  # affect alerts, not words
                             "operators:\n  show_customer_video: true\n")
 

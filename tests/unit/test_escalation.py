@@ -46,7 +46,8 @@ def feed(policy: EscalationPolicy, t0: float, seconds: float, index: float, leve
 
 
 def test_sustained_anger_fires_after_the_hold_and_not_before() -> None:
-    p = EscalationPolicy(EscalationConfig(rule="hold", anger_threshold=70, hold_s=5, on_furious=False))
+    p = EscalationPolicy(EscalationConfig(rule="hold", anger_threshold=70, hold_s=5,
+                                          on_furious=False))
     assert feed(p, 0, 10, 20, "calm") == []
     # 4.75 s above the threshold, then one frame below: the hold starts over
     assert feed(p, 10, 5.0, 75, "dissatisfied") == []
@@ -59,7 +60,8 @@ def test_sustained_anger_fires_after_the_hold_and_not_before() -> None:
 
 
 def test_exactly_at_threshold_counts() -> None:
-    p = EscalationPolicy(EscalationConfig(rule="hold", anger_threshold=70, hold_s=1, on_furious=False))
+    p = EscalationPolicy(EscalationConfig(rule="hold", anger_threshold=70, hold_s=1,
+                                          on_furious=False))
     fired = feed(p, 0, 2, 70, "dissatisfied")
     assert [e.t for e in fired] == [1.0]
 
@@ -98,7 +100,8 @@ def test_evidence_rule_needs_new_evidence_after_firing() -> None:
 
 
 def test_furious_fires_at_once_on_entering_the_level() -> None:
-    p = EscalationPolicy(EscalationConfig(rule="hold", anger_threshold=95, hold_s=5, on_furious=True))
+    p = EscalationPolicy(EscalationConfig(rule="hold", anger_threshold=95, hold_s=5,
+                                          on_furious=True))
     assert feed(p, 0, 3, 60, "dissatisfied") == []
     fired = feed(p, 3, 3, 72, "furious")
     assert [(e.reason, e.t, e.level) for e in fired] == [(REASON_FURIOUS, 3.0, "furious")]
