@@ -87,7 +87,7 @@ async def test_an_escalation_raised_on_b_reaches_an_operator_on_a(
               for n in "ab"]
     for s in stores:
         s.store.call_started("call-b", True)
-    cfg = EscalationConfig(anger_threshold=70, hold_s=1, on_furious=False)
+    cfg = EscalationConfig(rule="hold", anger_threshold=70, hold_s=1, on_furious=False)
     watchers = [EscalationWatcher(cfg, a, stores[0]), EscalationWatcher(cfg, b, stores[1])]
     tasks = [asyncio.create_task(w.run()) for w in watchers]
     try:
