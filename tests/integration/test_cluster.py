@@ -2,7 +2,8 @@
 with a real aiortc customer: an operator signed in on worker A sees the call held by
 worker B live (its curve and its escalation on A's WebSocket), and A's `say` is spoken
 in B's call; then B is killed with SIGKILL and A ends its call with `worker_lost`
-within 30 s, its curve kept in PostgreSQL."""
+within 30 s, its curve kept in PostgreSQL. After PostgreSQL crashes and comes back and
+A restarts, the ended call's curve, transcript, takeover and escalation are all there."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from tests.integration.test_operators_api import (
     wait_until,
 )
 from tests.support.server import spawn_server, stop_server
-from tests.support.services import postgres, redis
+from tests.support.services import postgres, redis, restart_postgres
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "cluster-test-secret-0123456789abcdef-xyz"
@@ -43,6 +44,9 @@ class Cluster:
     pg: str
     urls: dict[str, str]
     procs: dict[str, subprocess.Popen[bytes]]
+    workdir: Path
+    extras: dict[str, str]  # each worker's config past `storage`
+    ended: list[str]  # calls the first test ended, for the restart test
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +56,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         (tmp / "script.yaml").write_text(SCRIPT)
         procs: dict[str, subprocess.Popen[bytes]] = {}
         urls: dict[str, str] = {}
+        extras: dict[str, str] = {}
         try:
             for name in ("a", "b"):
                 work = tmp / name
                 work.mkdir()
-                extra = (f"affect:\n  script: {tmp / 'script.yaml'}\n"
+                extras[name] = extra = (f"affect:\n  script: {tmp / 'script.yaml'}\n"
                          f"operators:\n  token_secret: {SECRET}\n"
                          "escalation:\n  rule: hold\n  anger_threshold: 70\n  hold_s: 2\n"
                          "  on_unanswered: false\n"
@@ -73,7 +78,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                  "--config", str(tmp / "a" / "config.yaml")],
                 input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, cwd=REPO)
             assert res.returncode == 0, res.stderr
-            yield Cluster(pg, urls, procs)
+            yield Cluster(pg, urls, procs, tmp, extras, [])
         finally:
             for proc in procs.values():
                 if proc.poll() is None:
@@ -151,7 +156,35 @@ async def test_an_operator_on_a_sees_and_drives_a_call_held_by_b(
         async with http.post(f"{a}/api/calls/{call_id}/say", json={"text": "hi"},
                              headers=bearer(token)) as r:
             assert r.status == 404
+        cluster.ended.append(call_id)
     finally:
         await client.close()
         reader.cancel()
         await ws.close()
+
+
+async def test_after_a_restart_of_every_process_the_ended_call_is_all_there(
+        cluster: Cluster, http: aiohttp.ClientSession) -> None:
+    assert cluster.ended, "runs after the two-worker call"
+    call_id = cluster.ended[0]
+    a = cluster.urls["a"]
+    token = await login(http, a)
+    # PostgreSQL crashes and comes back: the running worker reconnects on its own
+    restart_postgres(cluster.pg)
+    async with http.get(f"{a}/api/calls/{call_id}/timeline", headers=bearer(token)) as r:
+        assert r.status == 200, await r.text()
+    # and the worker itself restarts (B stays dead: its call stays worker_lost)
+    stop_server(cluster.procs["a"])
+    work = cluster.workdir / "a"
+    proc, url = spawn_server(work, REPO, config_yaml=cluster.extras["a"],
+                             storage_url=cluster.pg)
+    cluster.procs["a"] = proc
+    token = await login(http, url)  # operators and the login secret are shared
+    async with http.get(f"{url}/api/calls/{call_id}/timeline", headers=bearer(token)) as r:
+        assert r.status == 200, await r.text()
+        tl = await r.json()
+    assert tl["call"]["end_reason"] == "worker_lost"
+    assert len(tl["points"]) >= 8
+    assert tl["escalations"] and tl["escalations"][0]["call_id"] == call_id
+    assert any(e["kind"] == "takeover" for e in tl["events"])
+    assert any("another desk" in line["text"] for line in tl["transcript"])

@@ -47,6 +47,17 @@ def _wait_port(port: int, timeout_s: float, what: str, log: Path) -> None:
     raise RuntimeError(f"{what} did not open port {port}: {log.read_text(errors='replace')}")
 
 
+_PG_DATA: dict[str, Path] = {}  # URL -> data directory, for restart_postgres
+
+
+def restart_postgres(url: str) -> None:
+    """Stop a cluster from `postgres()` at once (as a crash would) and start it again."""
+    data = _PG_DATA[url]
+    subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", str(data), "-l",
+                              str(data.parent / "pg.log"), "-m", "immediate", "-w",
+                              "-t", "30", "restart"]), check=True, capture_output=True)
+
+
 @contextlib.contextmanager
 def postgres() -> Iterator[str]:
     """A new PostgreSQL cluster; yields its SQLAlchemy URL (database `avatar`)."""
@@ -65,7 +76,9 @@ def postgres() -> Iterator[str]:
         _wait_port(port, 30, "postgres", log)
         subprocess.run(_as_owner([_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port),
                                   "-U", "avatar", "avatar"]), check=True, capture_output=True)
-        yield f"postgresql://avatar@127.0.0.1:{port}/avatar"
+        url = f"postgresql://avatar@127.0.0.1:{port}/avatar"
+        _PG_DATA[url] = data
+        yield url
     finally:
         subprocess.run(_as_owner([_pg_bin("pg_ctl"), "-D", str(data), "-m", "immediate",
                                   "-w", "stop"]), capture_output=True)
