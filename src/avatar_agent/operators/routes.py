@@ -15,23 +15,17 @@ from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
-from avatar_agent.core.api import LoginBody, SayBody, api, parse
+from avatar_agent.core.api import SayBody, api, parse
 from avatar_agent.core.calls import CallServices, LiveCall
 from avatar_agent.core.config import Config
 from avatar_agent.core.events import EscalationAcknowledged, encode
 from avatar_agent.core.httpjson import error, inject_config, json_body
 from avatar_agent.operators.auth import (
-    DUMMY_HASH,
-    MAX_PASSWORD,
     AuthError,
     TokenClaims,
-    valid_name,
-    verify_password,
 )
 from avatar_agent.operators.http import (
-    COOKIE,
     OPS,
-    SESSION,
     Operators,
     authenticate,
     calls_of,
@@ -44,6 +38,7 @@ from avatar_agent.operators.http import (
     session_live,
     token_of,
 )
+from avatar_agent.operators.login import login, logout, purge_sessions
 from avatar_agent.operators.remote import calls_elsewhere, commands_ctx, forward, takeover
 from avatar_agent.operators.retention import run_retention
 from avatar_agent.operators.review import timeline_csv, timeline_png
@@ -60,77 +55,7 @@ ServicesT = TypeVar("ServicesT", bound=CallServices)
 CallsT = TypeVar("CallsT", bound=Mapping[str, LiveCall])
 
 
-# --- login ----------------------------------------------------------------------------
-
-MAX_HASHES_WAITING = 8  # logins queued for the hashing thread; beyond, 429 at once
-
-
-def _too_many(wait_s: float, why: str) -> web.Response:
-    resp = error(429, why)
-    resp.headers["Retry-After"] = str(max(1, round(wait_s)))
-    return resp
-
-
-@api("log in: a token (also set as a cookie) for the operator routes", body=LoginBody,
-     responses={200: ("the token", JSON)})
-async def login(request: web.Request) -> web.Response:
-    data = await json_body(request)
-    if isinstance(data, web.Response):
-        return data
-    body = parse(LoginBody, data)
-    if isinstance(body, web.Response):
-        return body
-    name, password = body.name, body.password
-    if len(password) > MAX_PASSWORD or not valid_name(name):
-        return error(401, "wrong name or password")
-    ops = ops_of(request)
-    # Throttled before any hashing: a locked-out guesser costs no argon2 at all.
-    name_key, client_key = [f"name:{name}"], [f"client:{request.remote}"]
-    now = time.time()
-    wait = max(ops.name_throttle.wait_s(name_key, now),
-               ops.client_throttle.wait_s(client_key, now))
-    if wait > 0:
-        return _too_many(wait, "too many failed logins, try again later")
-    if ops.hashes_waiting >= MAX_HASHES_WAITING:
-        return _too_many(1, "too many logins in progress, try again later")
-    rt = runtime_of(request)
-    stored = await rt.store.run(rt.store.store.operator_hash, name)
-    loop = asyncio.get_running_loop()
-    # argon2 is deliberately slow: in its own thread, and run even for unknown names.
-    ops.hashes_waiting += 1
-    try:
-        ok = await loop.run_in_executor(
-            ops.hash_pool, verify_password, stored or DUMMY_HASH, password)
-    finally:
-        ops.hashes_waiting -= 1
-    now = time.time()
-    if not ok or stored is None:
-        ops.name_throttle.failed(name_key, now)
-        ops.client_throttle.failed(client_key, now)
-        log.info("failed operator login for %r", name)
-        return error(401, "wrong name or password")
-    ops.name_throttle.succeeded(name_key[0])
-    assert ops.sessions is not None  # opened at start-up
-    sid = await rt.store.run(ops.sessions.open, name, now, ops.signer.ttl_s)
-    token = ops.signer.issue(name, now, sid)
-    resp = web.json_response({"token": token, "name": name, "expires_in_s": ops.signer.ttl_s})
-    resp.set_cookie(COOKIE, token, max_age=int(ops.signer.ttl_s), httponly=True,
-                    samesite="Strict", secure=request.secure, path="/")
-    log.info("operator %s logged in", name)
-    return resp
-
-
-@api("log out: the token's session ends", responses={200: ("logged out", JSON)})
-async def logout(request: web.Request) -> web.Response:
-    claims = request.get(SESSION)
-    ops = ops_of(request)
-    if isinstance(claims, TokenClaims) and ops.sessions is not None:
-        rt = runtime_of(request)
-        await rt.store.run(ops.sessions.end, claims.sid)  # the token stops working now
-    resp = web.json_response({"logged_out": True})
-    resp.del_cookie(COOKIE, path="/")
-    return resp
-
+# --- who is logged in -------------------------------------------------------------
 
 @api("the operator logged in", operator=True, responses={200: ("the name", JSON)})
 @operator_only
@@ -405,19 +330,10 @@ async def _lifecycle(app: web.Application) -> Any:
     ops.tasks.spawn(ops.watcher.run(), "escalation-watcher")
     ops.tasks.spawn(run_retention(rt.store, ops.config.privacy), "retention")
     ops.sessions = await rt.store.run(SessionStore, rt.store.store.engine)
-    ops.tasks.spawn(_purge_sessions(rt, ops.sessions), "session-purge")
+    ops.tasks.spawn(purge_sessions(rt, ops.sessions), "session-purge")
     yield
     await ops.tasks.cancel_all()
     ops.hash_pool.shutdown(wait=True, cancel_futures=True)
-
-
-async def _purge_sessions(rt: CallServices, sessions: SessionStore) -> None:
-    while True:
-        try:
-            await rt.store.run(sessions.purge, time.time())
-        except Exception:  # retried at the next round; sessions still expire by time
-            log.exception("purging expired operator sessions failed")
-        await asyncio.sleep(3600)
 
 
 def register(app: web.Application, config: Config, runtime_key: web.AppKey[ServicesT],
