@@ -15,7 +15,7 @@ from aiohttp import web
 
 from avatar_agent.core.admission import JoinTokens, Limits, RateLimiter, Slots, refusal
 from avatar_agent.core.api import OfferBody, api, openapi, parse
-from avatar_agent.core.cluster import membership
+from avatar_agent.core.cluster import membership, worker_header
 from avatar_agent.core.config import Config, ServerConfig
 from avatar_agent.core.httpjson import WEB_DIR, error, inject_config, json_body, read_page
 from avatar_agent.core.memory import release_free_memory
@@ -121,6 +121,10 @@ async def join(request: web.Request) -> web.Response:
     gate = request.app[GATE]
     if not gate.joins.allow(gate.client(request), time.monotonic()):
         return _slow_down(429, "too many join requests from this client")
+    if len(request.app[CALLS]) >= gate.cfg.max_calls:
+        # full: refused before the token, so a front in front of several workers sends
+        # the customer to the next one (their offer goes where their token was issued)
+        return _slow_down(503, "this server is at its call limit")
     token = gate.tokens.issue(time.monotonic())
     return web.json_response(
         {"join_token": token, "expires_in_s": gate.cfg.join_token_ttl_s}, status=201)
@@ -279,6 +283,8 @@ def create_app(config: Config) -> web.Application:
     app[RELEASING] = []
     app[PAGE] = read_page("customer.html")
     app.on_response_prepare.append(security_headers)
+    if config.cluster.worker_id is not None:  # the front routes a customer's offer by it
+        app.on_response_prepare.append(worker_header(config.cluster.worker_id))
     app.cleanup_ctx.append(_runtime_ctx)
     app.router.add_get("/", index)
     app.router.add_static("/static/", WEB_DIR)

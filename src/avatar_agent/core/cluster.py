@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
 
 from avatar_agent.core.bus import EventBus
 from avatar_agent.core.config import ClusterConfig
@@ -50,3 +52,13 @@ async def membership(store: AsyncStore, cfg: ClusterConfig, max_calls: int,
     finally:
         with contextlib.suppress(Exception):
             await asyncio.shield(store.run(store.store.worker_left, cfg.worker_id))
+
+
+def worker_header(worker_id: str) -> Callable[[web.Request, web.StreamResponse],
+                                               Awaitable[None]]:
+    """An `on_response_prepare` hook naming this worker in `X-Avatar-Worker`: the front
+    sends a customer's offer and hang-up to the worker that gave them their join token
+    (it keeps the header from the customer)."""
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["X-Avatar-Worker"] = worker_id
+    return add

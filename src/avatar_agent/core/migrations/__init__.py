@@ -13,6 +13,7 @@ schema the models declare.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -46,6 +47,8 @@ def current(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    # Alembic tells every start which dialect it found at INFO: only its warnings matter
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     cfg = _config()
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":

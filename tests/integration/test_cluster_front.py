@@ -1,0 +1,110 @@
+"""`scripts/cluster.sh` end to end: PostgreSQL, Redis, two workers and nginx in front
+(plain HTTP on loopback), all from the Debian packages. Each worker takes one call:
+two real aiortc customers through the front land on different workers (a full worker's
+503 on the join sends the second to the next), a third is refused; an operator signed
+in through the front sees both calls on one WebSocket; `down` stops everything."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+from sqlalchemy import create_engine, text
+
+from avatar_agent.core.store import engine_url
+from avatar_agent.testing.client import CustomerClient
+from tests.integration.test_operators_api import SCRIPT, Events, bearer, collect, wait_until
+from tests.support.services import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+PASSWORD = "front door password"
+
+
+@pytest.fixture(scope="module")
+def front() -> Iterator[tuple[str, Path]]:
+    # not under pytest's 0700 temp dirs: PostgreSQL's and nginx's own users read it
+    root = Path(tempfile.mkdtemp(prefix="aa-cluster-"))
+    root.chmod(0o755)
+    (root / "script.yaml").write_text(SCRIPT)
+    (root / "extra.yaml").write_text("server:\n  max_calls: 1\n"
+                                     f"affect:\n  script: {root / 'script.yaml'}\n")
+    env = {**os.environ, "AVATAR_CLUSTER_DIR": str(root / "c"), "OMP_NUM_THREADS": "1"}
+    script = str(REPO / "scripts" / "cluster.sh")
+    try:
+        up = subprocess.run([script, "up", "--workers", "2", "--port", str(free_port()),
+                             "--plain-http", "--extra", str(root / "extra.yaml")],
+                            capture_output=True, text=True, timeout=400, env=env)
+        assert up.returncode == 0, up.stderr[-3000:]
+        url = up.stdout.strip().splitlines()[-1]
+        assert url.startswith("http://127.0.0.1:")
+        add = subprocess.run(
+            [sys.executable, "-m", "avatar_agent.cli", "operators", "add", "ann", "--config",
+             str(root / "c" / "config.yaml")],
+            input=PASSWORD + "\n", capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert add.returncode == 0, add.stderr
+        yield url, root / "c"
+    finally:
+        down = subprocess.run([script, "down"], capture_output=True, text=True, timeout=120,
+                              env=env)
+        pids = list((root / "c").glob("**/*.pid"))
+        shutil.rmtree(root, ignore_errors=True)
+        assert down.returncode == 0, down.stderr
+        assert pids == [], f"down left {pids}"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def owners(cluster_dir: Path) -> dict[str, str]:
+    cfg = yaml.safe_load((cluster_dir / "config.yaml").read_text())
+    engine = create_engine(engine_url(cfg["storage"]["url"]))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, worker FROM calls WHERE ended_at IS NULL"))
+            return {str(r[0]): str(r[1]) for r in rows}
+    finally:
+        engine.dispose()
+
+
+async def test_customers_spread_over_workers_and_one_operator_sees_both(
+        front: tuple[str, Path], http: aiohttp.ClientSession, grid_clip: Path) -> None:
+    url, cluster_dir = front
+    async with http.post(url + "/api/login", json={"name": "ann", "password": PASSWORD}) as r:
+        assert r.status == 200, await r.text()
+        token = (await r.json())["token"]
+    ws = await http.ws_connect(url.replace("http", "ws") + "/api/events", headers=bearer(token))
+    seen = Events()
+    reader = asyncio.ensure_future(collect(ws, seen))
+    # each customer has its own browser: its own cookie for the worker of its call
+    jars = [aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) for _ in range(3)]
+    clients = [CustomerClient(url, grid_clip, consent=True) for _ in range(2)]
+    try:
+        ids = [await c.connect(s) for c, s in zip(clients, jars, strict=False)]
+        placed = owners(cluster_dir)
+        assert sorted(placed[i] for i in ids) == ["w1", "w2"], placed
+        # both calls on the one operator WebSocket, whichever worker it landed on
+        await wait_until(lambda: all(seen.of("call", i) for i in ids), 15, "both calls")
+        await wait_until(lambda: all(seen.of("affect", i) for i in ids), 20, "both curves")
+        async with jars[2].post(url + "/api/join") as r:
+            assert r.status == 503  # both workers full: refused at the door
+        for c, s in zip(clients, jars, strict=False):
+            assert await c.hangup(s) == 200  # routed to the call's own worker
+    finally:
+        for c in clients:
+            await c.close()
+        for s in jars:
+            await s.close()
+        reader.cancel()
+        await ws.close()
