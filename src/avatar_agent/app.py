@@ -115,7 +115,8 @@ def _slow_down(status: int, why: str) -> web.Response:
     return resp
 
 
-@api("a single-use join token for one offer", responses={201: ("the token", JSON)})
+@api("a single-use join token for one offer",
+     responses={201: ("the token", JSON), 503: ("at the call limit", JSON)})
 async def join(request: web.Request) -> web.Response:
     """A single-use token for one offer: the page asks for it just before it offers."""
     gate = request.app[GATE]
