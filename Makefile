@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # command:package pairs installed through apt when the command is missing
 SYSTEM_DEPS := chromium:chromium ffmpeg:ffmpeg pg_ctlcluster:postgresql redis-server:redis-server \
-	nginx:nginx openssl:openssl systemd-analyze:systemd
+	nginx:nginx openssl:openssl systemd-analyze:systemd turnserver:coturn
 
 .PHONY: run test setup system lint typecheck imports unit bench clean
 

@@ -19,6 +19,7 @@ from avatar_agent.core.cluster import membership, worker_header
 from avatar_agent.core.config import Config, ServerConfig
 from avatar_agent.core.httpjson import WEB_DIR, error, inject_config, json_body, read_page
 from avatar_agent.core.memory import release_free_memory
+from avatar_agent.core.turn import turn_ice_server
 from avatar_agent.core.websecurity import security_headers
 from avatar_agent.operators import routes as operator_routes
 from avatar_agent.operators import tuning
@@ -54,8 +55,11 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 async def index(request: web.Request) -> web.Response:
     cfg = request.app[CONFIG]
+    ice = [s.model_dump(exclude_none=True) for s in cfg.server.ice_servers]
+    if cfg.server.turn is not None:  # fresh, time-limited credentials with every page
+        ice.append(turn_ice_server(cfg.server.turn, time.time()))
     page_cfg = {
-        "iceServers": [s.model_dump(exclude_none=True) for s in cfg.server.ice_servers],
+        "iceServers": ice,
         "greeting": cfg.tts.greeting,
         "operatorMaySeeCamera": cfg.operators.show_customer_video,
     }

@@ -36,6 +36,15 @@ class IceServer(Section):
     credential: str | None = None
 
 
+class TurnConfig(Section):
+    """A TURN server (coturn with `use-auth-secret`) for customers whose networks block
+    UDP: the page gets credentials that expire after `ttl_s` (core/turn.py)."""
+
+    urls: list[str] = Field(min_length=1)  # e.g. turns:turn.example.com:5349?transport=tcp
+    secret: str = Field(min_length=16)  # coturn's static-auth-secret
+    ttl_s: float = Field(3600.0, ge=60, le=86400)
+
+
 class ServerConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -44,6 +53,8 @@ class ServerConfig(Section):
     max_calls: int = Field(20, ge=1, le=1000)
     # Given to the browser page and to the server's own peer; empty means host candidates only.
     ice_servers: list[IceServer] = Field(default_factory=list)
+    # A TURN server whose time-limited credentials the page gets with each load.
+    turn: TurnConfig | None = None
     # Admission: the page gets a single-use join token (POST /api/join) valid this long
     # and sends it with its offer. Per client (its address, or the one a trusted proxy
     # forwards): this many join requests and offers a minute (in bursts of up to 10 s
