@@ -2,16 +2,21 @@
 (plain HTTP on loopback), all from the Debian packages. Each worker takes one call:
 two real aiortc customers through the front land on different workers (a full worker's
 503 on the join sends the second to the next), a third is refused; an operator signed
-in through the front sees both calls on one WebSocket; `down` stops everything."""
+in through the front sees both calls on one WebSocket. Then one worker is killed with
+SIGKILL: the other call goes on (its frame rate before and after is printed), the
+dead worker's call is ended `worker_lost` within 30 s, and a new customer lands on the
+survivor. `down` stops everything."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -78,6 +83,17 @@ def owners(cluster_dir: Path) -> dict[str, str]:
         engine.dispose()
 
 
+def ended_reason(cluster_dir: Path, call_id: str) -> str | None:
+    cfg = yaml.safe_load((cluster_dir / "config.yaml").read_text())
+    engine = create_engine(engine_url(cfg["storage"]["url"]))
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT end_reason FROM calls WHERE id = :id"),
+                                {"id": call_id}).scalar()
+    finally:
+        engine.dispose()
+
+
 async def test_customers_spread_over_workers_and_one_operator_sees_both(
         front: tuple[str, Path], http: aiohttp.ClientSession, grid_clip: Path) -> None:
     url, cluster_dir = front
@@ -99,8 +115,33 @@ async def test_customers_spread_over_workers_and_one_operator_sees_both(
         await wait_until(lambda: all(seen.of("affect", i) for i in ids), 20, "both curves")
         async with jars[2].post(url + "/api/join") as r:
             assert r.status == 503  # both workers full: refused at the door
-        for c, s in zip(clients, jars, strict=False):
-            assert await c.hangup(s) == 200  # routed to the call's own worker
+
+        # the first call's worker dies: the other call goes on at full rate, the dead
+        # worker's call is ended worker_lost within 30 s, a new customer goes to the
+        # survivor
+        lost, survivor = placed[ids[0]], placed[ids[1]]
+        await asyncio.sleep(3.0)
+        killed = time.monotonic()
+        before = clients[1].rx.fps(killed - 3.0, killed)
+        os.kill(int((cluster_dir / f"{lost}.pid").read_text()), signal.SIGKILL)
+        await asyncio.sleep(3.0)
+        after = clients[1].rx.fps(killed, killed + 3.0)
+        print(f"surviving call: {before:.1f} fps before the kill, {after:.1f} after")
+        # it goes on: still connected, still receiving the avatar. Its frame rate is
+        # printed, not asserted: with two workers and two decoding customers on one
+        # shared 2-core machine it is far below 30 fps before any kill.
+        assert after > 0 and clients[1].pc.connectionState == "connected"
+        assert ended_reason(cluster_dir, ids[1]) is None
+        while ended_reason(cluster_dir, ids[0]) != "worker_lost":
+            assert time.monotonic() - killed < 30, "no worker_lost within 30 s"
+            await asyncio.sleep(0.5)
+        print(f"worker_lost recorded {time.monotonic() - killed:.1f} s after SIGKILL")
+        assert await clients[1].hangup(jars[1]) == 200  # routed to the call's own worker
+        late = CustomerClient(url, grid_clip, consent=True)
+        clients.append(late)
+        late_id = await late.connect(jars[2])
+        assert owners(cluster_dir)[late_id] == survivor
+        assert await late.hangup(jars[2]) == 200
     finally:
         for c in clients:
             await c.close()
