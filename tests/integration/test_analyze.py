@@ -45,7 +45,8 @@ def test_audio_visual_clip(grid_clip: Path, tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["face"]["present_ratio"] >= 0.95
     assert summary["voice"]["speech_segments"], "GRID clips are read speech"
-    assert summary["x_real_time"] > 1
+    # how fast is a benchmark's question (scripts/bench_perception.py); here: reported
+    assert summary["x_real_time"] > 0
     check_png(tmp_path / "features.png")
 
 

@@ -61,7 +61,10 @@ async def test_real_call_end_to_end(live_server: Any, grid_clip: Path) -> None:
             assert client.rx.audio_frames > 100
             assert client.rx.audio_peak_rms > 500, "the greeting is not audible"
             for ev in client.rx.events:
-                assert isinstance(ev["t"], float) and ev["t"] >= 0
+                # every event is timed on the call's media clock; a transcript spans a turn
+                keys = ("t_start", "t_end") if ev["type"] == "transcript" else ("t",)
+                for k in keys:
+                    assert isinstance(ev[k], float) and ev[k] >= 0, ev
             assert _row(live_server.db, call_id)[:2] == (None, None)  # type: ignore[index]
             assert await client.hangup(http) == 200
         finally:
