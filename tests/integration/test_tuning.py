@@ -89,7 +89,8 @@ def call(url: str, method: str, path: str, cookie: str | None) -> tuple[int, str
     req = urllib.request.Request(url + path, method=method, data=data, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
-            return int(r.status), ""
+            body = r.read() if r.headers.get_content_type() == "application/json" else b""
+            return int(r.status), body.decode("utf-8", "replace")
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read().decode("utf-8", "replace")
 
@@ -114,8 +115,12 @@ def test_an_operator_without_the_tuner_role_is_refused_everywhere(server: Tuning
         assert status == 403 and "needs the role" in body, (path, status, body)
         assert call(server.url, method, path, None)[0] == 401, path
     assert server.persona.read_bytes() == before
-    # the dashboard itself still works for them
+    # the dashboard itself still works for them, and offers no tuning link
     assert call(server.url, "GET", "/api/calls", olly)[0] == 200
+    status, body = call(server.url, "GET", "/api/me", olly)
+    assert status == 200 and json.loads(body) == {"name": "olly", "role": "operator"}
+    status, body = call(server.url, "GET", "/api/me", login_cookie(server.url, "tina"))
+    assert status == 200 and json.loads(body)["role"] == "tuner"
 
 
 def preview_shot(page: Page) -> np.ndarray:

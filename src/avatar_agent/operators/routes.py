@@ -42,6 +42,7 @@ from avatar_agent.operators.login import login, logout, purge_sessions
 from avatar_agent.operators.remote import calls_elsewhere, commands_ctx, forward, takeover
 from avatar_agent.operators.retention import run_retention
 from avatar_agent.operators.review import timeline_csv, timeline_png
+from avatar_agent.operators.roles import role_of
 from avatar_agent.operators.sessions import SessionStore
 from avatar_agent.operators.video import customer_video
 from avatar_agent.operators.watcher import EscalationWatcher
@@ -60,7 +61,10 @@ CallsT = TypeVar("CallsT", bound=Mapping[str, LiveCall])
 @api("the operator logged in", operator=True, responses={200: ("the name", JSON)})
 @operator_only
 async def whoami(request: web.Request) -> web.Response:
-    return web.json_response({"name": request["operator"]})
+    """Who is signed in, and their role: the dashboard offers the tuning page to
+    tuners and admins."""
+    role = await role_of(request, request["operator"])
+    return web.json_response({"name": request["operator"], "role": role})
 
 
 # --- live calls -----------------------------------------------------------------------

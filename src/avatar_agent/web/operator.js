@@ -79,6 +79,10 @@
     view.operator = name;
     document.body.dataset.view = "app";
     $("whoami").textContent = name;
+    // the tuning page is for tuners and admins; the server checks the role again
+    api("GET", "/api/me").then((me) => {
+      $("tuning-link").hidden = !(me.status === 200 && ["tuner", "admin"].includes(me.data.role));
+    });
     $("login").hidden = true;
     $("app").hidden = false;
     $("login-error").hidden = true;
