@@ -65,31 +65,35 @@ def test_fuzz_every_operation(server: tuple[str, str]) -> None:
     assert len(operations) >= 15
     seen: dict[int, int] = {}
     http = requests.Session()
-    for operation in operations:
-        authed = operation.method.upper() != "POST" or not operation.path.endswith("/logout")
-        strategy = st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
-                             operation.as_strategy(GenerationMode.NEGATIVE))
+    def check(case: Any, headers: dict[str, str]) -> None:
+        resp = case.call(base_url=url, session=http, headers=headers, timeout=10)
+        seen[resp.status_code] = seen.get(resp.status_code, 0) + 1
+        where = f"{case.method} {case.formatted_path}: {resp.status_code} {resp.text[:200]}"
+        assert resp.status_code < 500, where
+        if resp.status_code >= 400:
+            ctype = resp.headers.get("content-type", [""])[0]
+            assert ctype.startswith("application/json"), where
+            try:
+                body = json.loads(resp.text)
+            except ValueError:
+                body = None
+            assert isinstance(body, dict) and isinstance(body.get("error"), str), where
 
+    def fuzz(strategy: Any, headers: dict[str, str]) -> Any:
         @settings(max_examples=CASES_PER_OPERATION, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck), derandomize=True)
         @given(case=strategy)
-        def run(case: Any, authed: bool = authed) -> None:
-            # logging out would end the token the other operations use
-            headers = {"Authorization": f"Bearer {token}"} if authed else {}
-            resp = case.call(base_url=url, session=http, headers=headers, timeout=10)
-            seen[resp.status_code] = seen.get(resp.status_code, 0) + 1
-            where = f"{case.method} {case.formatted_path}: {resp.status_code} {resp.text[:200]}"
-            assert resp.status_code < 500, where
-            if resp.status_code >= 400:
-                ctype = resp.headers.get("content-type", [""])[0]
-                assert ctype.startswith("application/json"), where
-                try:
-                    body = json.loads(resp.text)
-                except ValueError:
-                    body = None
-                assert isinstance(body, dict) and isinstance(body.get("error"), str), where
+        def run(case: Any) -> None:
+            check(case, headers)
+        return run
 
-        run()
+    for operation in operations:
+        # logging out would end the token the other operations use
+        logout = operation.method.upper() == "POST" and operation.path.endswith("/logout")
+        headers = {} if logout else {"Authorization": f"Bearer {token}"}
+        strategy = st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
+                             operation.as_strategy(GenerationMode.NEGATIVE))
+        fuzz(strategy, headers)()
     print("fuzz statuses", dict(sorted(seen.items())))
     assert sum(seen.values()) >= 200, seen
     assert any(200 <= s < 300 for s in seen), seen  # not only refusals

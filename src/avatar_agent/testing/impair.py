@@ -47,10 +47,12 @@ class Impairment:
         self.passed += 1
         return 0.0
 
-    def _later(self, delay: float, send: Awaitable[None]) -> None:
+    def _later(self, delay: float, send: Callable[[], Awaitable[None]]) -> None:
         async def run() -> None:
             await asyncio.sleep(delay)
-            await send
+            # a late packet whose connection has closed meanwhile is simply lost
+            with contextlib.suppress(ConnectionError):
+                await send()
 
         task = asyncio.ensure_future(run())
         self._pending.add(task)
@@ -76,7 +78,7 @@ class Impairment:
             if fate is None:
                 return
             if fate > 0:
-                self._later(fate, _quiet(send(data)))
+                self._later(fate, lambda: send(data))
                 return
             await send(data)
 
@@ -85,7 +87,8 @@ class Impairment:
             if fate is None:
                 return
             if fate > 0:
-                self._later(fate, _quiet(handle(data, arrival_time_ms + round(fate * 1000))))
+                late_ms = arrival_time_ms + round(fate * 1000)
+                self._later(fate, lambda: handle(data, late_ms))
                 return
             await handle(data, arrival_time_ms)
 
@@ -95,9 +98,3 @@ class Impairment:
     def cancel(self) -> None:
         for task in list(self._pending):
             task.cancel()
-
-
-async def _quiet(send: Awaitable[None]) -> None:
-    """A late packet whose connection has closed meanwhile is simply lost."""
-    with contextlib.suppress(ConnectionError):
-        await send
