@@ -78,14 +78,19 @@ class ReplyComposer:
         `since` is when the customer reached that level; without it, the time the
         composer itself saw the level change (see observe_level) is used.
         """
-        level = level if level in LEVELS else "calm"
-        assert level is not None
-        if since is None:
-            self.observe_level(level, t)
-            since = self._level_since
-        replies = self.level_for(level)
-        fresh = t - since < self.cfg.acknowledge_s
+        level, replies, fresh = self._context(level, t, since)
         return [self._part(level, replies, layer, fresh) for layer in replies.layers]
+
+    def _context(self, level: str | None, t: float, since: float | None
+                 ) -> tuple[str, LevelReplies, bool]:
+        """The level to answer at, its replies, and whether the customer reached it
+        so recently that the feeling is met first."""
+        known = level if level in LEVELS else "calm"
+        assert known is not None
+        if since is None:
+            self.observe_level(known, t)
+            since = self._level_since
+        return known, self.level_for(known), t - since < self.cfg.acknowledge_s
 
     def _part(self, level: str, replies: LevelReplies, layer: str, fresh: bool) -> ReplyPart:
         key = layer
@@ -99,13 +104,7 @@ class ReplyComposer:
         (the question in the agent's words), solve (the answer), repair (by level).
         When the agent cannot answer it says so in the solve layer, and when the
         customer asked for a person it says one is coming."""
-        level = level if level in LEVELS else "calm"
-        assert level is not None
-        if since is None:
-            self.observe_level(level, t)
-            since = self._level_since
-        replies = self.level_for(level)
-        fresh = t - since < self.cfg.acknowledge_s
+        level, replies, fresh = self._context(level, t, since)
         parts: list[ReplyPart] = []
         if "soothe" in replies.layers:
             parts.append(self._part(level, replies, "soothe", fresh))
