@@ -50,10 +50,11 @@ async def test_churn_leaves_no_threads_or_memory_behind(
     print(f"churn: {time.monotonic() - t0:.0f} s; threads {baseline.threads} -> "
           f"{[r.threads for r in rounds]}; RSS {baseline.rss_mb:.0f} -> "
           f"{[round(r.rss_mb) for r in rounds]} MB")
-    # A call that leaked a thread would add 20 a round. The pools may still grow to
-    # their bounds (a few threads) in the first round, never after it.
+    # A call that leaked a thread would add 20 a round. The bounded pools start a
+    # thread only when a task finds none idle, so they may reach their bounds (a few
+    # threads) in either round, but never more.
     assert rounds[0].threads <= baseline.threads + 3, (baseline, rounds)
-    assert rounds[1].threads <= rounds[0].threads, (baseline, rounds)
+    assert rounds[1].threads <= baseline.threads + 3, (baseline, rounds)
     # A leaked call (its avatar, its face mesh) costs 15-20 MB: 20 would be 300+ MB.
     # The first round may still fill caches and pools; the second adds about nothing.
     assert rounds[0].rss_mb < baseline.rss_mb + 150, (baseline, rounds)
