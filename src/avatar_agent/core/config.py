@@ -458,15 +458,20 @@ def parse_config(text: str, source: str = "<string>") -> Config:
     return parse_yaml_model(Config, text, source)
 
 
-def parse_yaml_model(model: type[M], text: str, source: str = "<string>") -> M:
-    """Validate YAML text against any model; ConfigError lists every problem with its line."""
+def load_yaml(text: str, source: str = "<string>") -> tuple[Any, dict[tuple[str, ...], int]]:
+    """YAML text as data, with the line of every path in it; ConfigError (with the line)
+    when it is not YAML at all."""
     try:
-        data: Any = yaml.safe_load(text)
-        lines = _line_index(yaml.compose(text))
+        return yaml.safe_load(text), _line_index(yaml.compose(text))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise ConfigError(source, [ConfigIssue("", line, f"not valid YAML: {exc}")]) from None
+
+
+def parse_yaml_model(model: type[M], text: str, source: str = "<string>") -> M:
+    """Validate YAML text against any model; ConfigError lists every problem with its line."""
+    data, lines = load_yaml(text, source)
     if data is None:
         data = {}
     if not isinstance(data, dict):

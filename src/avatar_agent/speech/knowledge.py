@@ -22,14 +22,12 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import yaml
 from pydantic import Field, TypeAdapter, ValidationError, field_validator
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from avatar_agent.core.config import ConfigError, ConfigIssue, Section, _line_index
+from avatar_agent.core.config import ConfigError, ConfigIssue, Section, load_yaml
 
 
 class Entry(Section):
@@ -69,13 +67,7 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 
 def parse_knowledge(text: str, source: str = "<string>") -> list[Entry]:
     """Validate a knowledge file; ConfigError names the line of every problem."""
-    try:
-        data: Any = yaml.safe_load(text)
-        lines = _line_index(yaml.compose(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(source, [ConfigIssue("", line, f"not valid YAML: {exc}")]) from None
+    data, lines = load_yaml(text, source)
     if not isinstance(data, list) or not data:
         raise ConfigError(source, [ConfigIssue("", 1, "must be a non-empty list of entries")])
     try:
