@@ -21,7 +21,7 @@ from avatar_agent.core.aio import TaskSet
 from avatar_agent.core.bus import EventBus
 from avatar_agent.core.config import Config, project_path
 from avatar_agent.core.metrics import Metrics
-from avatar_agent.core.redisbus import make_bus
+from avatar_agent.core.redisbus import make_bus, register_bus_metrics
 from avatar_agent.core.store import AsyncStore, Store
 from avatar_agent.perception.face_expression import FaceExpression
 from avatar_agent.perception.speech_embedding import SpeechEncoder, read_weights
@@ -76,6 +76,7 @@ class Runtime:
             max_workers=1, thread_name_prefix="asr")
         self._speech_cache: dict[str, list[Utterance]] = {}
         self.events: EventBus = make_bus(config.bus)  # Redis between workers, or in-process
+        register_bus_metrics(self.events, self.metrics.registry)
         self.predictor = predictor
         self.speech_encoder = speech_encoder  # perception feeds the model its embeddings
         self.face_expression = face_expression  # ... and the face's expression

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -85,22 +85,47 @@ def postgres() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def redis() -> Iterator[str]:
-    """A new redis-server without persistence; yields its URL."""
+# URL -> its server and directory, for kill_redis
+_REDIS: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+
+
+def _start_redis(root: Path, port: int) -> subprocess.Popen[bytes]:
     exe = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not os.path.exists(exe):
         raise RuntimeError("redis-server not found: install the Debian package redis-server")
-    root = Path(tempfile.mkdtemp(prefix="aa-redis-"))
-    port, log = free_port(), root / "redis.log"
-    with log.open("wb") as out:
+    log = root / "redis.log"
+    with log.open("ab") as out:
         proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1",
                                  "--save", "", "--appendonly", "no", "--dir", str(root)],
                                 stdout=out, stderr=subprocess.STDOUT)
+    _wait_port(port, 15, "redis-server", log)
+    return proc
+
+
+def kill_redis(url: str) -> Callable[[], None]:
+    """Kill a server from `redis()` at once (as a crash would); returns what starts
+    it again, empty, on the same port."""
+    proc, root = _REDIS[url]
+    proc.kill()
+    proc.wait()
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+
+    def restart() -> None:
+        _REDIS[url] = (_start_redis(root, port), root)
+    return restart
+
+
+@contextlib.contextmanager
+def redis() -> Iterator[str]:
+    """A new redis-server without persistence; yields its URL."""
+    root = Path(tempfile.mkdtemp(prefix="aa-redis-"))
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    _REDIS[url] = (_start_redis(root, port), root)
     try:
-        _wait_port(port, 15, "redis-server", log)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield url
     finally:
+        proc, _ = _REDIS.pop(url)
         proc.terminate()
         try:
             proc.wait(10)

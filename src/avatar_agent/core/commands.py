@@ -20,6 +20,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from avatar_agent.core.redisbus import REDIS_ERRORS, RedisOutage
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
@@ -46,7 +48,8 @@ class CommandLink:
     async def start(self, handler: Handler) -> None:
         self._handler = handler
         self._redis = aioredis.Redis.from_url(self.url)
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        # the subscriptions' confirmations, sent again at each reconnect, say it is back
+        pubsub = self._redis.pubsub()
         await pubsub.subscribe(self._inbox(self.worker_id), self._replies(self.worker_id))
         self._task = asyncio.create_task(self._listen(pubsub), name="commands")
 
@@ -58,8 +61,12 @@ class CommandLink:
             asyncio.get_running_loop().create_future())
         self._waiting[cid] = fut
         try:
-            heard = await self._redis.publish(self._inbox(worker), json.dumps(
-                {**command, "id": cid, "reply_to": self.worker_id}))
+            try:
+                heard = await self._redis.publish(self._inbox(worker), json.dumps(
+                    {**command, "id": cid, "reply_to": self.worker_id}))
+            except REDIS_ERRORS as exc:
+                log.warning("commands: cannot reach Redis (%s)", exc)
+                return 503, {"error": "the cluster's Redis is not reachable; try again"}
             if not heard:
                 return 503, {"error": f"the worker holding the call ({worker}) is not reachable"}
             return await asyncio.wait_for(fut, self.timeout_s)
@@ -69,13 +76,16 @@ class CommandLink:
             self._waiting.pop(cid, None)
 
     async def _listen(self, pubsub: Any) -> None:
+        outage = RedisOutage("commands")
         while True:
             try:
                 async for message in pubsub.listen():
-                    self._take(message.get("channel"), message.get("data"))
-            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
-                log.warning("commands: lost Redis (%s); reconnecting", exc)
-                await asyncio.sleep(1.0)
+                    if message.get("type") == "message":
+                        self._take(message.get("channel"), message.get("data"))
+                    else:  # (re)subscribed
+                        outage.ok()
+            except REDIS_ERRORS as exc:
+                await asyncio.sleep(outage.failed(exc))
 
     def _take(self, channel: Any, data: Any) -> None:
         try:
@@ -101,7 +111,7 @@ class CommandLink:
         except Exception:
             log.exception("command %s failed", message.get("op"))
             status, body = 500, {"error": "the command failed on the worker holding the call"}
-        with contextlib.suppress(aioredis.ConnectionError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             await self._redis.publish(self._replies(str(message["reply_to"])), json.dumps(
                 {"id": message["id"], "status": status, "body": body}))
 

@@ -10,6 +10,11 @@ Publishing still never waits: events queue in memory (bounded, oldest dropped an
 counted in `lost`) and one task sends them in pipelined batches. Pub/sub keeps nothing
 for a worker that is not listening: a live view needs only what happens now, and
 what must last (curves, events, escalations) is in the store.
+
+When Redis goes away (restarted, or its machine gone) the worker's calls go on: the
+bus tries again with growing pauses (`RedisOutage`: one warning when it is lost, one
+line when it is back) and, once back, sends what queued meanwhile and subscribes
+again; what other workers published while this one was cut off is gone.
 """
 
 from __future__ import annotations
@@ -20,9 +25,13 @@ import contextlib
 import json
 import logging
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from avatar_agent.core.bus import EventBus
 from avatar_agent.core.config import BusConfig
@@ -31,7 +40,39 @@ from avatar_agent.core.wire import decode
 
 log = logging.getLogger(__name__)
 
-RETRY_S = 1.0  # after Redis went away, try again this often
+# after Redis went away, try again after this long, doubling up to RETRY_MAX_S: soon
+# after a restart, without a tight loop when it is gone for longer
+RETRY_MIN_S = 0.1
+RETRY_MAX_S = 2.0
+REDIS_ERRORS = (aioredis.ConnectionError, aioredis.TimeoutError, OSError)
+
+
+class RedisOutage:
+    """One task's view of its Redis connection: a warning when it is lost (not one
+    per retry), the pause before the next try, a line when it is back."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.since: float | None = None  # loop time it was lost; None while up
+        self.delay = RETRY_MIN_S
+        self.outages = 0
+
+    def failed(self, exc: BaseException) -> float:
+        """Seconds to wait before the next try."""
+        now = asyncio.get_running_loop().time()
+        if self.since is None:
+            self.since, self.delay = now, RETRY_MIN_S
+            self.outages += 1
+            log.warning("%s: lost Redis (%s); retrying until it is back", self.what, exc)
+        else:
+            self.delay = min(self.delay * 2, RETRY_MAX_S)
+        return self.delay
+
+    def ok(self) -> None:
+        if self.since is not None:
+            down = asyncio.get_running_loop().time() - self.since
+            self.since = None
+            log.warning("%s: Redis is back after %.1f s", self.what, down)
 
 
 def make_bus(cfg: BusConfig, origin: str | None = None) -> EventBus:
@@ -57,6 +98,8 @@ class RedisEventBus(EventBus):
         self.sent = 0  # events handed to Redis
         self.received = 0  # other workers' events delivered here
         self.lost = 0  # events never sent: the queue overflowed while Redis was away
+        self.send_outage = RedisOutage("event bus (publishing)")
+        self.receive_outage = RedisOutage("event bus (listening)")
 
     def publish(self, event: Event) -> None:
         super().publish(event)
@@ -73,7 +116,8 @@ class RedisEventBus(EventBus):
         cannot reach the others should not take calls)."""
         self._redis = aioredis.Redis.from_url(self.url)
         await self._redis.ping()
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        # the subscription's confirmation, sent again at each reconnect, says it is back
+        pubsub = self._redis.pubsub()
         await pubsub.subscribe(self.channel)
         self._tasks = [asyncio.create_task(self._send(), name="bus-send"),
                        asyncio.create_task(self._receive(pubsub), name="bus-receive")]
@@ -123,19 +167,22 @@ class RedisEventBus(EventBus):
             self._wake.clear()
             try:
                 await self._flush()
-            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
-                log.warning("event bus: cannot publish to Redis (%s); retrying", exc)
-                await asyncio.sleep(RETRY_S)
+            except REDIS_ERRORS as exc:
+                await asyncio.sleep(self.send_outage.failed(exc))
                 self._wake.set()
+            else:
+                self.send_outage.ok()
 
     async def _receive(self, pubsub: Any) -> None:
         while True:
             try:
                 async for message in pubsub.listen():
-                    self._take(message.get("data"))
-            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
-                log.warning("event bus: lost Redis (%s); reconnecting", exc)
-                await asyncio.sleep(RETRY_S)
+                    if message.get("type") == "message":
+                        self._take(message.get("data"))
+                    else:  # (re)subscribed
+                        self.receive_outage.ok()
+            except REDIS_ERRORS as exc:
+                await asyncio.sleep(self.receive_outage.failed(exc))
 
     def _take(self, data: Any) -> None:
         try:
@@ -147,3 +194,32 @@ class RedisEventBus(EventBus):
             log.warning("event bus: dropped a message that is no event")
             return
         self._deliver(event)
+
+
+class BusCollector(Collector):
+    """The Redis bus's counters for `/metrics`, read at each scrape."""
+
+    def __init__(self, bus: RedisEventBus) -> None:
+        self.bus = bus
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        b = self.bus
+        yield CounterMetricFamily("avatar_agent_bus_events_sent",
+                                  "Events this worker handed to Redis", value=b.sent)
+        yield CounterMetricFamily("avatar_agent_bus_events_received",
+                                  "Other workers' events received from Redis",
+                                  value=b.received)
+        yield CounterMetricFamily("avatar_agent_bus_events_lost",
+                                  "Events never sent: the queue overflowed while Redis "
+                                  "was away", value=b.lost)
+        yield CounterMetricFamily("avatar_agent_bus_outages",
+                                  "Times the bus lost Redis (publishing or listening)",
+                                  value=b.send_outage.outages + b.receive_outage.outages)
+        yield GaugeMetricFamily("avatar_agent_bus_pending",
+                                "Events waiting to be sent to Redis", value=len(b._pending))
+
+
+def register_bus_metrics(bus: EventBus, registry: CollectorRegistry) -> None:
+    """The Redis bus's counters on `/metrics`; nothing for the in-process bus."""
+    if isinstance(bus, RedisEventBus):
+        registry.register(BusCollector(bus))
