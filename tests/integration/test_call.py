@@ -38,6 +38,13 @@ def _row(db: Path, call_id: str) -> tuple[Any, ...] | None:
         con.close()
 
 
+def _metric(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{series} missing from /metrics")
+
+
 async def test_real_call_end_to_end(live_server: Any, grid_clip: Path) -> None:
     async with aiohttp.ClientSession() as http:
         baseline = await _health(http, live_server.url)
@@ -56,6 +63,10 @@ async def test_real_call_end_to_end(live_server: Any, grid_clip: Path) -> None:
                     drops = [ln for ln in (await r.text()).splitlines() if "dropped_total" in ln]
                 pytest.fail(f"avatar video at {fps:.1f} fps; server: {drops}")
             assert client.rx.video_size == (640, 480)
+            async with http.get(live_server.url + "/metrics") as r:
+                metrics = await r.text()
+            # the avatar went out through the encoder tuned for it, not aiortc's default
+            assert _metric(metrics, 'avatar_agent_video_encoders_total{encoder="avatar_vp8"}') >= 1
             heard = lambda: FIRST_SENTENCE in " ".join(client.rx.speech("start"))  # noqa: E731
             assert await client.wait_for(heard, 5)
             assert client.rx.audio_frames > 100

@@ -22,6 +22,7 @@ import av
 import numpy as np
 from aiortc import MediaStreamTrack
 
+from avatar_agent.avatar.animator import Pose
 from avatar_agent.avatar.stream import AvatarStream
 from avatar_agent.core.clock import MediaClock
 from avatar_agent.core.metrics import Metrics
@@ -45,7 +46,10 @@ class AvatarVideoTrack(MediaStreamTrack):
         self._clock = clock
         self._period = 1.0 / fps
         self._pool = pool
-        self._metrics = metrics
+        # label lookups take a lock; done once, not per frame
+        self._render_s = metrics.stage_seconds.labels("render")
+        self._sent = metrics.frames_out.labels("video")
+        self._dropped = metrics.frames_dropped.labels("video", "send")
         self._next: int | None = None
         self._last: np.ndarray[Any, Any] | None = None
         self.skipped = 0  # frames given up because rendering fell behind the clock
@@ -57,7 +61,7 @@ class AvatarVideoTrack(MediaStreamTrack):
         # Video never catches up by sending stale frames: anything late is skipped.
         p = pace(elapsed, self._next, self._period, max_late_frames=0)
         if p.skipped:
-            self._metrics.frames_dropped.labels("video", "send").inc(p.skipped)
+            self._dropped.inc(p.skipped)
             self.skipped += p.skipped
         t = p.index * self._period
         if p.wait > 0:
@@ -65,23 +69,28 @@ class AvatarVideoTrack(MediaStreamTrack):
         pose = self._stream.pose_at(t)
         started = time.perf_counter()
         try:
-            img = await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._stream.render_i420, pose
+            # Drawn and wrapped as a frame on the render thread: copying the picture
+            # into the frame holds the interpreter, and the event loop is shared by all calls.
+            frame = await asyncio.get_running_loop().run_in_executor(
+                self._pool, self._render_frame, pose
             )
-            self._last = img
         except Exception:
             # A broken frame degrades this call only: repeat the last good picture.
             log.exception("avatar render failed")
             if self._last is None:
                 raise
-            img = self._last
-        self._metrics.stage_seconds.labels("render").observe(time.perf_counter() - started)
-        frame = av.VideoFrame.from_ndarray(img, format="yuv420p")
+            frame = av.VideoFrame.from_ndarray(self._last, format="yuv420p")
+        self._render_s.observe(time.perf_counter() - started)
         frame.pts = round(t * VIDEO_CLOCK)
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
         self._next = p.index + 1
-        self._metrics.frames_out.labels("video").inc()
+        self._sent.inc()
         return frame
+
+    def _render_frame(self, pose: Pose) -> av.VideoFrame:
+        img = self._stream.render_i420(pose)
+        self._last = img
+        return av.VideoFrame.from_ndarray(img, format="yuv420p")
 
 
 class AvatarAudioTrack(MediaStreamTrack):
@@ -97,7 +106,8 @@ class AvatarAudioTrack(MediaStreamTrack):
         super().__init__()
         self._stream = stream
         self._clock = clock
-        self._metrics = metrics
+        self._sent = metrics.frames_out.labels("audio")
+        self._dropped = metrics.frames_dropped.labels("audio", "send")
         self._on_speech = on_speech
         self._samples = round(stream.rate * AUDIO_FRAME)
         self._next: int | None = None
@@ -109,7 +119,7 @@ class AvatarAudioTrack(MediaStreamTrack):
         # A short stall is caught up (gaps click); a long one skips ahead to stay in sync.
         p = pace(elapsed, self._next, AUDIO_FRAME, max_late_frames=5)
         if p.skipped:
-            self._metrics.frames_dropped.labels("audio", "send").inc(p.skipped)
+            self._dropped.inc(p.skipped)
         if p.wait > 0:
             await self._clock.sleep_until(p.index * AUDIO_FRAME)
         n = self._samples
@@ -125,5 +135,5 @@ class AvatarAudioTrack(MediaStreamTrack):
         frame.pts = start
         frame.time_base = fractions.Fraction(1, self._stream.rate)
         self._next = p.index + 1
-        self._metrics.frames_out.labels("audio").inc()
+        self._sent.inc()
         return frame

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from avatar_agent.core.threadcpu import PoolCpuCollector
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
@@ -11,6 +13,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        r.register(PoolCpuCollector())  # CPU by stage: each stage has its own pool
         self.calls_live = Gauge("avatar_agent_calls_live", "Calls in progress", registry=r)
         self.calls_ended = Counter(
             "avatar_agent_calls_ended", "Calls ended, by reason", ["reason"], registry=r
@@ -46,6 +49,13 @@ class Metrics:
             ["event"],
             registry=r,
         )
+        self.video_encoders = Counter(
+            "avatar_agent_video_encoders",
+            "Avatar video streams started, by encoder (avatar_vp8: tuned for a drawn "
+            "picture; aiortc: its own, for codecs other than VP8)",
+            ["encoder"],
+            registry=r,
+        )
         self.stage_seconds = Histogram(
             "avatar_agent_stage_seconds",
             "Latency of each processing stage",
@@ -57,6 +67,12 @@ class Metrics:
             "avatar_agent_affect_windows",
             "Affect windows submitted by calls, by outcome",
             ["outcome"],
+            registry=r,
+        )
+        self.stage_failures = Counter(
+            "avatar_agent_stage_failures",
+            "Steps of a call's stage that raised and were skipped (the call went on)",
+            ["stage"],
             registry=r,
         )
         self.affect_batch_size = Histogram(
@@ -74,10 +90,15 @@ class Metrics:
         self.frames_dropped.labels("video", "shed")
         for kind in ("face", "voice"):
             self.frames_analysed.labels(kind)
+        for encoder in ("avatar_vp8", "aiortc"):
+            self.video_encoders.labels(encoder)
         for event in ("speech_start", "speech_end"):
             self.customer_speech.labels(event)
         for outcome in ("ok", "failed"):
             self.affect_windows.labels(outcome)
+        for stage in ("face", "voice", "speech_embedding", "voice_activity", "affect", "cues",
+                      "tts"):
+            self.stage_failures.labels(stage)
         for stage in ("call_setup", "render", "tts_sentence", "face", "voice",
                       "speech_embedding", "affect", "asr", "answer"):
             self.stage_seconds.labels(stage)

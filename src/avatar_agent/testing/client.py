@@ -22,6 +22,7 @@ from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamError
 
 from avatar_agent.testing.impair import Impairment
+from avatar_agent.testing.loop_media import LoopedClip
 from avatar_agent.transport.webrtc import close_peer
 
 
@@ -50,6 +51,11 @@ class Received:
         n = sum(1 for t in self.video_times if start <= t < end)
         return n / (end - start)
 
+    def worst_gap(self, start: float, end: float) -> float:
+        """Longest wait in seconds between two frames arriving within [start, end)."""
+        times = [t for t in self.video_times if start <= t < end]
+        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=end - start)
+
     def speech(self, event: str) -> list[str]:
         return [
             e["text"] for e in self.events if e.get("type") == "speech" and e.get("event") == event
@@ -75,12 +81,14 @@ class CustomerClient:
         audio_track: MediaStreamTrack | None = None,
         recorder: FrameRecorder | None = None,
         impair: Impairment | None = None,
+        looped: LoopedClip | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.media = media
         self.send_video = send_video
         self.send_audio = send_audio
         self.consent = consent
+        self.looped = looped  # media played over and over instead of `media` once
         self.heartbeat = heartbeat
         # a microphone of the caller's own (e.g. a clip that starts on cue), and an
         # in-memory recorder of the avatar's media (see avatar_agent.testing.measure)
@@ -94,6 +102,7 @@ class CustomerClient:
         self.t_answer = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._player: MediaPlayer | None = None
+        self._looping: list[MediaStreamTrack] = []
         self.channel = self.pc.createDataChannel("agent")
         self.channel.on("message", self._on_message)
         self.channel.on("open", self._on_open)
@@ -137,10 +146,13 @@ class CustomerClient:
                 )
 
     async def connect(self, session: aiohttp.ClientSession) -> str:
-        if self.media is not None and (self.send_video or self.send_audio):
+        if self.looped is None and self.media is not None and (self.send_video or self.send_audio):
             self._player = MediaPlayer(str(self.media))
         for kind, wanted in (("video", self.send_video), ("audio", self.send_audio)):
             track = getattr(self._player, kind, None) if wanted and self._player else None
+            if wanted and self.looped is not None:
+                track = self.looped.video() if kind == "video" else self.looped.audio()
+                self._looping.append(track)
             if kind == "audio" and self.audio_track is not None:
                 track = self.audio_track
             if track is not None:
@@ -192,6 +204,8 @@ class CustomerClient:
         await close_peer(self.pc)
         if self.impair is not None:
             self.impair.cancel()
+        for looping in self._looping:
+            looping.stop()
         if self._player is not None:
             for track in (self._player.audio, self._player.video):
                 if track is not None:

@@ -28,6 +28,7 @@ from avatar_agent.core.config import IceServer
 from avatar_agent.core.events import Event, encode
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.transport.base import EndCallback
+from avatar_agent.transport.encoder import use_avatar_encoder
 from avatar_agent.transport.receiver import Receiver
 from avatar_agent.transport.sdp import offer_problem
 
@@ -150,6 +151,9 @@ class WebRTCTransport:
                 self.pc.addTrack(self._out[kind])
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
+        if "video" in self._out and "video" in kinds:
+            tuned = use_avatar_encoder(self.pc, self._out["video"])
+            self._metrics.video_encoders.labels("avatar_vp8" if tuned else "aiortc").inc()
         local: RTCSessionDescription = self.pc.localDescription
         return local
 

@@ -1,0 +1,227 @@
+"""Capacity: how many full calls this machine holds, and where each call's CPU goes.
+
+Starts `avatar-agent serve` (embedded defaults, its own SQLite file in a temp dir) and,
+side by side in the same run, the transport floor (`avatar_agent.testing.floor`: aiortc
+media both ways, nothing else). For each K it runs K aiortc customers on this machine,
+each streaming a real GRID clip over and over, and prints per K: calls held (>= 28 fps
+with no frame gap >= 250 ms, as the customers receive them), fps, the worst gap, the
+server's CPU per call and its split by stage from the server's own counters (CPU of each
+stage's thread pool, `avatar_agent_thread_cpu_seconds_total`), and how much of the
+customer's face was analysed. A K past the server's call limit shows the refusals.
+
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_capacity.py [--calls 1 2 4 5]
+        [--seconds 20] [--no-floor] [--profile DIR] [--json FILE]
+
+`--profile DIR` also records a py-spy profile of the server at the largest K
+(DIR/server-K.svg, a flame graph) when py-spy is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+
+from avatar_agent.testing.client import CustomerClient
+from avatar_agent.testing.loop_media import LoopedClip
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the server spawner is test support, not the product
+
+from tests.support.server import spawn_server, stop_server  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+MIN_FPS, MAX_GAP_S = 28.0, 0.25
+# Thread pools → the stage they run (see core/threadcpu.py).
+STAGES = {
+    "MainThread": "loop", "render": "render", "asyncio": "encode", "analysis": "analysis",
+    "native": "native", "affect": "affect", "tts": "speech", "asr": "speech",
+    "video-decoder": "decode", "audio-decoder": "decode",
+}
+COLUMNS = ("loop", "render", "encode", "decode", "analysis", "native", "affect", "speech",
+           "other")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def server_counters(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    """Stage CPU seconds and analysis counts from the server's /metrics ({} for the floor)."""
+    async with http.get(url + "/metrics") as r:
+        if r.status != 200:
+            return {}
+        text = await r.text()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("avatar_agent_thread_cpu_seconds_total{"):
+            pool = line.split('pool="', 1)[1].split('"', 1)[0]
+            stage = STAGES.get(pool, "other")
+            out[stage] = out.get(stage, 0.0) + float(line.split()[-1])
+        elif line.startswith("avatar_agent_stage_seconds_sum{"):
+            stage = line.split('stage="', 1)[1].split('"', 1)[0]
+            out["wall_" + stage] = float(line.split()[-1])
+        elif line.startswith('avatar_agent_frames_analysed_total{kind="face"}'):
+            out["face_frames"] = float(line.split()[-1])
+        elif line.startswith('avatar_agent_frames_dropped_total{kind="video",where="shed"}'):
+            out["shed_frames"] = float(line.split()[-1])
+    return out
+
+
+async def run_k(url: str, pid: int, clip: LoopedClip, k: int, seconds: float,
+                profile: Path | None) -> dict[str, object]:
+    async with aiohttp.ClientSession() as http:
+        clients = [CustomerClient(url, looped=clip) for _ in range(k)]
+        refused = 0
+        try:
+            placed = []
+            for c in clients:  # one after another, as customers arrive
+                try:
+                    await c.connect(http)
+                    placed.append(c)
+                except RuntimeError as exc:
+                    if "503" not in str(exc):
+                        raise
+                    refused += 1
+            ok = await asyncio.gather(*(c.wait_for(lambda c=c: c.rx.video_times, 20)
+                                        for c in placed))
+            if not all(ok):
+                raise SystemExit("a call never received video")
+            await asyncio.sleep(3.0)  # past the greeting's start and other start-up work
+            spy = _start_profile(pid, seconds, profile, k) if profile else None
+            c0, cpu0, t0 = await server_counters(http, url), cpu_seconds(pid), time.monotonic()
+            await asyncio.sleep(seconds)
+            c1, cpu1, t1 = await server_counters(http, url), cpu_seconds(pid), time.monotonic()
+            if spy is not None:
+                spy.wait()
+            n = len(placed)
+            fps = [c.rx.fps(t0, t1) for c in placed]
+            gaps = [c.rx.worst_gap(t0, t1) for c in placed]
+            dt = t1 - t0
+            split = {s: (c1.get(s, 0.0) - c0.get(s, 0.0)) / dt * 100 / max(n, 1)
+                     for s in COLUMNS if s in c1}
+            result: dict[str, object] = {
+                "calls": k, "placed": n, "refused": refused,
+                "held": sum(f >= MIN_FPS and g < MAX_GAP_S for f, g in zip(fps, gaps, strict=True)),
+                "fps_mean": statistics.mean(fps) if fps else 0.0,
+                "fps_min": min(fps, default=0.0),
+                "worst_gap_ms": max(gaps, default=0.0) * 1000,
+                "cpu_pct": (cpu1 - cpu0) / dt * 100,
+                "cpu_pct_per_call": (cpu1 - cpu0) / dt * 100 / max(n, 1),
+                "split_pct_per_call": split,
+            }
+            result["stage_wall_ms_per_s"] = {
+                key[5:]: (c1[key] - c0.get(key, 0.0)) / dt * 1000 / max(n, 1)
+                for key in c1 if key.startswith("wall_")}
+            if "face_frames" in c1:
+                faces = c1["face_frames"] - c0["face_frames"]
+                result["face_fps_per_call"] = faces / dt / max(n, 1)
+            await asyncio.gather(*(c.hangup(http) for c in placed))
+            return result
+        finally:
+            await asyncio.gather(*(c.close() for c in clients))
+            await asyncio.sleep(2.0)  # let the server finish closing before the next K
+
+
+def _start_profile(pid: int, seconds: float, out: Path, k: int) -> subprocess.Popen[bytes] | None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        print("(py-spy is not installed: no profile)", file=sys.stderr)
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "50",
+         "--nonblocking", "--threads", "--output", str(out / f"server-{k}.svg")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_floor() -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen([sys.executable, "-m", "avatar_agent.testing.floor",
+                             "--port", str(port)], cwd=REPO)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2):
+                return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.3)
+    proc.kill()
+    raise SystemExit("the transport floor did not start")
+
+
+def print_row(name: str, r: dict[str, object]) -> None:
+    split = r["split_pct_per_call"]
+    assert isinstance(split, dict)
+    cells = " ".join(f"{split[c]:>6.1f}" if c in split else f"{'':>6}" for c in COLUMNS)
+    face = r.get("face_fps_per_call")
+    face_cell = "" if not isinstance(face, float) else f"{face:.1f}"
+    print(f"{name:<7} {r['calls']:>2} {r['held']:>4} {r['refused']:>4} {r['fps_mean']:>6.1f} "
+          f"{r['fps_min']:>6.1f} {r['worst_gap_ms']:>6.0f} {r['cpu_pct_per_call']:>6.1f} "
+          f"{cells} {face_cell:>6}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, nargs="+", default=[1, 2, 4, 5])
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--no-floor", action="store_true", help="skip the transport floor")
+    ap.add_argument("--config", default="", help="extra top-level YAML for the server")
+    ap.add_argument("--profile", type=Path, help="py-spy flame graph of the largest K here")
+    ap.add_argument("--json", type=Path, help="write the rows here too")
+    args = ap.parse_args()
+    clip_path = sorted((args.data / "talking_face" / "grid").glob("*.mpg"))[0]
+    clip = LoopedClip(clip_path)
+    rows: list[dict[str, object]] = []
+    print(f"{'server':<7} {'K':>2} {'held':>4} {'503':>4} {'fps':>6} {'min':>6} {'gap ms':>6} "
+          f"{'%/call':>6} " + " ".join(f"{c:>6}" for c in COLUMNS) + f" {'face/s':>6}")
+    with tempfile.TemporaryDirectory() as d:
+        proc, url = spawn_server(Path(d), REPO, config_yaml=args.config)
+        try:
+            for k in args.calls:
+                prof = args.profile if args.profile and k == max(args.calls) else None
+                r = asyncio.run(run_k(url, proc.pid, clip, k, args.seconds, prof))
+                r["server"] = "full"
+                rows.append(r)
+                print_row("full", r)
+        finally:
+            stop_server(proc)
+    if not args.no_floor:
+        floor, furl = start_floor()
+        try:
+            for k in args.calls:
+                r = asyncio.run(run_k(furl, floor.pid, clip, k, args.seconds, None))
+                r["server"] = "floor"
+                rows.append(r)
+                print_row("floor", r)
+        finally:
+            floor.terminate()
+            floor.wait(20)
+    print(f"({os.cpu_count()} CPU cores, load client on the same machine; CPU % is of one "
+          f"core, per call; held = >= {MIN_FPS:.0f} fps and no gap >= {MAX_GAP_S * 1000:.0f} ms "
+          f"as received; clip {clip_path.name} looped; face/s = customer frames analysed)")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

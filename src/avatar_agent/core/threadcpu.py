@@ -1,0 +1,83 @@
+"""CPU time of this process by thread pool, read from the kernel at each scrape.
+
+Every stage of a call runs on a pool of its own (render, analysis, tts, asr, the
+encoders on asyncio's default executor, aiortc's decoder threads, the event loop on
+the main thread), so the CPU seconds of each pool's threads are the split by stage a
+capacity table needs, measured by the kernel rather than estimated. Threads Python
+does not know (MediaPipe's graph, onnxruntime, libvpx) are summed as "native".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+_SUFFIX = re.compile(r"_\d+$")  # ThreadPoolExecutor names its threads prefix_0, prefix_1
+
+
+def pool_name(thread_name: str) -> str:
+    """`render_1` → `render`; `video-decoder` stays as it is."""
+    return _SUFFIX.sub("", thread_name)
+
+
+def thread_cpu_seconds(task_dir: Path = Path("/proc/self/task")) -> dict[int, float]:
+    """User + system CPU seconds of each live thread, by its kernel thread id."""
+    out: dict[int, float] = {}
+    try:
+        tids = os.listdir(task_dir)
+    except OSError:  # not Linux: nothing to report
+        return out
+    for tid in tids:
+        try:
+            fields = (task_dir / tid / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the thread ended while we looked
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / _TICKS
+    return out
+
+
+class PoolCpu:
+    """Per-pool CPU seconds that only grow, though the threads of a pool come and go."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ended: dict[str, float] = {}  # seconds of threads that have exited, by pool
+        self._live: dict[int, tuple[str, float]] = {}  # tid -> (pool, seconds last seen)
+
+    def totals(self) -> dict[str, float]:
+        names = {t.native_id: pool_name(t.name) for t in threading.enumerate()
+                 if t.native_id is not None}
+        seconds = thread_cpu_seconds()
+        with self._lock:
+            for tid, (pool, last) in list(self._live.items()):
+                if tid not in seconds:  # exited: keep what it used
+                    self._ended[pool] = self._ended.get(pool, 0.0) + last
+                    del self._live[tid]
+            totals = dict(self._ended)
+            for tid, secs in seconds.items():
+                pool = names.get(tid, "native")
+                self._live[tid] = (pool, secs)
+                totals[pool] = totals.get(pool, 0.0) + secs
+        return totals
+
+
+class PoolCpuCollector(Collector):
+    def __init__(self) -> None:
+        self._pools = PoolCpu()
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "avatar_agent_thread_cpu_seconds",
+            "CPU seconds used by this process's threads, by pool (MainThread is the event loop)",
+            labels=["pool"],
+        )
+        for pool, secs in sorted(self._pools.totals().items()):
+            family.add_metric([pool], secs)
+        yield family

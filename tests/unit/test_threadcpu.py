@@ -1,0 +1,45 @@
+"""CPU by thread pool, from the kernel's per-thread counters."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from avatar_agent.core.metrics import Metrics
+from avatar_agent.core.threadcpu import PoolCpu, pool_name, thread_cpu_seconds
+
+
+def test_pool_names() -> None:
+    assert pool_name("render_1") == "render"
+    assert pool_name("asyncio_12") == "asyncio"
+    assert pool_name("video-decoder") == "video-decoder"
+    assert pool_name("MainThread") == "MainThread"
+
+
+def _burn(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    x = 0
+    while time.thread_time() < end:
+        x += 1
+
+
+def test_a_busy_pool_is_counted_and_kept_after_its_thread_ends() -> None:
+    pools = PoolCpu()
+    before = pools.totals().get("burner", 0.0)
+    assert threading.get_native_id() in thread_cpu_seconds()
+    t = threading.Thread(target=_burn, args=(0.3,), name="burner_0")
+    t.start()
+    deadline = time.monotonic() + 5
+    while pools.totals().get("burner", 0.0) < 0.1 and time.monotonic() < deadline:
+        time.sleep(0.02)  # seen while it runs...
+    t.join()
+    seen = pools.totals().get("burner", 0.0)
+    assert seen >= 0.1
+    time.sleep(0.05)
+    assert pools.totals().get("burner", 0.0) >= seen - 1e-9  # ...and not lost once it exits
+    assert before == 0.0
+
+
+def test_metrics_export_the_pools() -> None:
+    text = Metrics().render().decode()
+    assert 'avatar_agent_thread_cpu_seconds_total{pool="MainThread"}' in text
