@@ -35,6 +35,7 @@ from avatar_agent.core.events import (
     Transcript,
     Unanswered,
 )
+from avatar_agent.core.faults import StageFaults
 from avatar_agent.perception.live import CallPerception, run_onset, run_voice_activity
 from avatar_agent.perception.onset import OnsetDetector
 from avatar_agent.perception.turn_audio import TurnAudio
@@ -72,6 +73,8 @@ class CallSession:
         # Audio and video out, and every media time the call reports, are on this clock.
         self.media = MediaClock(self.clock)
         self._tasks = TaskSet(f"call-{call_id[:8]}")
+        # Every stage's failures: counted, each kind logged once; none ends the call.
+        self.faults = StageFaults(call_id, runtime.metrics)
         self._closing: asyncio.Task[None] | None = None
         self._greeted = False
         self.transport: CallTransport | None = None
@@ -166,6 +169,7 @@ class CallSession:
             self._send,
             clock=self.clock,
             pool=self.rt.render_pool,
+            faults=self.faults,
         )
         self._tasks.spawn(self.cues.run(), "cues")
 
@@ -183,13 +187,14 @@ class CallSession:
             self.call_id, self.rt.config, self.rt, stream.playout, self.media,
             self._speech_event, self._tasks.spawn, self._level,
             lambda: stream.targets.speech_rate, understanding, self._answered,
+            faults=self.faults,
         )
         if transport.audio_in is not None:
             b = self.rt.config.barge_in
             self._tasks.spawn(run_voice_activity(
                 transport.audio_in, self.rt.analysis_pool, self.media_time,
                 self._voice_event, min_speech_s=self.rt.config.replies.speech_start_s,
-                keep=audio,
+                keep=audio, faults=self.faults,
             ), "voice-activity")
             self._tasks.spawn(run_onset(
                 transport.audio_in,
@@ -214,6 +219,7 @@ class CallSession:
             self.rt.face_expression,
             clock=self.clock,
             media_behind=self._video_skips,
+            faults=self.faults,
         )
         if transport.video_in is not None:
             self._tasks.spawn(self.perception.run_face(transport.video_in), "face")
@@ -232,6 +238,7 @@ class CallSession:
                 store=self._store_timeline,
                 script=self.rt.affect_script,
                 clock=self.clock,
+                faults=self.faults,
             )
             self._tasks.spawn(self.affect.run(), "affect")
 
@@ -333,6 +340,7 @@ class CallSession:
             if self.transport is not None:
                 await self.transport.close()
         finally:
+            self.faults.summary()
             try:
                 await self.rt.store.call_ended(self.call_id, reason)
             finally:

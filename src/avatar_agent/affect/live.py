@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from avatar_agent.affect.call_core import CallAffectCore
-from avatar_agent.affect.engine import AffectEngine
+from avatar_agent.affect.engine import AffectEngine, EngineBusy
 from avatar_agent.affect.labels import EMOTIONS
 from avatar_agent.affect.model import AffectOutput, AffectWindow
 from avatar_agent.affect.script import AffectScript
@@ -30,6 +30,7 @@ from avatar_agent.core.events import (
     MicroExpressionSeen,
     timeline_entry,
 )
+from avatar_agent.core.faults import StageFaults
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.perception.live import CallPerception
 
@@ -52,6 +53,7 @@ class CallAffect:
         store: Callable[[list[dict[str, Any]], list[dict[str, Any]]], Any],
         script: AffectScript | None = None,
         clock: Clock | None = None,
+        faults: StageFaults | None = None,
     ) -> None:
         if (engine is None) == (script is None):
             raise ValueError("affect needs either the engine or a script, not both")
@@ -66,6 +68,7 @@ class CallAffect:
         self._store = store
         self._script = script
         self._clock: Clock = clock or LoopClock()
+        self._faults = faults or StageFaults(call_id, metrics)
         self.core = CallAffectCore(cfg)
         self.last: AffectSnapshot | None = None
         self.curve: list[dict[str, Any]] = []  # points not yet written
@@ -80,34 +83,41 @@ class CallAffect:
         try:
             while True:
                 tick = await ticker.tick()
-                self._pass_micro()
-                now = self._media_time()
-                if self._script is not None:
-                    out = self._script.output_at(now - began)
-                    self._emit(self.core.state.update(
-                        now, out.arousal, out.valence, out.probs, EMOTIONS))
-                    window = None
-                else:
-                    window = self.core.window(now, self._p.model_voice, self._p.model_face,
-                                              self._p.speech)
-                if window is not None:
-                    assert self._engine is not None
-                    t0 = time.perf_counter()
-                    try:
-                        out = await self._engine.submit(self.call_id, window)
-                    except Exception as exc:  # this update is lost, the call goes on
-                        self.core.skip()
-                        self._metrics.affect_windows.labels("failed").inc()
-                        log.warning("affect window of call %s failed: %s", self.call_id, exc)
-                    else:
-                        latency.observe(time.perf_counter() - t0)
-                        self._metrics.affect_windows.labels("ok").inc()
-                        self._emit(self.core.observe(now, out))
+                try:
+                    await self._step(began, latency)
+                except Exception as exc:  # this update is lost, the call goes on
+                    self._faults.failed("affect", exc)
                 if tick >= next_store:
                     next_store = tick + STORE_EVERY_S
                     await self.flush()
         finally:
             await asyncio.shield(self.flush())
+
+    async def _step(self, began: float, latency: Any) -> None:
+        """One reading: the window of the last seconds to the model, its output to the
+        customer's state (or the script's output at this moment)."""
+        self._pass_micro()
+        now = self._media_time()
+        if self._script is not None:
+            out = self._script.output_at(now - began)
+            self._emit(self.core.state.update(now, out.arousal, out.valence, out.probs, EMOTIONS))
+            return
+        window = self.core.window(now, self._p.model_voice, self._p.model_face, self._p.speech)
+        if window is None:
+            return
+        assert self._engine is not None
+        t0 = time.perf_counter()
+        try:
+            out = await self._engine.submit(self.call_id, window)
+        except Exception as exc:
+            self.core.skip()  # its rows go untaught, as after an angry reading
+            self._metrics.affect_windows.labels("failed").inc()
+            if isinstance(exc, EngineBusy):
+                return  # the shared model sheds load: counted above, not a fault of the call
+            raise
+        latency.observe(time.perf_counter() - t0)
+        self._metrics.affect_windows.labels("ok").inc()
+        self._emit(self.core.observe(now, out))
 
     def _emit(self, snap: AffectSnapshot) -> None:
         self.last = snap

@@ -27,6 +27,7 @@ from avatar_agent.avatar.behavior import (
 from avatar_agent.avatar.stream import AvatarStream
 from avatar_agent.core.clock import Clock, LoopClock, Ticker
 from avatar_agent.core.events import Brow, CueUpdate, Gaze, Head, Mouth
+from avatar_agent.core.faults import StageFaults
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,10 @@ class CallCues:
         rate_hz: float = CUES_HZ,
         clock: Clock | None = None,
         pool: Executor | None = None,
+        faults: StageFaults | None = None,
     ) -> None:
         self.stream = stream
+        self._faults = faults or StageFaults("?")
         self.persona_path = persona_path
         self._affect = affect
         self._customer_speaking = customer_speaking
@@ -104,7 +107,7 @@ class CallCues:
                 await loop.run_in_executor(self._pool, self.watcher.poll)
             try:
                 self._send(self.tick(self._media_time()))
-            except Exception:
+            except Exception as exc:
                 # Cues are body language: a failure keeps the last pose, never ends the call.
-                log.exception("cue update failed")
+                self._faults.failed("cues", exc)
             await ticker.tick()

@@ -27,6 +27,7 @@ import numpy.typing as npt
 from avatar_agent.core.aio import build_in_executor
 from avatar_agent.core.clock import Clock, LoopClock, Ticker
 from avatar_agent.core.config import PerceptionConfig
+from avatar_agent.core.faults import StageFaults
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.perception.audio import Downsampler, to_mono
 from avatar_agent.perception.face import FaceAnalyzer, FaceFeatures
@@ -73,8 +74,10 @@ class CallPerception:
         expression: FaceExpression | None = None,
         clock: Clock | None = None,
         media_behind: Callable[[], int] = lambda: 0,
+        faults: StageFaults | None = None,
     ) -> None:
         self.cfg = cfg
+        self._faults = faults or StageFaults("?", metrics)
         self._clock: Clock = clock or LoopClock()
         # How many avatar frames the server has had to skip so far: when it grows, the
         # machine is behind and face analysis gives way (the avatar must not stall).
@@ -122,8 +125,8 @@ class CallPerception:
                 t0 = time.perf_counter()
                 try:
                     feats = await loop.run_in_executor(self._pool, _analyze, analyzer, frame, t)
-                except Exception:  # one bad frame must not end analysis, let alone the call
-                    log.exception("face analysis failed")
+                except Exception as exc:  # one bad frame must not end analysis, or the call
+                    self._faults.failed("face", exc)
                     continue
                 latency.observe(time.perf_counter() - t0)
                 self._face_result(feats, micro)
@@ -159,9 +162,13 @@ class CallPerception:
                 # place the audio on the call's media clock where it started arriving
                 t_start = max(0.0, self._media_time() - len(frames) * 0.02)
             t0 = time.perf_counter()
-            hops, rows = await loop.run_in_executor(
-                self._pool, _voice_step, down, tracker, mel, ring, frames
-            )
+            try:
+                hops, rows = await loop.run_in_executor(
+                    self._pool, _voice_step, down, tracker, mel, ring, frames
+                )
+            except Exception as exc:  # these frames go unanalysed; the next ones are read
+                self._faults.failed("voice", exc)
+                continue
             latency.observe(time.perf_counter() - t0)
             self._metrics.frames_analysed.labels("voice").inc(len(hops))
             for fr, row in zip(hops, rows, strict=True):
@@ -182,8 +189,8 @@ class CallPerception:
             emb = await asyncio.get_running_loop().run_in_executor(
                 self._pool, self._encoder.embed, ring.samples()
             )
-        except Exception:  # this second goes without an embedding, the call goes on
-            log.exception("speech embedding failed")
+        except Exception as exc:  # this second goes without an embedding, the call goes on
+            self._faults.failed("speech_embedding", exc)
             return
         self._metrics.stage_seconds.labels("speech_embedding").observe(time.perf_counter() - t0)
         self.speech = (t_end, emb[0])
@@ -216,6 +223,7 @@ async def run_voice_activity(
     min_speech_s: float = 0.25,
     min_silence_s: float = 0.3,
     keep: TurnAudio | None = None,
+    faults: StageFaults | None = None,
 ) -> None:
     """Speech start/end of the customer, for every call (consent or not).
 
@@ -223,8 +231,11 @@ async def run_voice_activity(
     step at a time, so a slow pool only makes the bounded queue longer). Only the
     events leave this function: no audio or probability is kept beyond the VAD's
     few-chunk state, and the last seconds of 16 kHz audio in `keep` (memory only) so
-    that a finished turn can be transcribed. Times are on the call's media clock.
+    that a finished turn can be transcribed. Times are on the call's media clock. A
+    batch that cannot be read (a frame at another rate) is skipped and counted in
+    `faults`: turn-taking must outlive one bad frame.
     """
+    faults = faults or StageFaults("?")
     loop = asyncio.get_running_loop()
     queue = receiver.subscribe_queue(AUDIO_QUEUE)
     vad = await loop.run_in_executor(pool, lambda: VoiceActivity(
@@ -240,7 +251,12 @@ async def run_voice_activity(
             continue
         if t_start is None:
             t_start = max(0.0, media_time() - len(frames) * 0.02)
-        events = await loop.run_in_executor(pool, _vad_step, down, vad, frames, keep, t_start)
+        try:
+            events = await loop.run_in_executor(
+                pool, _vad_step, down, vad, frames, keep, t_start)
+        except Exception as exc:
+            faults.failed("voice_activity", exc)
+            continue
         for ev in events:
             on_event(VadEvent(ev.kind, t_start + ev.t))
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from avatar_agent.core.clock import MediaClock
 from avatar_agent.core.config import Config
+from avatar_agent.core.faults import StageFaults
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.perception.vad import VadEvent
 from avatar_agent.speech.answers import Answer
@@ -61,8 +62,10 @@ class CallSpeech:
         speech_rate: Callable[[], float] = lambda: 1.0,
         understanding: CallUnderstanding | None = None,
         on_answer: Callable[[Answer, str, float], None] | None = None,
+        faults: StageFaults | None = None,
     ) -> None:
         self.cfg = config
+        self._faults = faults or StageFaults(call_id, server.metrics)
         self._server = server
         self.playout = playout
         self._clock = clock
@@ -107,7 +110,10 @@ class CallSpeech:
     async def _say(self, parts: list[tuple[str | None, str]]) -> None:
         async with self._lock:
             for layer, text in parts:
-                await self._say_one(layer, text)
+                try:
+                    await self._say_one(layer, text)
+                except Exception as exc:  # this text goes unsaid; the call and its turns go on
+                    self._faults.failed("tts", exc)
 
     async def _say_one(self, layer: str | None, text: str) -> None:
         rate = self._speech_rate()
