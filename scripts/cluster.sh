@@ -10,7 +10,7 @@
 # with TLS from a self-signed certificate unless --plain-http, and prints the front's
 # URL. The shared config goes to var/cluster/config.yaml (so `avatar-agent operators
 # add NAME --config var/cluster/config.yaml` reaches the cluster's PostgreSQL), each
-# worker's to var/cluster/wI.yaml; --extra FILE is appended to every worker's config.
+# worker's to var/cluster/wI.yaml; --extra FILE is merged into every worker's config.
 # `down` stops everything `up` started; the database stays in var/cluster/pg for the
 # next `up` (delete var/cluster to start afresh).
 set -euo pipefail
@@ -92,11 +92,24 @@ YAML
   local i wport upstream="" routes=""
   for ((i = 1; i <= workers; i++)); do
     wport=$(free_port)
-    { cat "$DIR/config.yaml"
-      printf 'cluster:\n  worker_id: w%d\n  address: http://127.0.0.1:%d\n' "$i" "$wport"
-      printf 'server:\n  trusted_proxies: ["127.0.0.1"]\n'
-      [ -n "$extra" ] && cat "$extra"
-    } > "$DIR/w$i.yaml"
+    # the shared config, this worker's own part, then --extra, merged section by section
+    # (YAML concatenated would let a second `server:` or `operators:` replace the first)
+    "$PY" - "$DIR/config.yaml" "$i" "$wport" "$extra" > "$DIR/w$i.yaml" <<'PY'
+import sys, yaml
+base, i, port, extra = sys.argv[1:]
+cfg = yaml.safe_load(open(base))
+parts = [{"cluster": {"worker_id": f"w{i}", "address": f"http://127.0.0.1:{port}"},
+          "server": {"trusted_proxies": ["127.0.0.1"]}}]
+if extra:
+    parts.append(yaml.safe_load(open(extra)) or {})
+for part in parts:
+    for section, value in part.items():
+        if isinstance(value, dict) and isinstance(cfg.get(section), dict):
+            cfg[section] = {**cfg[section], **value}
+        else:
+            cfg[section] = value
+sys.stdout.write(yaml.safe_dump(cfg, sort_keys=False))
+PY
     nohup "$AGENT" serve --config "$DIR/w$i.yaml" --host 127.0.0.1 --port "$wport" \
       > "$DIR/w$i.log" 2>&1 &
     echo $! > "$DIR/w$i.pid"

@@ -2,7 +2,8 @@
 (plain HTTP on loopback), all from the Debian packages. Each worker takes one call:
 two real aiortc customers through the front land on different workers (a full worker's
 503 on the join sends the second to the next), a third is refused; an operator signed
-in through the front sees both calls on one WebSocket. Then one worker is killed with
+in through the front sees both calls on one WebSocket and each customer's camera,
+whichever worker the request reaches. Then one worker is killed with
 SIGKILL: the other call goes on (its frame rate before and after is printed), the
 dead worker's call is ended `worker_lost` within 30 s, and a new customer lands on the
 survivor. `down` stops everything."""
@@ -41,7 +42,8 @@ def front() -> Iterator[tuple[str, Path]]:
     root.chmod(0o755)
     (root / "script.yaml").write_text(SCRIPT)
     (root / "extra.yaml").write_text("server:\n  max_calls: 1\n"
-                                     f"affect:\n  script: {root / 'script.yaml'}\n")
+                                     f"affect:\n  script: {root / 'script.yaml'}\n"
+                                     "operators:\n  show_customer_video: true\n")
     env = {**os.environ, "AVATAR_CLUSTER_DIR": str(root / "c"), "OMP_NUM_THREADS": "1"}
     script = str(REPO / "scripts" / "cluster.sh")
     try:
@@ -94,6 +96,25 @@ def ended_reason(cluster_dir: Path, call_id: str) -> str | None:
         engine.dispose()
 
 
+def worker_address(cluster_dir: Path, worker: str) -> str:
+    cfg = yaml.safe_load((cluster_dir / f"{worker}.yaml").read_text())
+    return str(cfg["cluster"]["address"])
+
+
+async def first_jpeg(http: aiohttp.ClientSession, base: str, call_id: str,
+                     token: str) -> bytes:
+    """The first frame of a call's camera view (a multipart JPEG stream)."""
+    async with asyncio.timeout(10):
+        async with http.get(f"{base}/api/calls/{call_id}/video.mjpeg",
+                            headers=bearer(token)) as r:
+            assert r.status == 200, await r.text()
+            assert r.content_type == "multipart/x-mixed-replace"
+            reader = aiohttp.MultipartReader.from_response(r)
+            part = await reader.next()
+            assert isinstance(part, aiohttp.BodyPartReader)
+            return bytes(await part.read())
+
+
 async def test_customers_spread_over_workers_and_one_operator_sees_both(
         front: tuple[str, Path], http: aiohttp.ClientSession, grid_clip: Path) -> None:
     url, cluster_dir = front
@@ -115,6 +136,20 @@ async def test_customers_spread_over_workers_and_one_operator_sees_both(
         await wait_until(lambda: all(seen.of("affect", i) for i in ids), 20, "both curves")
         async with jars[2].post(url + "/api/join") as r:
             assert r.status == 503  # both workers full: refused at the door
+
+        # the camera view of each call, asked of each worker directly (so one of the two
+        # is passed on to the call's owner) and through the front; the owner still
+        # checks the operator
+        addresses = {w: worker_address(cluster_dir, w) for w in ("w1", "w2")}
+        viewed = time.monotonic()
+        for call_id in ids:
+            for base in (*addresses.values(), url):
+                assert (await first_jpeg(http, base, call_id, token))[:2] == b"\xff\xd8"
+            other = next(a for w, a in addresses.items() if w != placed[call_id])
+            async with http.get(f"{other}/api/calls/{call_id}/video.mjpeg",
+                                headers=bearer(token + "x")) as r:
+                assert r.status == 401
+        print(f"camera views: {time.monotonic() - viewed:.1f} s")
 
         # the first call's worker dies: the other call goes on at full rate, the dead
         # worker's call is ended worker_lost within 30 s, a new customer goes to the

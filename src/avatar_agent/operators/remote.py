@@ -1,10 +1,15 @@
-"""An operator's `say` and `end` for a call that another worker of the cluster holds.
+"""An operator's `say`, `end` and camera view for a call that another worker of the
+cluster holds.
 
 The operator's request may land on any worker (the front balances them); a call not
 held here is looked up in the shared store, and the command goes to its owner through
 `core.commands` (Redis), which runs it on the call as if the request had come to it
-and answers with the status and body the operator gets. Off a cluster (no `bus.url`
-or no `cluster.worker_id`) nothing here runs and such a call is simply not found.
+and answers with the status and body the operator gets. The camera view is a stream,
+not a command: the worker passes the request on to the owner's `cluster.address`
+over HTTP with the operator's own credentials (the owner checks them and the call's
+consent itself) and pipes the owner's MJPEG back as it comes. Off a cluster (no
+`bus.url` or no `cluster.worker_id`) nothing here runs and such a call is simply not
+found.
 """
 
 from __future__ import annotations
@@ -14,14 +19,19 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from avatar_agent.core.calls import CallServices, LiveCall
 from avatar_agent.core.commands import CommandLink
 from avatar_agent.core.events import Takeover, timeline_entry
+from avatar_agent.core.httpjson import error
 from avatar_agent.operators.http import OPS, Operators, runtime_of
 
 LINK: web.AppKey[CommandLink] = web.AppKey("command-link", CommandLink)
+# Names the worker that passed a request on: the owner never passes it on again (a
+# call that moved or ended meanwhile is then simply not found, rather than a loop).
+RELAYED = "X-Avatar-Relayed-By"
 
 
 async def takeover(rt: CallServices, session: LiveCall, operator: str,
@@ -50,6 +60,56 @@ async def forward(request: web.Request, not_here: web.Response, op: str,
         return not_here
     status, body = await link.send(rec.worker, {"op": op, "call_id": call_id, **fields})
     return web.json_response(body, status=status)
+
+
+async def owner_address(request: web.Request) -> str | None:
+    """Where the worker holding this live call is reached, if another one holds it."""
+    link = request.app.get(LINK)
+    if link is None or RELAYED in request.headers:
+        return None
+    call_id = request.match_info["call_id"]
+    rt = runtime_of(request)
+    rec = await rt.store.run(rt.store.store.get_call, call_id)
+    if rec is None or rec.ended_at is not None or rec.worker in (None, link.worker_id):
+        return None
+    workers = await rt.store.run(rt.store.store.workers)
+    return next((str(w["address"]) for w in workers
+                 if w["id"] == rec.worker and w["address"]), None)
+
+
+async def relay_stream(request: web.Request, not_here: web.Response) -> web.StreamResponse:
+    """The owner's answer to this GET, streamed through as it comes (the camera's
+    MJPEG); `not_here` when no other worker holds a live call of that id."""
+    address = await owner_address(request)
+    if address is None:
+        return not_here
+    headers = {RELAYED: request.app[LINK].worker_id}
+    for name in ("Authorization", "Cookie"):  # the operator's own credentials
+        if name in request.headers:
+            headers[name] = request.headers[name]
+    # no overall time limit: the view lasts as long as the operator keeps it open
+    timeout = aiohttp.ClientTimeout(total=None, connect=5.0)
+    async with aiohttp.ClientSession(timeout=timeout) as client:
+        try:
+            upstream = await client.get(address.rstrip("/") + request.path, headers=headers)
+        except (aiohttp.ClientError, TimeoutError):
+            return error(502, "the worker holding the call cannot be reached")
+        async with upstream:
+            if upstream.status != 200:  # refused there: the operator gets the owner's answer
+                return web.Response(status=upstream.status, body=await upstream.read(),
+                                    content_type=upstream.content_type)
+            resp = web.StreamResponse(headers={
+                "Content-Type": upstream.headers.get("Content-Type", "application/octet-stream"),
+                "Cache-Control": "no-store"})
+            await resp.prepare(request)
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await resp.write(chunk)
+            except ConnectionError:
+                pass  # the operator closed the view: closing here ends the owner's stream
+            except aiohttp.ClientError:
+                pass  # the owner went away mid-stream: the view simply ends
+            return resp
 
 
 async def calls_elsewhere(request: web.Request) -> list[dict[str, Any]]:

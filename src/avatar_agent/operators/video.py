@@ -4,7 +4,8 @@ Only where config allows it (`operators.show_customer_video`) and only for a cus
 who agreed on the page, which then says an operator may see them. Frames go from
 memory to the operator's browser as a multipart JPEG stream that an `<img>` shows;
 nothing is written anywhere. The newest frame wins and the rate is capped, so a slow
-viewer costs the call nothing.
+viewer costs the call nothing. In a cluster, a worker asked for a call another worker
+holds passes the stream through from that worker (`remote.relay_stream`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from av.video.reformatter import VideoReformatter
 from avatar_agent.core.clock import LoopClock, Ticker
 from avatar_agent.core.httpjson import error
 from avatar_agent.operators.http import live_call, operator_only, ops_of, runtime_of
+from avatar_agent.operators.remote import relay_stream
 
 log = logging.getLogger(__name__)
 BOUNDARY = "frame"
@@ -55,8 +57,8 @@ async def customer_video(request: web.Request) -> web.StreamResponse:
         return error(404, "the customer's camera is not shown to operators "
                           "(operators.show_customer_video is off)")
     session = live_call(request)
-    if isinstance(session, web.Response):
-        return session
+    if isinstance(session, web.Response):  # perhaps held by another worker
+        return await relay_stream(request, session)
     if not session.consent_analysis:
         return error(403, "the customer did not agree to be seen")
     video = session.transport.video_in if session.transport is not None else None
