@@ -1,12 +1,13 @@
 """`scripts/cluster.sh` end to end: PostgreSQL, Redis, two workers and nginx in front
-(plain HTTP on loopback), all from the Debian packages. Each worker takes one call:
-two real aiortc customers through the front land on different workers (a full worker's
-503 on the join sends the second to the next), a third is refused; an operator signed
-in through the front sees both calls on one WebSocket and each customer's camera,
-whichever worker the request reaches. Then one worker is killed with
-SIGKILL: the other call goes on (its frame rate before and after is printed), the
-dead worker's call is ended `worker_lost` within 30 s, and a new customer lands on the
-survivor. `down` stops everything."""
+(HTTPS with its self-signed certificate, as `up` starts it for a demo), all from the
+Debian packages; every request of the customers and the operator goes through TLS.
+Each worker takes one call: two real aiortc customers through the front land on
+different workers (a full worker's 503 on the join sends the second to the next), a
+third is refused; an operator signed in through the front sees both calls on one
+WebSocket and each customer's camera, whichever worker the request reaches. Then one
+worker is killed with SIGKILL: the other call goes on (its frame rate before and after
+is printed), the dead worker's call is ended `worker_lost` within 30 s, and a new
+customer lands on the survivor. `down` stops everything."""
 
 from __future__ import annotations
 
@@ -48,11 +49,11 @@ def front() -> Iterator[tuple[str, Path]]:
     script = str(REPO / "scripts" / "cluster.sh")
     try:
         up = subprocess.run([script, "up", "--workers", "2", "--port", str(free_port()),
-                             "--plain-http", "--extra", str(root / "extra.yaml")],
+                             "--extra", str(root / "extra.yaml")],
                             capture_output=True, text=True, timeout=400, env=env)
         assert up.returncode == 0, up.stderr[-3000:]
         url = up.stdout.strip().splitlines()[-1]
-        assert url.startswith("http://127.0.0.1:")
+        assert url.startswith("https://127.0.0.1:")
         add = subprocess.run(
             [sys.executable, "-m", "avatar_agent.cli", "operators", "add", "ann", "--config",
              str(root / "c" / "config.yaml")],
@@ -68,9 +69,16 @@ def front() -> Iterator[tuple[str, Path]]:
         assert pids == [], f"down left {pids}"
 
 
+def browser() -> aiohttp.ClientSession:
+    """A client that accepts the front's self-signed certificate and keeps cookies
+    for an IP address (as a browser would, once told to trust the certificate)."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                 connector=aiohttp.TCPConnector(ssl=False))
+
+
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
+    async with browser() as s:
         yield s
 
 
@@ -125,7 +133,7 @@ async def test_customers_spread_over_workers_and_one_operator_sees_both(
     seen = Events()
     reader = asyncio.ensure_future(collect(ws, seen))
     # each customer has its own browser: its own cookie for the worker of its call
-    jars = [aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) for _ in range(3)]
+    jars = [browser() for _ in range(3)]
     clients = [CustomerClient(url, grid_clip, consent=True) for _ in range(2)]
     try:
         ids = [await c.connect(s) for c, s in zip(clients, jars, strict=False)]
