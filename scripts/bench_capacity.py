@@ -34,6 +34,7 @@ from pathlib import Path
 
 import aiohttp
 
+from avatar_agent.core.config import ServerConfig
 from avatar_agent.testing.client import CustomerClient
 from avatar_agent.testing.loop_media import LoopedClip
 
@@ -102,9 +103,11 @@ async def run_k(url: str, pid: int, clip: LoopedClip, k: int, seconds: float,
                 raise SystemExit("a call never received video")
             await asyncio.sleep(3.0)  # past the greeting's start and other start-up work
             spy = _start_profile(pid, seconds, profile, k) if profile else None
+            me0 = cpu_seconds(os.getpid())
             c0, cpu0, t0 = await server_counters(http, url), cpu_seconds(pid), time.monotonic()
             await asyncio.sleep(seconds)
             c1, cpu1, t1 = await server_counters(http, url), cpu_seconds(pid), time.monotonic()
+            me1 = cpu_seconds(os.getpid())
             if spy is not None:
                 spy.wait()
             n = len(placed)
@@ -122,6 +125,7 @@ async def run_k(url: str, pid: int, clip: LoopedClip, k: int, seconds: float,
                 "cpu_pct": (cpu1 - cpu0) / dt * 100,
                 "cpu_pct_per_call": (cpu1 - cpu0) / dt * 100 / max(n, 1),
                 "split_pct_per_call": split,
+                "client_cpu_pct": (me1 - me0) / dt * 100,  # the K customers, same machine
             }
             result["stage_wall_ms_per_s"] = {
                 key[5:]: (c1[key] - c0.get(key, 0.0)) / dt * 1000 / max(n, 1)
@@ -176,7 +180,7 @@ def print_row(name: str, r: dict[str, object]) -> None:
     face_cell = "" if not isinstance(face, float) else f"{face:.1f}"
     print(f"{name:<7} {r['calls']:>2} {r['held']:>4} {r['refused']:>4} {r['fps_mean']:>6.1f} "
           f"{r['fps_min']:>6.1f} {r['worst_gap_ms']:>6.0f} {r['cpu_pct_per_call']:>6.1f} "
-          f"{cells} {face_cell:>6}", flush=True)
+          f"{cells} {face_cell:>6} {r['client_cpu_pct']:>6.0f}", flush=True)
 
 
 def main() -> None:
@@ -185,17 +189,31 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--no-floor", action="store_true", help="skip the transport floor")
-    ap.add_argument("--config", default="", help="extra top-level YAML for the server")
+    ap.add_argument("--config", default="",
+                    help="extra top-level YAML for the server (not `server:`)")
     ap.add_argument("--profile", type=Path, help="py-spy flame graph of the largest K here")
     ap.add_argument("--json", type=Path, help="write the rows here too")
+    ap.add_argument("--server-src", type=Path,
+                    help="run the server from this src/ (another checkout), for a before/after")
     args = ap.parse_args()
+    if args.server_src:  # the customers stay on this checkout's code
+        os.environ["PYTHONPATH"] = str(args.server_src.resolve())
     clip_path = sorted((args.data / "talking_face" / "grid").glob("*.mpg"))[0]
     clip = LoopedClip(clip_path)
     rows: list[dict[str, object]] = []
     print(f"{'server':<7} {'K':>2} {'held':>4} {'503':>4} {'fps':>6} {'min':>6} {'gap ms':>6} "
-          f"{'%/call':>6} " + " ".join(f"{c:>6}" for c in COLUMNS) + f" {'face/s':>6}")
+          f"{'%/call':>6} " + " ".join(f"{c:>6}" for c in COLUMNS)
+          + f" {'face/s':>6} {'client':>6}")
     with tempfile.TemporaryDirectory() as d:
-        proc, url = spawn_server(Path(d), REPO, config_yaml=args.config)
+        # the shipped CPU budget (test servers run without one), so K past it shows 503s
+        budget = ServerConfig()
+        server = ("server:\n  joins_per_client_per_min: 600\n  max_calls_per_client: 20\n"
+                  "  max_half_open_per_client: 8\n")
+        if args.server_src:  # an older server has no budget key; this comment keeps it so
+            server += "  # call_cores: not known to this server\n"
+        else:
+            server += f"  call_cores: {budget.call_cores}\n  utilisation: {budget.utilisation}\n"
+        proc, url = spawn_server(Path(d), REPO, config_yaml=server + args.config)
         try:
             for k in args.calls:
                 prof = args.profile if args.profile and k == max(args.calls) else None
@@ -218,7 +236,8 @@ def main() -> None:
             floor.wait(20)
     print(f"({os.cpu_count()} CPU cores, load client on the same machine; CPU % is of one "
           f"core, per call; held = >= {MIN_FPS:.0f} fps and no gap >= {MAX_GAP_S * 1000:.0f} ms "
-          f"as received; clip {clip_path.name} looped; face/s = customer frames analysed)")
+          f"as received; clip {clip_path.name} looped; face/s = customer frames analysed; "
+          "client = CPU % of the load client itself)")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -13,7 +14,14 @@ from typing import Any
 
 from aiohttp import web
 
-from avatar_agent.core.admission import JoinTokens, Limits, RateLimiter, Slots, refusal
+from avatar_agent.core.admission import (
+    JoinTokens,
+    Limits,
+    RateLimiter,
+    Slots,
+    call_capacity,
+    refusal,
+)
 from avatar_agent.core.api import OfferBody, api, openapi, parse
 from avatar_agent.core.cluster import membership, worker_header
 from avatar_agent.core.config import Config, ServerConfig
@@ -83,8 +91,12 @@ class Gate:
     joins: RateLimiter = field(init=False)
     offers: RateLimiter = field(init=False)
     client_of_call: dict[str, str] = field(default_factory=dict)
+    call_limit: int = field(init=False)  # max_calls, or fewer when the CPU budget says so
 
     def __post_init__(self) -> None:
+        cfg = self.cfg
+        self.call_limit = call_capacity(cfg.max_calls, cfg.call_cores,
+                                        cfg.cores or os.cpu_count() or 1, cfg.utilisation)
         self.tokens = JoinTokens(self.cfg.join_token_ttl_s)
         # bursts of 10 s worth, at least 5: a page that retries must not be cut off
         burst = max(5, round(self.cfg.joins_per_client_per_min / 6))
@@ -105,7 +117,7 @@ class Gate:
         return refusal(
             Slots(calls=len(calls), half_open=sum(not s.media_flowing for s in calls.values()),
                   client_calls=len(mine), client_half_open=sum(not s.media_flowing for s in mine)),
-            Limits(cfg.max_calls, min(cfg.max_half_open, cfg.max_calls),
+            Limits(self.call_limit, min(cfg.max_half_open, self.call_limit),
                    cfg.max_calls_per_client, cfg.max_half_open_per_client))
 
 
@@ -126,7 +138,7 @@ async def join(request: web.Request) -> web.Response:
     gate = request.app[GATE]
     if not gate.joins.allow(gate.client(request), time.monotonic()):
         return _slow_down(429, "too many join requests from this client")
-    if len(request.app[CALLS]) >= gate.cfg.max_calls:
+    if len(request.app[CALLS]) >= gate.call_limit:
         # full: refused before the token, so a front in front of several workers sends
         # the customer to the next one (their offer goes where their token was issued)
         return _slow_down(503, "this server is at its call limit")
@@ -270,9 +282,12 @@ async def openapi_doc(request: web.Request) -> web.Response:
 async def _runtime_ctx(app: web.Application) -> Any:
     rt = await Runtime.start(app[CONFIG])
     app[RUNTIME] = rt
+    limit = app[GATE].call_limit
+    rt.metrics.call_capacity.set(limit)
+    rt.metrics.call_headroom.set_function(lambda: limit - len(app[CALLS]))
     rt.tasks.spawn(_heartbeats(app), "call-heartbeats")
     if app[CONFIG].cluster.worker_id is not None:
-        rt.tasks.spawn(membership(rt.store, app[CONFIG].cluster, app[CONFIG].server.max_calls,
+        rt.tasks.spawn(membership(rt.store, app[CONFIG].cluster, app[GATE].call_limit,
                                   lambda: len(app[CALLS]), rt.events), "cluster")
     yield
     sessions = list(app[CALLS].values())

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from avatar_agent.core.admission import JoinTokens, Limits, RateLimiter, Slots, refusal
+from avatar_agent.core.admission import (
+    JoinTokens,
+    Limits,
+    RateLimiter,
+    Slots,
+    call_capacity,
+    refusal,
+)
 
 LIMITS = Limits(max_calls=20, max_half_open=10, max_calls_per_client=4,
                 max_half_open_per_client=2)
@@ -47,3 +54,14 @@ def test_one_client_cannot_take_the_slots_of_others() -> None:
     # calls that never connect may take only their share of the server
     assert refusal(Slots(10, 10, 0, 0), LIMITS) == (
         503, "too many calls are connecting, try again shortly")
+
+
+def test_call_capacity_from_the_cpu_budget() -> None:
+    # 2 cores at 85 % over 0.8 of a core per call: 2 calls, not 20
+    assert call_capacity(20, 0.8, 2, 0.85) == 2
+    assert call_capacity(20, 0.8, 8, 0.85) == 8
+    assert call_capacity(3, 0.8, 8, 0.85) == 3  # max_calls still caps it
+    assert call_capacity(20, 4.0, 2, 0.85) == 1  # never below one call
+    assert call_capacity(20, 1.0, 1, 1.0) == 1  # an exact fit counts (no float shortfall)
+    assert call_capacity(20, 0.35, 2, 0.7) == 4
+    assert call_capacity(20, None, 2, 0.85) == 20  # no budget: max_calls alone

@@ -11,6 +11,7 @@ take the slots that real, connected customers use.
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -71,6 +72,18 @@ class Slots:
     half_open: int  # of which not connected yet
     client_calls: int
     client_half_open: int
+
+
+def call_capacity(max_calls: int, call_cores: float | None, cores: float,
+                  utilisation: float) -> int:
+    """Calls this machine carries at full quality: the cores it may use over the CPU
+    one full call was measured to take, at least 1 and at most `max_calls`.
+
+    `call_cores` None means no CPU budget: `max_calls` alone.
+    """
+    if call_cores is None:
+        return max_calls
+    return max(1, min(max_calls, math.floor(cores * utilisation / call_cores + 1e-9)))
 
 
 @dataclass(frozen=True)

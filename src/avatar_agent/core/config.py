@@ -51,6 +51,13 @@ class ServerConfig(Section):
     # Offers are a few KiB; anything larger is a mistake or an attack.
     max_body_bytes: int = Field(65536, ge=1024, le=1_048_576)
     max_calls: int = Field(20, ge=1, le=1000)
+    # Calls at full quality: (this machine's cores, or `cores`) x `utilisation` over the
+    # CPU one full call takes (`call_cores`, measured by scripts/bench_capacity.py), at
+    # most max_calls. Past it a new customer gets 503 with Retry-After (the page says the
+    # lines are busy) instead of every call dropping frames. null: max_calls alone.
+    call_cores: float | None = Field(0.9, gt=0, le=64)
+    cores: float | None = Field(None, gt=0, le=1024)
+    utilisation: float = Field(0.85, gt=0, le=1)
     # Given to the browser page and to the server's own peer; empty means host candidates only.
     ice_servers: list[IceServer] = Field(default_factory=list)
     # A TURN server whose time-limited credentials the page gets with each load.
@@ -233,7 +240,9 @@ class BargeInConfig(Section):
 
 class PerceptionConfig(Section):
     # Face analysis rate per call; frames in between are dropped (latest frame wins).
-    face_fps: float = Field(15.0, gt=0, le=60)
+    # 10/s is the rate the affect model's face features are built at (features.FACE_HZ);
+    # 15/s cost half as much again in face mesh per call for features it resamples anyway.
+    face_fps: float = Field(10.0, gt=0, le=60)
     # Seconds of features each call keeps for the affect stage.
     ring_seconds: float = Field(10.0, ge=2, le=120)
 

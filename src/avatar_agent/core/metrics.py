@@ -15,6 +15,13 @@ class Metrics:
         r = self.registry
         r.register(PoolCpuCollector())  # CPU by stage: each stage has its own pool
         self.calls_live = Gauge("avatar_agent_calls_live", "Calls in progress", registry=r)
+        self.call_capacity = Gauge(
+            "avatar_agent_call_capacity",
+            "Calls this server admits at once (max_calls, or its CPU budget if lower)",
+            registry=r)
+        self.call_headroom = Gauge(
+            "avatar_agent_call_headroom", "Calls that may still start before new ones get 503",
+            registry=r)
         self.calls_ended = Counter(
             "avatar_agent_calls_ended", "Calls ended, by reason", ["reason"], registry=r
         )

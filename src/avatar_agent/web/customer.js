@@ -156,7 +156,10 @@
       });
       const data = await res.json().catch(() => null);
       if (!res.ok) {
-        throw new Error(data && data.error ? data.error : `server answered ${res.status}`);
+        const failure = new Error(data && data.error ? data.error : `server answered ${res.status}`);
+        failure.status = res.status;
+        failure.retryAfter = Number(res.headers.get("Retry-After")) || null;
+        throw failure;
       }
       return data || {};
     } catch (err) {
@@ -247,8 +250,14 @@
       await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     } catch (err) {
       if (attempt.over) return;
-      const message = err && err.message ? err.message : String(err);
       const id = attempt.callId;
+      if (err && err.status === 503) {
+        // Every line is taken: say so plainly and when to try, not that something broke.
+        const wait = err.retryAfter ? ` in about ${Math.max(1, Math.round(err.retryAfter))} seconds` : " in a moment";
+        finish(attempt, "busy", `All our lines are busy right now. Please try again${wait}.`);
+        return;
+      }
+      const message = err && err.message ? err.message : String(err);
       finish(attempt, "error", `Could not start the call: ${message}`);
       if (id) deleteCall(id);
     }
@@ -304,7 +313,9 @@
     if (attempt === current) {
       els.placeholderText.textContent = state === "ended"
         ? "The call has ended. You can start a new one at any time."
-        : "The call could not continue. You can try again.";
+        : state === "busy"
+          ? "We are helping other customers right now."
+          : "The call could not continue. You can try again.";
       setState(state, message);
     }
   }
