@@ -30,6 +30,7 @@ from avatar_agent.core.config import ConfigError
 from avatar_agent.core.httpjson import error
 from avatar_agent.core.levels import LEVELS
 from avatar_agent.operators.http import runtime_of
+from avatar_agent.operators.mjpeg import open_stream, part
 from avatar_agent.operators.tuning_state import (
     TUNING,
     persona_file,
@@ -45,7 +46,6 @@ SAMPLE_LINE = "I'm so sorry about that, let me put it right for you."
 PREVIEW_FPS = 12.0
 MAX_STREAMS = 3  # rendering is CPU the calls need: a few viewers at most
 MAX_STREAM_S = 600.0  # a forgotten tab stops costing CPU after this
-BOUNDARY = "frame"
 
 
 class Voice(Protocol):
@@ -100,11 +100,6 @@ async def sample_wav(request: web.Request) -> web.Response:
                         headers={"Cache-Control": "private, max-age=3600"})
 
 
-def _part(data: bytes) -> bytes:
-    head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-            f"Content-Length: {len(data)}\r\n\r\n").encode()
-    return head + data + b"\r\n"
-
 
 @tuner
 async def preview(request: web.Request) -> web.StreamResponse:
@@ -138,10 +133,7 @@ async def _stream(request: web.Request, path: Path, view: str, level: str,
     stream = PreviewStream(renderer, line, view, level, state)
     watcher = await loop.run_in_executor(pool, PersonaWatcher, path)
     key = (request["operator"], path.stem)
-    resp = web.StreamResponse(headers={
-        "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-        "Cache-Control": "no-store"})
-    await resp.prepare(request)
+    resp = await open_stream(request)
     clock = LoopClock()
     ticker = Ticker(clock, 1.0 / PREVIEW_FPS)
     start = clock.now()
@@ -160,7 +152,7 @@ async def _stream(request: web.Request, path: Path, view: str, level: str,
                 polled = clock.now()
             persona = tuning.drafts.get(key) or watcher.persona
             data = await loop.run_in_executor(pool, one_frame, t, persona, poll)
-            await resp.write(_part(data))
+            await resp.write(part(data))
             sent += 1
             await ticker.tick()
     except ConnectionError:

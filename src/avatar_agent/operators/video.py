@@ -23,10 +23,10 @@ from av.video.reformatter import VideoReformatter
 from avatar_agent.core.clock import LoopClock, Ticker
 from avatar_agent.core.httpjson import error
 from avatar_agent.operators.http import live_call, operator_only, ops_of, runtime_of
+from avatar_agent.operators.mjpeg import open_stream, part
 from avatar_agent.operators.remote import relay_stream
 
 log = logging.getLogger(__name__)
-BOUNDARY = "frame"
 JPEG_QUALITY = 80
 WAIT_S = 1.0  # how often a stream with no new frame checks that its call still runs
 
@@ -44,11 +44,6 @@ def encode_jpeg(frame: av.VideoFrame, reformatter: VideoReformatter) -> bytes:
     return np.asarray(buf).tobytes()
 
 
-def _part(jpeg: bytes) -> bytes:
-    head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-            f"Content-Length: {len(jpeg)}\r\n\r\n").encode()
-    return head + jpeg + b"\r\n"
-
 
 @operator_only
 async def customer_video(request: web.Request) -> web.StreamResponse:
@@ -65,11 +60,7 @@ async def customer_video(request: web.Request) -> web.StreamResponse:
     if video is None:
         return error(404, "the customer sends no video")
 
-    resp = web.StreamResponse(headers={
-        "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-        "Cache-Control": "no-store",
-    })
-    await resp.prepare(request)
+    resp = await open_stream(request)
     pool = runtime_of(request).analysis_pool
     loop = asyncio.get_running_loop()
     slot = video.subscribe(sampled=True)
@@ -84,7 +75,7 @@ async def customer_video(request: web.Request) -> web.StreamResponse:
                     await asyncio.wait_for(video.arrival(), WAIT_S)
                 continue
             jpeg = await loop.run_in_executor(pool, encode_jpeg, frame, reformatter)
-            await resp.write(_part(jpeg))
+            await resp.write(part(jpeg))
             sent += 1
             await ticker.tick()
     except ConnectionError:
