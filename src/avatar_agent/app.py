@@ -22,10 +22,10 @@ from avatar_agent.core.admission import (
     call_capacity,
     refusal,
 )
-from avatar_agent.core.api import OfferBody, api, openapi, parse
+from avatar_agent.core.api import OfferBody, api, openapi, read_body
 from avatar_agent.core.cluster import membership, worker_header
 from avatar_agent.core.config import Config, ServerConfig
-from avatar_agent.core.httpjson import WEB_DIR, error, inject_config, json_body, read_page
+from avatar_agent.core.httpjson import WEB_DIR, error, inject_config, read_page
 from avatar_agent.core.memory import release_free_memory
 from avatar_agent.core.turn import turn_ice_server
 from avatar_agent.core.websecurity import security_headers
@@ -75,10 +75,7 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def _read_offer(request: web.Request, limit: int) -> OfferBody | web.Response:
-    data = await json_body(request, limit)
-    if isinstance(data, web.Response):
-        return data
-    return parse(OfferBody, data)
+    return await read_body(request, OfferBody, limit)
 
 
 @dataclass

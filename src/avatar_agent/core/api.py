@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from avatar_agent.core.httpjson import error
+from avatar_agent.core.httpjson import error, json_body
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
@@ -67,6 +67,15 @@ def parse(model: type[M], data: dict[str, Any]) -> M | web.Response:
         where = ".".join(str(p) for p in first["loc"]) or "body"
         msg = first["msg"].removeprefix("Value error, ")
         return error(400, f"'{where}': {msg}")
+
+
+async def read_body(request: web.Request, model: type[M],
+                    limit: int | None = None) -> M | web.Response:
+    """The request's JSON body as `model`, or the 4xx response to send instead."""
+    data = await json_body(request, limit)
+    if isinstance(data, web.Response):
+        return data
+    return parse(model, data)
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import time
 
 from aiohttp import web
 
-from avatar_agent.core.api import LoginBody, api, parse
+from avatar_agent.core.api import LoginBody, api, read_body
 from avatar_agent.core.calls import CallServices
-from avatar_agent.core.httpjson import error, json_body
+from avatar_agent.core.httpjson import error
 from avatar_agent.operators.auth import (
     DUMMY_HASH,
     MAX_PASSWORD,
@@ -42,10 +42,7 @@ def _too_many(wait_s: float, why: str) -> web.Response:
 @api("log in: a token (also set as a cookie) for the operator routes", body=LoginBody,
      responses={200: ("the token", JSON)})
 async def login(request: web.Request) -> web.Response:
-    data = await json_body(request)
-    if isinstance(data, web.Response):
-        return data
-    body = parse(LoginBody, data)
+    body = await read_body(request, LoginBody)
     if isinstance(body, web.Response):
         return body
     name, password = body.name, body.password

@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
-from avatar_agent.core.api import SayBody, api, parse
+from avatar_agent.core.api import SayBody, api, read_body
 from avatar_agent.core.calls import CallServices, LiveCall
 from avatar_agent.core.config import Config
 from avatar_agent.core.events import EscalationAcknowledged, encode
-from avatar_agent.core.httpjson import error, inject_config, json_body
+from avatar_agent.core.httpjson import error, inject_config
 from avatar_agent.operators.auth import (
     AuthError,
     TokenClaims,
@@ -196,10 +196,7 @@ async def plot(request: web.Request) -> web.Response:
      responses={202: ("queued", JSON)})
 @operator_only
 async def say(request: web.Request) -> web.Response:
-    data = await json_body(request)
-    if isinstance(data, web.Response):
-        return data
-    body = parse(SayBody, data)
+    body = await read_body(request, SayBody)
     if isinstance(body, web.Response):
         return body
     text = " ".join(body.text.split())
