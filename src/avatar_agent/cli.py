@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,12 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error")] = "info",
 ) -> None:
     """Start the server."""
+    # Before numpy loads: its BLAS would start a spinning thread per core for the
+    # occasional small matrix product, on cores every call's media needs. Torch and
+    # OpenCV are set to one thread each at start-up (runtime.py); a value already in
+    # the environment wins.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     from aiohttp import web
 
     from avatar_agent.app import create_app
