@@ -82,10 +82,26 @@ async def server_counters(http: aiohttp.ClientSession, url: str) -> dict[str, fl
     return out
 
 
-async def run_k(url: str, pid: int, clip: LoopedClip, k: int, seconds: float,
-                profile: Path | None) -> dict[str, object]:
-    async with aiohttp.ClientSession() as http:
-        clients = [CustomerClient(url, looped=clip) for _ in range(k)]
+async def all_counters(http: aiohttp.ClientSession, urls: list[str]) -> dict[str, float]:
+    """The counters of several servers (the workers behind a front), summed."""
+    out: dict[str, float] = {}
+    for one in await asyncio.gather(*(server_counters(http, u) for u in urls)):
+        for key, value in one.items():
+            out[key] = out.get(key, 0.0) + value
+    return out
+
+
+async def run_k(url: str, pids: list[int], clip: LoopedClip, k: int, seconds: float,
+                profile: Path | None, consent: bool = True,
+                counters: list[str] | None = None) -> dict[str, object]:
+    """K customers on the server at `url`, whose processes are `pids` (several behind
+    a front); the split by stage from the /metrics of `counters` (default: `url`)."""
+    metrics = [url] if counters is None else counters
+    # a cluster front pins an offer to the worker that issued its join token with a
+    # cookie; customers connect one after another, so one jar serves them all
+    jar = aiohttp.CookieJar(unsafe=True)  # unsafe: cookies from an IP address (127.0.0.1)
+    async with aiohttp.ClientSession(cookie_jar=jar) as http:
+        clients = [CustomerClient(url, looped=clip, consent=consent) for _ in range(k)]
         refused = 0
         try:
             placed = []
@@ -102,11 +118,13 @@ async def run_k(url: str, pid: int, clip: LoopedClip, k: int, seconds: float,
             if not all(ok):
                 raise SystemExit("a call never received video")
             await asyncio.sleep(3.0)  # past the greeting's start and other start-up work
-            spy = _start_profile(pid, seconds, profile, k) if profile else None
+            spy = _start_profile(pids[0], seconds, profile, k) if profile else None
             me0 = cpu_seconds(os.getpid())
-            c0, cpu0, t0 = await server_counters(http, url), cpu_seconds(pid), time.monotonic()
+            c0 = await all_counters(http, metrics)
+            cpu0, t0 = sum(map(cpu_seconds, pids)), time.monotonic()
             await asyncio.sleep(seconds)
-            c1, cpu1, t1 = await server_counters(http, url), cpu_seconds(pid), time.monotonic()
+            c1 = await all_counters(http, metrics)
+            cpu1, t1 = sum(map(cpu_seconds, pids)), time.monotonic()
             me1 = cpu_seconds(os.getpid())
             if spy is not None:
                 spy.wait()
@@ -183,57 +201,96 @@ def print_row(name: str, r: dict[str, object]) -> None:
           f"{cells} {face_cell:>6} {r['client_cpu_pct']:>6.0f}", flush=True)
 
 
+def run_spawned(args: argparse.Namespace, clip: LoopedClip) -> list[dict[str, object]]:
+    """`avatar-agent serve` in a temp dir with the shipped CPU budget (or --call-cores)."""
+    rows: list[dict[str, object]] = []
+    budget = ServerConfig()  # test servers run without one, so it is set here
+    server = ("server:\n  joins_per_client_per_min: 600\n  max_calls_per_client: 20\n"
+              "  max_half_open_per_client: 8\n")
+    if args.server_src:  # an older server has no budget key; this comment keeps it so
+        server += "  # call_cores: not known to this server\n"
+    else:
+        cores = budget.call_cores if args.call_cores is None else (args.call_cores or "null")
+        server += f"  call_cores: {cores}\n  utilisation: {budget.utilisation}\n"
+    name = "full" if not args.no_consent else "no-cons"
+    with tempfile.TemporaryDirectory() as d:
+        proc, url = spawn_server(Path(d), REPO, config_yaml=server + args.config)
+        try:
+            for k in args.calls:
+                prof = args.profile if args.profile and k == max(args.calls) else None
+                r = asyncio.run(run_k(url, [proc.pid], clip, k, args.seconds, prof,
+                                      consent=not args.no_consent))
+                r["server"] = name
+                rows.append(r)
+                print_row(name, r)
+        finally:
+            stop_server(proc)
+    return rows
+
+
+def run_floor(args: argparse.Namespace, clip: LoopedClip) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    floor, furl = start_floor()
+    try:
+        for k in args.calls:
+            r = asyncio.run(run_k(furl, [floor.pid], clip, k, args.seconds, None))
+            r["server"] = "floor"
+            rows.append(r)
+            print_row("floor", r)
+    finally:
+        floor.terminate()
+        floor.wait(20)
+    return rows
+
+
+def run_given(args: argparse.Namespace, clip: LoopedClip) -> list[dict[str, object]]:
+    """A server or cluster front already running at --url, its processes --pid."""
+    if not args.pid:
+        raise SystemExit("--url needs --pid: the server processes whose CPU to count")
+    rows: list[dict[str, object]] = []
+    for k in args.calls:
+        r = asyncio.run(run_k(args.url.rstrip("/"), args.pid, clip, k, args.seconds, None,
+                              consent=not args.no_consent,
+                              counters=args.metrics or [args.url.rstrip("/")]))
+        r["server"] = args.name
+        rows.append(r)
+        print_row(args.name, r)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, nargs="+", default=[1, 2, 4, 5])
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--no-floor", action="store_true", help="skip the transport floor")
+    ap.add_argument("--no-consent", action="store_true",
+                    help="customers decline analysis: the call without face, voice and affect")
     ap.add_argument("--config", default="",
                     help="extra top-level YAML for the server (not `server:`)")
     ap.add_argument("--profile", type=Path, help="py-spy flame graph of the largest K here")
     ap.add_argument("--json", type=Path, help="write the rows here too")
+    ap.add_argument("--call-cores", type=float, default=None,
+                    help="server.call_cores for this run (default: the shipped budget; 0: none)")
     ap.add_argument("--server-src", type=Path,
                     help="run the server from this src/ (another checkout), for a before/after")
+    ap.add_argument("--url", help="measure this running server or cluster front instead")
+    ap.add_argument("--pid", type=int, nargs="+", default=[],
+                    help="with --url: the server processes whose CPU is counted")
+    ap.add_argument("--name", default="given", help="with --url: the rows' first column")
+    ap.add_argument("--metrics", nargs="+", default=[],
+                    help="with --url: each worker's own URL, to sum their counters")
     args = ap.parse_args()
     if args.server_src:  # the customers stay on this checkout's code
         os.environ["PYTHONPATH"] = str(args.server_src.resolve())
     clip_path = sorted((args.data / "talking_face" / "grid").glob("*.mpg"))[0]
     clip = LoopedClip(clip_path)
-    rows: list[dict[str, object]] = []
     print(f"{'server':<7} {'K':>2} {'held':>4} {'503':>4} {'fps':>6} {'min':>6} {'gap ms':>6} "
           f"{'%/call':>6} " + " ".join(f"{c:>6}" for c in COLUMNS)
           + f" {'face/s':>6} {'client':>6}")
-    with tempfile.TemporaryDirectory() as d:
-        # the shipped CPU budget (test servers run without one), so K past it shows 503s
-        budget = ServerConfig()
-        server = ("server:\n  joins_per_client_per_min: 600\n  max_calls_per_client: 20\n"
-                  "  max_half_open_per_client: 8\n")
-        if args.server_src:  # an older server has no budget key; this comment keeps it so
-            server += "  # call_cores: not known to this server\n"
-        else:
-            server += f"  call_cores: {budget.call_cores}\n  utilisation: {budget.utilisation}\n"
-        proc, url = spawn_server(Path(d), REPO, config_yaml=server + args.config)
-        try:
-            for k in args.calls:
-                prof = args.profile if args.profile and k == max(args.calls) else None
-                r = asyncio.run(run_k(url, proc.pid, clip, k, args.seconds, prof))
-                r["server"] = "full"
-                rows.append(r)
-                print_row("full", r)
-        finally:
-            stop_server(proc)
-    if not args.no_floor:
-        floor, furl = start_floor()
-        try:
-            for k in args.calls:
-                r = asyncio.run(run_k(furl, floor.pid, clip, k, args.seconds, None))
-                r["server"] = "floor"
-                rows.append(r)
-                print_row("floor", r)
-        finally:
-            floor.terminate()
-            floor.wait(20)
+    rows = run_given(args, clip) if args.url else run_spawned(args, clip)
+    if not args.no_floor and not args.url:
+        rows += run_floor(args, clip)
     print(f"({os.cpu_count()} CPU cores, load client on the same machine; CPU % is of one "
           f"core, per call; held = >= {MIN_FPS:.0f} fps and no gap >= {MAX_GAP_S * 1000:.0f} ms "
           f"as received; clip {clip_path.name} looped; face/s = customer frames analysed; "

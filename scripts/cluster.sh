@@ -94,12 +94,14 @@ YAML
     wport=$(free_port)
     # the shared config, this worker's own part, then --extra, merged section by section
     # (YAML concatenated would let a second `server:` or `operators:` replace the first)
-    "$PY" - "$DIR/config.yaml" "$i" "$wport" "$extra" > "$DIR/w$i.yaml" <<'PY'
-import sys, yaml
-base, i, port, extra = sys.argv[1:]
+    # Workers on one machine share its cores: each budgets its calls on its share.
+    "$PY" - "$DIR/config.yaml" "$i" "$wport" "$extra" "$workers" > "$DIR/w$i.yaml" <<'PY'
+import os, sys, yaml
+base, i, port, extra, workers = sys.argv[1:]
 cfg = yaml.safe_load(open(base))
+share = round((os.cpu_count() or 1) / int(workers), 2)
 parts = [{"cluster": {"worker_id": f"w{i}", "address": f"http://127.0.0.1:{port}"},
-          "server": {"trusted_proxies": ["127.0.0.1"]}}]
+          "server": {"trusted_proxies": ["127.0.0.1"], "cores": share}}]
 if extra:
     parts.append(yaml.safe_load(open(extra)) or {})
 for part in parts:
