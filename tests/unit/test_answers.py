@@ -13,7 +13,8 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from avatar_agent.core.config import PROJECT_ROOT, AnswerConfig, RepliesConfig
+from avatar_agent.core.config import PROJECT_ROOT, AnswerConfig
+from avatar_agent.core.config_speech import RepliesConfig
 from avatar_agent.speech.answers import NO_ANSWER, Answer, KnowledgeAnswerer, OpenAIAnswerer
 from avatar_agent.speech.knowledge import load_knowledge
 from avatar_agent.speech.replies import ReplyComposer

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from avatar_agent.core.config import BANNED_REPLY_PHRASES, Config, LevelReplies, parse_config
+from avatar_agent.core.config import Config, parse_config
+from avatar_agent.core.config_speech import BANNED_REPLY_PHRASES, LevelReplies
 from avatar_agent.speech.replies import ReplyComposer, is_apology, layer_of
 
 CFG = Config().replies

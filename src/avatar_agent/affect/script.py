@@ -26,7 +26,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from avatar_agent.affect.labels import EMOTIONS
 from avatar_agent.affect.model import AffectOutput
-from avatar_agent.core.config import Section
+from avatar_agent.core.section import Section
 
 
 class ScriptStep(Section):

@@ -30,8 +30,9 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from avatar_agent.core.config import ConfigError, Section, parse_yaml_model, read_text
 from avatar_agent.core.levels import LEVELS, Level
+from avatar_agent.core.section import Section
+from avatar_agent.core.yamlconfig import ConfigError, parse_yaml_model, read_text
 
 log = logging.getLogger(__name__)
 

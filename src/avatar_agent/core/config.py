@@ -7,14 +7,15 @@ defaults; `configs/default.yaml` spells them out and a test keeps the two equal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-M = TypeVar("M", bound=BaseModel)
+from avatar_agent.core.config_speech import VAD_CONFIRM_S, BargeInConfig, RepliesConfig, TTSConfig
+from avatar_agent.core.section import Section
+from avatar_agent.core.yamlconfig import ConfigError as ConfigError  # for its many importers
+from avatar_agent.core.yamlconfig import parse_yaml_model, read_text
 
 # Where relative asset paths in the config (model, persona) are taken from.
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -24,10 +25,6 @@ def project_path(value: str) -> Path:
     """A path from the config; a relative one is taken from the project root."""
     path = Path(value)
     return path if path.is_absolute() else PROJECT_ROOT / path
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class IceServer(Section):
@@ -107,135 +104,6 @@ class AvatarConfig(Section):
         if v % 2:
             raise ValueError("must be even (yuv420p video)")
         return v
-
-
-class TTSConfig(Section):
-    engine: str = Field("piper", pattern="^piper$")
-    speed: float = Field(1.0, ge=0.5, le=2.0)
-    greeting: str = Field(
-        "Hello, I am the virtual support assistant. How can I help you today?",
-        min_length=1,
-        max_length=1000,
-    )
-
-
-ReplyLayer = Literal["soothe", "confirm", "solve", "repair"]
-
-# Phrases a reply template may never contain: they dismiss the customer's feeling
-# instead of acknowledging it. Compared case-insensitively, whitespace folded.
-BANNED_REPLY_PHRASES = ("calm down", "relax", "don't be upset", "no need to be upset")
-
-
-class LevelReplies(Section):
-    """What the avatar says to a customer at one level: the layers in order, and their
-    wordings. Each layer lists several variants; a call rotates through them."""
-
-    layers: list[ReplyLayer] = Field(min_length=1)
-    # Used instead of `soothe` during the first `replies.acknowledge_s` at this level.
-    acknowledge: list[str] = Field(default_factory=list)
-    soothe: list[str] = Field(default_factory=list)
-    confirm: list[str] = Field(default_factory=list)
-    solve: list[str] = Field(default_factory=list)
-    repair: list[str] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _filled(self) -> LevelReplies:
-        for layer in self.layers:
-            if not getattr(self, layer):
-                raise ValueError(f"layer {layer!r} is used but has no templates")
-        for name in ("acknowledge", "soothe", "confirm", "solve", "repair"):
-            for text in getattr(self, name):
-                folded = " ".join(text.lower().split())
-                if not folded:
-                    raise ValueError(f"an empty {name} template")
-                for phrase in BANNED_REPLY_PHRASES:
-                    if phrase in folded:
-                        raise ValueError(f"{name} template {text!r} contains {phrase!r}")
-        return self
-
-
-class RepliesConfig(Section):
-    # Reply when the customer finishes a turn (voice activity only: there is no
-    # speech recognition, so the reply follows the level, not the words).
-    auto: bool = True
-    min_turn_s: float = Field(0.8, ge=0, le=30)  # shorter bursts (a cough, "mm") get no reply
-    pause_s: float = Field(0.4, ge=0, le=5)  # silence after the turn before the avatar answers
-    acknowledge_s: float = Field(30.0, ge=0, le=600)  # how long `acknowledge` replaces `soothe`
-    # Voice this long starts a customer turn and, while the avatar talks, stops it
-    # (barge-in): short, so the avatar yields within 200 ms of the customer's first word.
-    speech_start_s: float = Field(0.064, ge=0.03, le=2)
-    calm: LevelReplies = LevelReplies(
-        layers=["confirm", "solve"],
-        confirm=["Sure.", "Got it.", "Of course."],
-        solve=[
-            "Let me look into that for you right away.",
-            "I can help with that; give me a moment to check.",
-            "I'm checking your account now.",
-        ],
-    )
-    dissatisfied: LevelReplies = LevelReplies(
-        layers=["soothe", "confirm", "solve"],
-        soothe=[
-            "I'm sorry this has been a hassle.",
-            "I'm sorry for the trouble this has caused you.",
-            "I apologise, that should not have happened.",
-        ],
-        confirm=[
-            "So the problem is still not solved for you.",
-            "Let me make sure I understand what went wrong.",
-            "I see what you mean.",
-        ],
-        solve=[
-            "Here is what I will do to fix it now.",
-            "I'm taking care of this for you right now.",
-            "Let me sort this out for you straight away.",
-        ],
-    )
-    furious: LevelReplies = LevelReplies(
-        layers=["soothe", "confirm", "solve", "repair"],
-        acknowledge=[
-            "I can hear how frustrating this is for you.",
-            "I understand why you are angry, and you have every right to be.",
-            "I can tell this has been really upsetting.",
-        ],
-        soothe=[
-            "I'm truly sorry for all of this.",
-            "I'm very sorry we let you down.",
-            "I apologise for the trouble we have caused you.",
-        ],
-        confirm=[
-            "You have waited too long, and the problem is still there.",
-            "This should have been solved the first time.",
-            "Let me make sure I have this right.",
-        ],
-        solve=[
-            "I'm making this my priority right now.",
-            "Here is what I am doing to fix it, right now.",
-            "I will stay with you until this is solved.",
-        ],
-        repair=[
-            "Thank you for your patience with us.",
-            "I appreciate you giving us the chance to put this right.",
-            "We value you as a customer, and we will do better.",
-        ],
-    )
-
-
-VAD_CONFIRM_S = 0.1  # look-ahead of voice activity beyond its minimum speech length
-
-
-class BargeInConfig(Section):
-    # "Duck, then decide": a sudden rise of the customer's level while the avatar talks
-    # holds it at once (silent, nothing lost); voice activity confirming speech within
-    # `confirm_s` makes it a barge-in, otherwise the avatar resumes where it stopped.
-    hold: bool = True  # false: only voice activity stops the avatar (slower, no resume)
-    onset_rise_db: float = Field(15.0, ge=3, le=40)  # over the adaptive noise floor
-    onset_min_dbfs: float = Field(-65.0, ge=-90, le=-10)  # and never quieter than this
-    onset_frames: int = Field(2, ge=1, le=10)  # 20 ms frames in a row
-    # Voice activity needs replies.speech_start_s of speech plus its own ~0.1 s of
-    # look-ahead to confirm, so this must be longer than that (checked below).
-    confirm_s: float = Field(0.4, ge=0.1, le=2)
-    resume_lead_s: float = Field(0.06, ge=0, le=1)  # silence before the held speech resumes
 
 
 class PerceptionConfig(Section):
@@ -425,84 +293,9 @@ class Config(Section):
         return self
 
 
-@dataclass(frozen=True)
-class ConfigIssue:
-    """One problem in a config file: where (YAML path and line) and what."""
-
-    path: str
-    line: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line is not None else ""
-        return f"{where}{self.path or '<root>'}: {self.message}"
-
-
-class ConfigError(Exception):
-    def __init__(self, source: str, issues: list[ConfigIssue]) -> None:
-        self.source = source
-        self.issues = issues
-        lines = "\n".join(f"  {source}:{i}" for i in issues)
-        super().__init__(f"invalid configuration in {source}:\n{lines}")
-
-
-def _line_index(node: yaml.Node | None, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
-    """Map each YAML path to its 1-based line, so errors can point into the file."""
-    out: dict[tuple[str, ...], int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            path = (*prefix, str(key.value))
-            out[path] = key.start_mark.line + 1
-            out.update(_line_index(value, path))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            path = (*prefix, str(i))
-            out[path] = item.start_mark.line + 1
-            out.update(_line_index(item, path))
-    return out
-
-
 def parse_config(text: str, source: str = "<string>") -> Config:
     """Validate YAML text; raise ConfigError listing every problem with its path."""
     return parse_yaml_model(Config, text, source)
-
-
-def load_yaml(text: str, source: str = "<string>") -> tuple[Any, dict[tuple[str, ...], int]]:
-    """YAML text as data, with the line of every path in it; ConfigError (with the line)
-    when it is not YAML at all."""
-    try:
-        return yaml.safe_load(text), _line_index(yaml.compose(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(source, [ConfigIssue("", line, f"not valid YAML: {exc}")]) from None
-
-
-def parse_yaml_model(model: type[M], text: str, source: str = "<string>") -> M:
-    """Validate YAML text against any model; ConfigError lists every problem with its line."""
-    data, lines = load_yaml(text, source)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(source, [ConfigIssue("", 1, "the top level must be a mapping")])
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        issues = []
-        for err in exc.errors():
-            loc = tuple(str(p) for p in err["loc"])
-            line = None
-            for n in range(len(loc), 0, -1):
-                if loc[:n] in lines:
-                    line = lines[loc[:n]]
-                    break
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key"
-            elif "input" in err and not isinstance(err["input"], dict | list):
-                msg = f"{msg} (got {err['input']!r})"
-            issues.append(ConfigIssue(".".join(loc), line, msg))
-        raise ConfigError(source, issues) from None
 
 
 def load_config(path: Path | None) -> Config:
@@ -510,13 +303,3 @@ def load_config(path: Path | None) -> Config:
     if path is None:
         return Config()
     return parse_config(read_text(path), str(path))
-
-
-def read_text(path: Path) -> str:
-    """A config-like file's text; a file that cannot be read is a ConfigError."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            str(path), [ConfigIssue("", None, f"cannot read: {exc.strerror}")]
-        ) from None

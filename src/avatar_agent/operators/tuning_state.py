@@ -19,8 +19,9 @@ from aiohttp import web
 
 from avatar_agent.avatar.behavior import Persona
 from avatar_agent.avatar.persona_edit import EditError, issues_of
-from avatar_agent.core.config import Config, ConfigError, ConfigIssue
+from avatar_agent.core.config import Config
 from avatar_agent.core.httpjson import error
+from avatar_agent.core.yamlconfig import ConfigError, ConfigIssue
 from avatar_agent.operators.roles import TUNING_ROLES, require_role
 from avatar_agent.speech.lipsync import MouthTimeline
 

@@ -27,7 +27,8 @@ import numpy as np
 from pydantic import Field, TypeAdapter, ValidationError, field_validator
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from avatar_agent.core.config import ConfigError, ConfigIssue, Section, load_yaml
+from avatar_agent.core.section import Section
+from avatar_agent.core.yamlconfig import ConfigError, ConfigIssue, load_yaml
 
 
 class Entry(Section):

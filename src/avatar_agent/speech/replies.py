@@ -17,7 +17,8 @@ import re
 import zlib
 from dataclasses import dataclass
 
-from avatar_agent.core.config import AnswerConfig, LevelReplies, RepliesConfig
+from avatar_agent.core.config import AnswerConfig
+from avatar_agent.core.config_speech import LevelReplies, RepliesConfig
 from avatar_agent.core.levels import LEVELS
 from avatar_agent.speech.answers import Answer
 
