@@ -9,7 +9,6 @@ and refuse to relay into a private network while relaying to a public address.""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import socket
 import ssl
@@ -23,6 +22,7 @@ from aioice import stun
 from aioice.turn import TurnClientTcpProtocol
 
 from avatar_agent.core.turn import turn_credentials
+from tests.support.server import stop_server
 from tests.support.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,12 +126,7 @@ def coturn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, int]
             time.sleep(0.1)
         yield port, tls_port
     finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_server(proc, 10)  # SIGTERM, then SIGKILL
 
 
 def listening(port: int) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import shutil
@@ -23,6 +22,7 @@ from aioice.turn import create_turn_endpoint
 
 from avatar_agent.core.config import TurnConfig
 from avatar_agent.core.turn import turn_credentials, turn_ice_server
+from tests.support.server import stop_server
 from tests.support.services import free_port
 
 SECRET = "coturn-shared-secret-for-tests-0123"
@@ -50,12 +50,7 @@ def coturn() -> Iterator[int]:
         assert proc.poll() is None, log.read_text()
         yield port
     finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_server(proc, 10)  # SIGTERM, then SIGKILL
         shutil.rmtree(root, ignore_errors=True)
 
 

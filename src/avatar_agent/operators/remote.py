@@ -50,31 +50,39 @@ async def forward(request: web.Request, not_here: web.Response, op: str,
                   **fields: Any) -> web.Response:
     """The owner's answer to the command, or `not_here` when no other worker holds a
     live call of that id."""
+    owner = await _other_owner(request)
+    if owner is None:
+        return not_here
+    link, worker = owner
+    call_id = request.match_info["call_id"]
+    status, body = await link.send(worker, {"op": op, "call_id": call_id, **fields})
+    return web.json_response(body, status=status)
+
+
+async def _other_owner(request: web.Request) -> tuple[CommandLink, str] | None:
+    """The command link and the id of the other worker holding the live call the
+    request names; None in one server, or when no other worker holds it."""
     link = request.app.get(LINK)
     if link is None:
-        return not_here
-    call_id = request.match_info["call_id"]
+        return None
     rt = runtime_of(request)
-    rec = await rt.store.run(rt.store.store.get_call, call_id)
+    rec = await rt.store.run(rt.store.store.get_call, request.match_info["call_id"])
     if rec is None or rec.ended_at is not None or rec.worker in (None, link.worker_id):
-        return not_here
-    status, body = await link.send(rec.worker, {"op": op, "call_id": call_id, **fields})
-    return web.json_response(body, status=status)
+        return None
+    return link, str(rec.worker)
 
 
 async def owner_address(request: web.Request) -> str | None:
     """Where the worker holding this live call is reached, if another one holds it."""
-    link = request.app.get(LINK)
-    if link is None or RELAYED in request.headers:
+    if RELAYED in request.headers:
+        return None  # passed on once already: never round in circles
+    owner = await _other_owner(request)
+    if owner is None:
         return None
-    call_id = request.match_info["call_id"]
     rt = runtime_of(request)
-    rec = await rt.store.run(rt.store.store.get_call, call_id)
-    if rec is None or rec.ended_at is not None or rec.worker in (None, link.worker_id):
-        return None
     workers = await rt.store.run(rt.store.store.workers)
     return next((str(w["address"]) for w in workers
-                 if w["id"] == rec.worker and w["address"]), None)
+                 if w["id"] == owner[1] and w["address"]), None)
 
 
 async def relay_stream(request: web.Request, not_here: web.Response) -> web.StreamResponse:
