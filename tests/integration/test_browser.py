@@ -44,6 +44,23 @@ if (md && md.getUserMedia) {
 }
 """
 
+# Standard deviation of the luma of the avatar's current frame, drawn on a canvas.
+PICTURE_SPREAD = """() => {
+  const v = document.getElementById("avatar");
+  const c = document.createElement("canvas");
+  c.width = 160; c.height = 120;
+  const g = c.getContext("2d");
+  g.drawImage(v, 0, 0, c.width, c.height);
+  const px = g.getImageData(0, 0, c.width, c.height).data;
+  let n = 0, sum = 0, sq = 0;
+  for (let i = 0; i < px.length; i += 4) {
+    const y = 0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2];
+    n += 1; sum += y; sq += y * y;
+  }
+  const mean = sum / n;
+  return Math.sqrt(Math.max(0, sq / n - mean * mean));
+}"""
+
 VIDEO_PLAYING = """() => {
   const v = document.getElementById("avatar");
   return v.videoWidth > 0 && v.currentTime > 0 && !v.paused;
@@ -180,6 +197,10 @@ def _assert_call_works(tab: Tab) -> str:
     assert after - before > 0.5, tab.diagnose(f"avatar video stalled: {before} -> {after}")
     width = page.evaluate("document.getElementById('avatar').videoWidth")
     assert width > 0
+    # Chromium decodes the avatar's VP8 into a picture, not a blank or grey frame: the
+    # drawn avatar against its room has strong contrast (a solid frame has none).
+    spread = float(page.evaluate(PICTURE_SPREAD))
+    assert spread > 20, tab.diagnose(f"the avatar video looks blank (luma spread {spread:.1f})")
 
     # The greeting is spoken, and captioned, sentence by sentence.
     first_words = _norm(GREETING).split(" ")[0]
