@@ -20,7 +20,6 @@ from avatar_agent.avatar.render import default_avatar_dir
 from avatar_agent.core.aio import TaskSet
 from avatar_agent.core.bus import EventBus
 from avatar_agent.core.config import Config, project_path
-from avatar_agent.core.memory import limit_arenas
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.core.redisbus import make_bus, register_bus_metrics
 from avatar_agent.core.store import AsyncStore, Store
@@ -105,9 +104,6 @@ class Runtime:
         """Load everything heavy once, off the event loop, before the first call."""
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
-        # Before the pools and models start their threads: a churn of calls otherwise
-        # grows every one of glibc's 8-a-core arenas to its own peak (core.memory).
-        limit_arenas()
         # Calls already run in parallel on the render pool; OpenCV's own worker threads
         # on top of that only fight over the same cores and stretch the slowest frames.
         cv2.setNumThreads(1)

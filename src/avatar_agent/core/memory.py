@@ -6,15 +6,20 @@ returning it, so a server's RSS climbed by hundreds of MB over a hundred short c
 with nothing alive; `malloc_trim` returns the free pages (where the C library is
 glibc; elsewhere only the collection runs).
 
-That is not all of it: glibc gives threads up to 8 heaps (arenas) per core, and each
-arena keeps the free space of its busiest moment, which `malloc_trim` cannot hand back
-where live chunks sit between free ones. The codec, render and analysis threads of
-successive calls land in different arenas, so over a churn of calls every arena grows
-to its own peak. Measured on a 2-core machine (16 arenas), after each round of 20
-consenting calls opened and hung up: memory in use stayed at 348-350 MB while the
-arenas' free space went 264 -> 435 -> 529 -> 572 -> 595 -> 604 MB and RSS, trimmed,
-1,162 -> 1,177 -> 1,229 -> 1,262 -> 1,297 -> 1,304 MB. With one arena per core
-(`limit_arenas`) the same churn stayed at 1,041 -> 1,054 -> 1,052 -> 1,038 MB.
+That is not all of it, and the rest is not a leak: glibc gives threads up to 8 heaps
+(arenas) per core, and each arena keeps the free space of its busiest moment, which
+`malloc_trim` cannot hand back where live chunks sit between free ones. The codec,
+render and analysis threads of successive calls land in different arenas, so over a
+churn of calls each arena grows to its own peak, then stays there. Measured on a
+2-core machine (16 arenas), after each of five rounds of 20 consenting calls opened
+and hung up: memory in use 348-350 MB throughout, the arenas' free space 264 -> 435
+-> 529 -> 572 -> 595 -> 604 MB (levelling off), RSS after a trim 1,162 -> 1,177 ->
+1,229 -> 1,262 -> 1,297 -> 1,304 MB. Capping the arenas at one a core
+(MALLOC_ARENA_MAX=2) held RSS level (1,036 -> 1,048 -> 1,038 -> 1,039 MB) but cost
+20 % more CPU per avatar frame with four calls (13.9 against 11.5-11.7 ms), and
+mapping every block from 256 KB on (MALLOC_MMAP_THRESHOLD_) two to three times as
+much: the server keeps glibc's defaults, and an operator who prefers the memory may
+set either variable.
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ import ctypes
 import ctypes.util
 import gc
 import logging
-import os
 
 log = logging.getLogger(__name__)
 
@@ -37,28 +41,6 @@ def _malloc_trim() -> ctypes._NamedFuncPointer | None:
 
 
 _TRIM = _malloc_trim()
-_M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
-def limit_arenas(per_core: int = 1) -> bool:
-    """Cap glibc's arenas at `per_core` a core (at least 2), unless MALLOC_ARENA_MAX
-    is set (then glibc has read it already). Call it at start-up, before the worker
-    pools start their threads: arenas that exist stay. True when the cap was set."""
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return False
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
-    except (OSError, AttributeError):
-        return False
-    if mallopt is None:
-        return False
-    arenas = max(2, per_core * (os.cpu_count() or 1))
-    ok = bool(mallopt(_M_ARENA_MAX, arenas))
-    if ok:
-        log.info("glibc arenas capped at %d", arenas)
-    return ok
-
 
 def release_free_memory() -> None:
     """Blocking (it walks the heaps): run it in a worker thread, and seldom.
