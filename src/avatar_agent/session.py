@@ -136,7 +136,8 @@ class CallSession:
             Playout(OUTPUT_RATE),
         )
         self._video_out = AvatarVideoTrack(
-            self.stream, self.media, cfg.avatar.fps, self.rt.render_pool, self.rt.metrics)
+            self.stream, self.media, cfg.avatar.fps, self.rt.render_pool, self.rt.metrics,
+            faults=self.faults)
         audio = AvatarAudioTrack(self.stream, self.media, self.rt.metrics, self._speech_event)
         return [self._video_out, audio]
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from avatar_agent.avatar.tracks import VIDEO_CLOCK, AvatarVideoTrack
 from avatar_agent.core.clock import MediaClock, VirtualClock
+from avatar_agent.core.faults import StageFaults
 from avatar_agent.core.metrics import Metrics
 
 FPS = 30
@@ -68,3 +69,33 @@ async def test_a_late_consumer_gets_the_latest_frame() -> None:
         assert abs(t - 4 / FPS) < 1e-9 and abs(_time_of(frame) - t) < 1e-6
         assert track.skipped == 3
         track.stop()
+
+
+class BreaksAfterFirst(DrawnAt):
+    def render_i420(self, pose: Any) -> np.ndarray:
+        if self.drawn:
+            raise RuntimeError("broken layer")
+        return super().render_i420(pose)
+
+
+async def test_a_broken_frame_repeats_the_last_picture_and_is_counted_once(
+    caplog: Any,
+) -> None:
+    clock, stream, metrics = VirtualClock(), BreaksAfterFirst(), Metrics()
+    faults = StageFaults("c1", metrics)
+    with ThreadPoolExecutor(1) as pool:
+        track = AvatarVideoTrack(stream, MediaClock(clock), FPS, pool, metrics,  # type: ignore[arg-type]
+                                 faults=faults)
+        frames = []
+        for _ in range(4):
+            got = asyncio.ensure_future(track.recv())
+            await clock.advance(1 / FPS)
+            frames.append(await asyncio.wait_for(got, 5))
+        track.stop()
+    # frames 1-3 repeat frame 0's picture, on their own times
+    assert [round(f.pts / VIDEO_CLOCK * FPS) for f in frames] == [0, 1, 2, 3]
+    assert all(abs(_time_of(f) - 0.0) < 1e-6 for f in frames)
+    assert faults.counts[("render", "RuntimeError")] == 3
+    assert sum("render failed" in r.getMessage() for r in caplog.records) == 1
+    text = metrics.render().decode()
+    assert 'avatar_agent_stage_failures_total{stage="render"} 3.0' in text

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import fractions
-import logging
 import math
 import time
 from collections.abc import Callable
@@ -25,11 +24,10 @@ from aiortc import MediaStreamTrack
 from avatar_agent.avatar.animator import Pose
 from avatar_agent.avatar.stream import AvatarStream
 from avatar_agent.core.clock import MediaClock
+from avatar_agent.core.faults import StageFaults
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.speech.playout import PlayoutEvent
 from avatar_agent.transport.pacing import pace
-
-log = logging.getLogger(__name__)
 
 VIDEO_CLOCK = 90000
 AUDIO_FRAME = 0.020
@@ -39,9 +37,11 @@ class AvatarVideoTrack(MediaStreamTrack):
     kind = "video"
 
     def __init__(
-        self, stream: AvatarStream, clock: MediaClock, fps: int, pool: Executor, metrics: Metrics
+        self, stream: AvatarStream, clock: MediaClock, fps: int, pool: Executor, metrics: Metrics,
+        faults: StageFaults | None = None,
     ) -> None:
         super().__init__()
+        self._faults = faults or StageFaults("?", metrics)
         self._stream = stream
         self._clock = clock
         self._period = 1.0 / fps
@@ -74,9 +74,10 @@ class AvatarVideoTrack(MediaStreamTrack):
             frame = await asyncio.get_running_loop().run_in_executor(
                 self._pool, self._render_frame, pose
             )
-        except Exception:
-            # A broken frame degrades this call only: repeat the last good picture.
-            log.exception("avatar render failed")
+        except Exception as exc:
+            # A broken frame degrades this call only: repeat the last good picture
+            # (counted; logged with its traceback once per kind, not 30 times a second).
+            self._faults.failed("render", exc)
             if self._last is None:
                 raise
             frame = av.VideoFrame.from_ndarray(self._last, format="yuv420p")

@@ -104,7 +104,7 @@ class Metrics:
         for outcome in ("ok", "failed"):
             self.affect_windows.labels(outcome)
         for stage in ("face", "voice", "speech_embedding", "voice_activity", "affect", "cues",
-                      "tts"):
+                      "tts", "render"):
             self.stage_failures.labels(stage)
         for stage in ("call_setup", "render", "tts_sentence", "face", "voice",
                       "speech_embedding", "affect", "asr", "answer"):
