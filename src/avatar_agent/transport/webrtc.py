@@ -96,7 +96,40 @@ async def close_peer(pc: RTCPeerConnection) -> None:
     for transceiver in pc.getTransceivers():
         setattr(transceiver.sender, "send", _never_start)  # noqa: B010 (an instance's)
         setattr(transceiver.receiver, "receive", _never_start)  # noqa: B010
+    for connection in _ice_connections(pc):
+        no_consent_checks_after_close(connection)
     await pc.close()
+
+
+def _ice_connections(pc: RTCPeerConnection) -> list[Any]:
+    """The aioice connections under a peer's transports (one with bundling)."""
+    dtls = [t.sender.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        dtls.append(pc.sctp.transport)
+    found: list[Any] = []
+    for transport in dtls:
+        connection = getattr(getattr(transport, "transport", None), "_connection", None)
+        if connection is not None and all(connection is not c for c in found):
+            found.append(connection)
+    return found
+
+
+def no_consent_checks_after_close(connection: Any) -> None:
+    """aioice (0.10) race: when its checks complete just before close(), connect()
+    resumes afterwards and starts consent checks on a closed connection, which has no
+    pair left to check, so they never fail and never end (one task per such call, for
+    the life of the server). The connection's own `query_consent` is wrapped so that,
+    closing, it returns at once; on an aioice without it nothing changes."""
+    original = getattr(connection, "query_consent", None)
+    if original is None or not hasattr(connection, "_closing"):
+        return
+
+    async def query_consent() -> None:
+        if connection._closing:
+            return
+        await original()
+
+    connection.query_consent = query_consent
 
 
 class WebRTCTransport:
