@@ -21,7 +21,7 @@ import numpy as np
 
 from avatar_agent.avatar.animator import IdleAnimator
 from avatar_agent.avatar.render import AvatarRenderer
-from avatar_agent.transport.encoder import vp8_options
+from avatar_agent.transport.encoder import vp8_codec
 
 
 def frames(n: int) -> tuple[list[np.ndarray], list[av.VideoFrame]]:
@@ -39,12 +39,7 @@ def frames(n: int) -> tuple[list[np.ndarray], list[av.VideoFrame]]:
 
 def run(pictures: list[np.ndarray], video: list[av.VideoFrame], bitrate: int,
         tuned: bool) -> tuple[float, float, float, float]:
-    codec = av.CodecContext.create("libvpx", "w")
-    codec.width, codec.height, codec.pix_fmt = 640, 480, "yuv420p"
-    codec.bit_rate, codec.gop_size, codec.qmin, codec.qmax = bitrate, 3000, 2, 56
-    codec.time_base = fractions.Fraction(1, 90000)
-    codec.options = vp8_options(bitrate, tuned=tuned)
-    codec.thread_count = 1
+    codec = vp8_codec(640, 480, bitrate, tuned)  # as the avatar's encoder makes it
     t0 = time.perf_counter()
     packets = [p for f in video for p in codec.encode(f)]
     spent = time.perf_counter() - t0

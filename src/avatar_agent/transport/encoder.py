@@ -19,7 +19,7 @@ from typing import Any
 import av
 from aiortc import RTCPeerConnection
 from aiortc.codecs.vpx import Vp8Encoder
-from aiortc.mediastreams import VIDEO_TIME_BASE, convert_timebase
+from aiortc.mediastreams import VIDEO_TIME_BASE
 from av.frame import Frame
 
 log = logging.getLogger(__name__)
@@ -53,41 +53,42 @@ def vp8_options(bitrate: int, tuned: bool = True) -> dict[str, str]:
     return options
 
 
+def vp8_codec(width: int, height: int, bitrate: int, tuned: bool = True) -> Any:
+    """A libvpx encoder context as aiortc makes one, with `vp8_options()`.
+
+    Its time base is the RTP video clock (90 kHz), the one the avatar's frames carry:
+    frame times reach libvpx unrounded (its rate control sees each frame's true
+    duration, a skipped frame included) and come back as they went in.
+    """
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height = width, height
+    codec.bit_rate = bitrate
+    codec.pix_fmt = "yuv420p"
+    codec.time_base = VIDEO_TIME_BASE
+    codec.gop_size = 3000  # keyframes only when the browser asks
+    codec.qmin, codec.qmax = 2, 56
+    codec.options = vp8_options(bitrate, tuned)
+    # one thread: calls run side by side, each encoder's threads would only contend
+    codec.thread_count = 1
+    return codec
+
+
 class AvatarVp8Encoder(Vp8Encoder):
-    """`Vp8Encoder` with `vp8_options()`: one per outgoing avatar video stream."""
+    """aiortc's `Vp8Encoder` (keyframes, packetisation, timestamps) on a `vp8_codec()`.
+
+    aiortc makes its encoder context inside `encode()` whenever it has none, or the
+    frame size or the bitrate moved (by over 10 %). Ours is made first on the same
+    conditions, so aiortc always finds one it keeps.
+    """
 
     def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
         assert isinstance(frame, av.VideoFrame)
-        if frame.format.name != "yuv420p":
-            frame = frame.reformat(format="yuv420p")
-        codec = self.codec
-        bitrate = int(self.target_bitrate)
-        if codec is not None and (
-            frame.width != codec.width or frame.height != codec.height
-            # as aiortc: a new encoder only when the bitrate moves by over 10 %
-            or abs(bitrate - (codec.bit_rate or bitrate)) > 0.1 * (codec.bit_rate or bitrate)
-        ):
-            codec = None
-        assert frame.pts is not None and frame.time_base is not None  # the tracks set both
-        # read before encoding: the encoder rescales the frame's pts to its own time base
-        timestamp = int(convert_timebase(frame.pts, frame.time_base, VIDEO_TIME_BASE))
-        if force_keyframe:
-            frame.pict_type = av.video.frame.PictureType.I
-        if codec is None:
-            codec = av.CodecContext.create("libvpx", "w")
-            codec.width, codec.height = frame.width, frame.height
-            codec.bit_rate = bitrate
-            codec.pix_fmt = "yuv420p"
-            codec.gop_size = 3000  # keyframes only when the browser asks
-            codec.qmin, codec.qmax = 2, 56
-            codec.options = vp8_options(bitrate)
-            # one thread: calls run side by side, each encoder's threads would only contend
-            codec.thread_count = 1
-            self.codec = codec
-        data = b"".join(bytes(p) for p in codec.encode(frame))
-        payloads: list[bytes] = self._packetize(data, self.picture_id)
-        self.picture_id = (self.picture_id + 1) % (1 << 15)
-        return payloads, timestamp
+        codec, bitrate = self.codec, int(self.target_bitrate)
+        if (codec is None or (frame.width, frame.height) != (codec.width, codec.height)
+                or abs(bitrate - (codec.bit_rate or 0)) > 0.1 * (codec.bit_rate or 0)):
+            self.codec = vp8_codec(frame.width, frame.height, bitrate)
+        payloads, timestamp = super().encode(frame, force_keyframe)
+        return payloads, int(timestamp)
 
 
 def use_avatar_encoder(pc: RTCPeerConnection, track: Any) -> bool:
