@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fractions
-import itertools
 import math
 import uuid
 
-import av
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +25,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from avatar_agent.avatar.animator import IdleAnimator
 from avatar_agent.avatar.render import AvatarRenderer
+from avatar_agent.testing.loop_media import AUDIO_FRAME, LoopAudioTrack, LoopVideoTrack
 from avatar_agent.transport.webrtc import close_peer, rtc_configuration
 
 FPS = 30
@@ -39,52 +37,6 @@ def avatar_pictures(n: int = PICTURES) -> list[npt.NDArray[np.uint8]]:
     poses = [animator.pose(i / FPS, 0.5 + 0.5 * math.sin(i / 3)) for i in range(n)]
     return [np.asarray(cv2.cvtColor(renderer.render(p), cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
             for p in poses]
-
-
-class _Clocked(MediaStreamTrack):
-    def __init__(self, period: float) -> None:
-        super().__init__()
-        self._period = period
-        self._start: float | None = None
-        self._count = itertools.count()
-
-    async def _tick(self) -> int:
-        loop = asyncio.get_running_loop()
-        if self._start is None:
-            self._start = loop.time()
-        i = next(self._count)
-        await asyncio.sleep(max(0.0, self._start + i * self._period - loop.time()))
-        return i
-
-
-class PictureTrack(_Clocked):
-    kind = "video"
-
-    def __init__(self, pictures: list[npt.NDArray[np.uint8]]) -> None:
-        super().__init__(1.0 / FPS)
-        self._pictures = pictures
-
-    async def recv(self) -> av.VideoFrame:
-        i = await self._tick()
-        frame = av.VideoFrame.from_ndarray(self._pictures[i % len(self._pictures)],
-                                           format="yuv420p")
-        frame.pts, frame.time_base = i * 3000, fractions.Fraction(1, 90000)
-        return frame
-
-
-class SilenceTrack(_Clocked):
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__(0.02)
-        self._pcm = np.zeros((1, 320), np.int16)
-
-    async def recv(self) -> av.AudioFrame:
-        i = await self._tick()
-        frame = av.AudioFrame.from_ndarray(self._pcm, format="s16", layout="mono")
-        frame.sample_rate, frame.pts = 16000, i * 320
-        frame.time_base = fractions.Fraction(1, 16000)
-        return frame
 
 
 async def _drain(track: MediaStreamTrack) -> None:
@@ -116,8 +68,8 @@ async def create_call(request: web.Request) -> web.Response:
 
     pc.on("track", on_track)
     await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type=body["type"]))
-    pc.addTrack(PictureTrack(request.app[PICS]))
-    pc.addTrack(SilenceTrack())
+    pc.addTrack(LoopVideoTrack(request.app[PICS], FPS))
+    pc.addTrack(LoopAudioTrack(np.zeros(AUDIO_FRAME, np.int16)))  # silence
     await pc.setLocalDescription(await pc.createAnswer())
     call_id = uuid.uuid4().hex
     request.app[PEERS][call_id] = pc

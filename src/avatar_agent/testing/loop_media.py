@@ -31,7 +31,8 @@ class LoopedClip:
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or 25
             self.fps = float(rate)
-            self.pictures = [f.to_ndarray(format="yuv420p") for f in container.decode(video=0)]
+            self.pictures = [np.asarray(f.to_ndarray(format="yuv420p"), np.uint8)
+                             for f in container.decode(video=0)]
         if not self.pictures:
             raise ValueError(f"{path}: no video frames")
         resampler = av.AudioResampler(format="s16", layout="mono", rate=AUDIO_RATE)
@@ -46,10 +47,10 @@ class LoopedClip:
         self.pcm = np.resize(pcm, n)  # whole 20 ms frames, so the loop has no seam to pad
 
     def video(self) -> LoopVideoTrack:
-        return LoopVideoTrack(self)
+        return LoopVideoTrack(self.pictures, self.fps)
 
     def audio(self) -> LoopAudioTrack:
-        return LoopAudioTrack(self)
+        return LoopAudioTrack(self.pcm)
 
 
 class _Paced(MediaStreamTrack):
@@ -72,31 +73,38 @@ class _Paced(MediaStreamTrack):
 
 
 class LoopVideoTrack(_Paced):
+    """yuv420p `pictures` at `fps`, over and over."""
+
     kind = "video"
 
-    def __init__(self, clip: LoopedClip) -> None:
-        super().__init__(1.0 / clip.fps)
-        self._clip = clip
+    def __init__(self, pictures: list[npt.NDArray[np.uint8]], fps: float) -> None:
+        super().__init__(1.0 / fps)
+        self._pictures = pictures
+        self._fps = fps
 
     async def recv(self) -> av.VideoFrame:
         i = await self._next_index()
-        pictures = self._clip.pictures
+        pictures = self._pictures
         frame = av.VideoFrame.from_ndarray(pictures[i % len(pictures)], format="yuv420p")
-        frame.pts = round(i * VIDEO_CLOCK / self._clip.fps)
+        frame.pts = round(i * VIDEO_CLOCK / self._fps)
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
         return frame
 
 
 class LoopAudioTrack(_Paced):
+    """48 kHz mono s16 `pcm` (whole 20 ms frames) over and over."""
+
     kind = "audio"
 
-    def __init__(self, clip: LoopedClip) -> None:
+    def __init__(self, pcm: npt.NDArray[np.int16]) -> None:
+        if len(pcm) == 0 or len(pcm) % AUDIO_FRAME:
+            raise ValueError(f"pcm must be whole {AUDIO_FRAME}-sample frames, got {len(pcm)}")
         super().__init__(AUDIO_FRAME / AUDIO_RATE)
-        self._clip = clip
+        self._pcm = pcm
 
     async def recv(self) -> av.AudioFrame:
         i = await self._next_index()
-        pcm = self._clip.pcm
+        pcm = self._pcm
         at = (i * AUDIO_FRAME) % len(pcm)
         frame = av.AudioFrame.from_ndarray(
             pcm[at:at + AUDIO_FRAME].reshape(1, -1), format="s16", layout="mono")
