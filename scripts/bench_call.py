@@ -20,19 +20,13 @@ from pathlib import Path
 
 import aiohttp
 
+from avatar_agent.core.threadcpu import process_cpu_seconds as cpu_seconds
 from avatar_agent.testing.client import CustomerClient
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the server spawner is test support, not the product
 
 from tests.support.server import spawn_server, stop_server  # noqa: E402
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
 async def frames_sent(http: aiohttp.ClientSession, url: str) -> float:

@@ -35,6 +35,7 @@ from pathlib import Path
 import aiohttp
 
 from avatar_agent.core.config import ServerConfig
+from avatar_agent.core.threadcpu import process_cpu_seconds
 from avatar_agent.testing.client import CustomerClient
 from avatar_agent.testing.loop_media import LoopedClip
 
@@ -43,7 +44,6 @@ sys.path.insert(0, str(REPO))  # the server spawner is test support, not the pro
 
 from tests.support.server import spawn_server, stop_server  # noqa: E402
 
-TICKS = os.sysconf("SC_CLK_TCK")
 MIN_FPS, MAX_GAP_S = 28.0, 0.25
 # Thread pools → the stage they run (see core/threadcpu.py).
 STAGES = {
@@ -53,11 +53,6 @@ STAGES = {
 }
 COLUMNS = ("loop", "render", "encode", "decode", "analysis", "native", "affect", "speech",
            "other")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 async def server_counters(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
@@ -77,8 +72,6 @@ async def server_counters(http: aiohttp.ClientSession, url: str) -> dict[str, fl
             out["wall_" + stage] = float(line.split()[-1])
         elif line.startswith('avatar_agent_frames_analysed_total{kind="face"}'):
             out["face_frames"] = float(line.split()[-1])
-        elif line.startswith('avatar_agent_frames_dropped_total{kind="video",where="shed"}'):
-            out["shed_frames"] = float(line.split()[-1])
     return out
 
 
@@ -119,13 +112,13 @@ async def run_k(url: str, pids: list[int], clip: LoopedClip, k: int, seconds: fl
                 raise SystemExit("a call never received video")
             await asyncio.sleep(3.0)  # past the greeting's start and other start-up work
             spy = _start_profile(pids[0], seconds, profile, k) if profile else None
-            me0 = cpu_seconds(os.getpid())
+            me0 = process_cpu_seconds(os.getpid())
             c0 = await all_counters(http, metrics)
-            cpu0, t0 = sum(map(cpu_seconds, pids)), time.monotonic()
+            cpu0, t0 = sum(map(process_cpu_seconds, pids)), time.monotonic()
             await asyncio.sleep(seconds)
             c1 = await all_counters(http, metrics)
-            cpu1, t1 = sum(map(cpu_seconds, pids)), time.monotonic()
-            me1 = cpu_seconds(os.getpid())
+            cpu1, t1 = sum(map(process_cpu_seconds, pids)), time.monotonic()
+            me1 = process_cpu_seconds(os.getpid())
             if spy is not None:
                 spy.wait()
             n = len(placed)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 from avatar_agent.core.metrics import Metrics
-from avatar_agent.core.threadcpu import PoolCpu, pool_name, thread_cpu_seconds
+from avatar_agent.core.threadcpu import (
+    PoolCpu,
+    pool_name,
+    process_cpu_seconds,
+    thread_cpu_seconds,
+)
 
 
 def test_pool_names() -> None:
@@ -43,3 +49,11 @@ def test_a_busy_pool_is_counted_and_kept_after_its_thread_ends() -> None:
 def test_metrics_export_the_pools() -> None:
     text = Metrics().render().decode()
     assert 'avatar_agent_thread_cpu_seconds_total{pool="MainThread"}' in text
+
+
+def test_a_process_counts_the_cpu_of_all_its_threads() -> None:
+    before = process_cpu_seconds(os.getpid())
+    t = threading.Thread(target=_burn, args=(0.2,), name="burner2_0")
+    t.start()
+    t.join()
+    assert process_cpu_seconds(os.getpid()) - before >= 0.15

@@ -27,6 +27,17 @@ def pool_name(thread_name: str) -> str:
     return _SUFFIX.sub("", thread_name)
 
 
+def _stat_cpu_seconds(stat: Path) -> float:
+    """User + system CPU seconds from a /proc `stat` file (a process's or a thread's)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()  # the name may hold spaces
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a whole process, all its threads (Linux)."""
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
+
+
 def thread_cpu_seconds(task_dir: Path = Path("/proc/self/task")) -> dict[int, float]:
     """User + system CPU seconds of each live thread, by its kernel thread id."""
     out: dict[int, float] = {}
@@ -36,10 +47,9 @@ def thread_cpu_seconds(task_dir: Path = Path("/proc/self/task")) -> dict[int, fl
         return out
     for tid in tids:
         try:
-            fields = (task_dir / tid / "stat").read_text().rsplit(")", 1)[1].split()
+            out[int(tid)] = _stat_cpu_seconds(task_dir / tid / "stat")
         except (OSError, IndexError):
             continue  # the thread ended while we looked
-        out[int(tid)] = (int(fields[11]) + int(fields[12])) / _TICKS
     return out
 
 
