@@ -23,13 +23,11 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -42,7 +40,8 @@ from avatar_agent.testing.loop_media import LoopedClip
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the server spawner is test support, not the product
 
-from tests.support.server import spawn_server, stop_server  # noqa: E402
+from tests.support.server import spawn_server, stop_server, wait_healthy  # noqa: E402
+from tests.support.services import free_port  # noqa: E402
 
 MIN_FPS, MAX_GAP_S = 28.0, 0.25
 # Thread pools → the stage they run (see core/threadcpu.py).
@@ -164,21 +163,12 @@ def _start_profile(pid: int, seconds: float, out: Path, k: int) -> subprocess.Po
 
 
 def start_floor() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "avatar_agent.testing.floor",
                              "--port", str(port)], cwd=REPO)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2):
-                return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.3)
+    if wait_healthy(url, 60, proc):
+        return proc, url
     proc.kill()
     raise SystemExit("the transport floor did not start")
 

@@ -139,21 +139,29 @@ def browser(fake_capture: tuple[Path, Path]) -> Iterator[Browser]:
         b.close()
 
 
-@pytest.fixture
-def tab(browser: Browser, live_server: Any) -> Iterator[Tab]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.add_init_script(COUNT_GUM)
-    page = context.new_page()
-    t = Tab(page, live_server.url, live_server.log)
+def open_tab(browser: Browser, url: str, log: Path, **context: Any) -> Tab:
+    """The customer page of the server at `url` in a fresh browser context (close it
+    with `tab.page.context.close()`); getUserMedia calls, console and page errors are
+    recorded. `context`: more options for the context (e.g. ignore_https_errors)."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 860}, **context)
+    ctx.add_init_script(COUNT_GUM)
+    page = ctx.new_page()
+    t = Tab(page, url, log)
 
     def on_console(msg: ConsoleMessage) -> None:
         t.console.append(f"{msg.type}: {msg.text}")
 
     page.on("console", on_console)
     page.on("pageerror", lambda exc: t.errors.append(str(exc)))
-    page.goto(live_server.url + "/")
+    page.goto(url + "/")
+    return t
+
+
+@pytest.fixture
+def tab(browser: Browser, live_server: Any) -> Iterator[Tab]:
+    t = open_tab(browser, live_server.url, live_server.log)
     yield t
-    context.close()
+    t.page.context.close()
 
 
 def _call_row(db: Path, call_id: str) -> tuple[Any, ...] | None:

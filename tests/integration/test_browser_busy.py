@@ -20,11 +20,11 @@ from playwright.sync_api import Browser
 
 from tests.integration.test_browser import (  # noqa: F401 (fixtures)
     VIDEO_PLAYING,
-    Tab,
     _hang_up,
     _start_call,
     browser,
     fake_capture,
+    open_tab,
 )
 from tests.support.server import spawn_server, stop_server
 
@@ -54,21 +54,13 @@ def _metric(url: str, name: str) -> float:
     raise AssertionError(f"{name} missing from /metrics")
 
 
-def _tab(browser: Browser, url: str, log: Path) -> Tab:  # noqa: F811
-    page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
-    t = Tab(page, url, log)
-    page.on("pageerror", lambda exc: t.errors.append(str(exc)))
-    page.goto(url + "/")
-    return t
-
-
 def test_over_capacity_customer_is_told_the_lines_are_busy(
     browser: Browser, one_line: tuple[str, Path],  # noqa: F811
 ) -> None:
     url, log = one_line
     assert _metric(url, "avatar_agent_call_capacity") == 1
     assert _metric(url, "avatar_agent_call_headroom") == 1
-    first, second = _tab(browser, url, log), _tab(browser, url, log)
+    first, second = open_tab(browser, url, log), open_tab(browser, url, log)
     try:
         _start_call(first, "yes")
         first.wait_js(VIDEO_PLAYING, "the first customer's avatar", 15)

@@ -9,8 +9,6 @@ import shutil
 import ssl
 import subprocess
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,6 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.integration.test_browser import (  # noqa: F401 (fixtures)
-    COUNT_GUM,
     Tab,
     _assert_call_works,
     _hang_up,
@@ -28,7 +25,9 @@ from tests.integration.test_browser import (  # noqa: F401 (fixtures)
     _wait_ended_row,
     browser,
     fake_capture,
+    open_tab,
 )
+from tests.support.server import wait_healthy
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.browser
@@ -61,17 +60,8 @@ def https_front(live_server: Any) -> Iterator[str]:
     subprocess.run(args, check=True, capture_output=True)
     url = f"https://127.0.0.1:{port}"
     try:
-        ctx = ssl._create_unverified_context()
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=2, context=ctx) as r:
-                    assert r.status == 200
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        # the self-signed certificate
+        assert wait_healthy(url, 15, context=ssl._create_unverified_context()), "no front"
         yield url
     finally:
         subprocess.run([*args, "-s", "stop"], capture_output=True)
@@ -81,16 +71,10 @@ def https_front(live_server: Any) -> Iterator[str]:
 @pytest.fixture
 def https_tab(browser: Browser, https_front: str, live_server: Any  # noqa: F811
               ) -> Iterator[Tab]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860},
-                                  ignore_https_errors=True)  # the self-signed certificate
-    context.add_init_script(COUNT_GUM)
-    page = context.new_page()
-    t = Tab(page, https_front, live_server.log)
-    page.on("console", lambda msg: t.console.append(f"{msg.type}: {msg.text}"))
-    page.on("pageerror", lambda exc: t.errors.append(str(exc)))
-    page.goto(https_front + "/")
+    t = open_tab(browser, https_front, live_server.log,
+                 ignore_https_errors=True)  # the self-signed certificate
     yield t
-    context.close()
+    t.page.context.close()
 
 
 def test_a_call_over_https_through_nginx(https_tab: Tab, live_server: Any) -> None:

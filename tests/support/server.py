@@ -3,12 +3,14 @@ over the network (HTTP, WebRTC) the way a deployment is called."""
 
 from __future__ import annotations
 
-import socket
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from tests.support.services import free_port
 
 
 def spawn_server(
@@ -22,9 +24,7 @@ def spawn_server(
     end of the server's log if it does not come up. `config_yaml` holds further
     top-level sections of the config (not `storage`), e.g. "affect:\n  script: x.yaml\n".
     """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     cfg = workdir / "config.yaml"
     if "server:" not in config_yaml:
         # every test customer comes from 127.0.0.1: one client to admission, so the
@@ -44,18 +44,27 @@ def spawn_server(
             stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
         )
     url = f"http://127.0.0.1:{port}"
+    if not wait_healthy(url, timeout, proc):
+        proc.kill()
+        raise RuntimeError("server did not start:\n" + log.read_text()[-4000:])
+    return proc, url
+
+
+def wait_healthy(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = None,
+                 context: ssl.SSLContext | None = None) -> bool:
+    """Whether `url`/healthz answers 200 within `timeout` s (False at once if `proc`,
+    the process serving it, has exited)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
+            with urllib.request.urlopen(url + "/healthz", timeout=2, context=context) as r:
                 if r.status == 200:
-                    return proc, url
+                    return True
         except OSError:
             pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError("server did not start:\n" + log.read_text()[-4000:])
-        time.sleep(0.3)
+        if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
 
 
 def stop_server(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
