@@ -42,6 +42,7 @@ def _malloc_trim() -> ctypes._NamedFuncPointer | None:
 
 _TRIM = _malloc_trim()
 
+
 def release_free_memory() -> None:
     """Blocking (it walks the heaps): run it in a worker thread, and seldom.
 
