@@ -110,6 +110,7 @@ class CallSession:
             heartbeat_timeout=cfg.call.heartbeat_timeout_s,
             clock=self.clock,
             max_candidates=cfg.call.max_remote_candidates,
+            media_now=self.media.peek,
         )
         try:
             answer = await transport.answer(sdp, kind)

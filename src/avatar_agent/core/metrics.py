@@ -59,7 +59,8 @@ class Metrics:
         self.video_encoders = Counter(
             "avatar_agent_video_encoders",
             "Avatar video streams started, by encoder (avatar_vp8: tuned for a drawn "
-            "picture; aiortc: its own, for codecs other than VP8)",
+            "picture; aiortc: its own, for codecs other than VP8; aiortc_unstamped: its own, "
+            "with send-time sender reports, where aiortc keeps its sender state elsewhere)",
             ["encoder"],
             registry=r,
         )
@@ -97,7 +98,7 @@ class Metrics:
         self.frames_dropped.labels("video", "shed")
         for kind in ("face", "voice"):
             self.frames_analysed.labels(kind)
-        for encoder in ("avatar_vp8", "aiortc"):
+        for encoder in ("avatar_vp8", "aiortc", "aiortc_unstamped"):
             self.video_encoders.labels(encoder)
         for event in ("speech_start", "speech_end"):
             self.customer_speech.labels(event)

@@ -13,16 +13,12 @@ keyframes on the browser's request, the RTP packetisation.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import av
-from aiortc import RTCPeerConnection
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import VIDEO_TIME_BASE
 from av.frame import Frame
-
-log = logging.getLogger(__name__)
 
 # What differs from aiortc 1.16's Vp8Encoder (the rest is the same).
 AVATAR_VP8_OPTIONS = {
@@ -90,30 +86,3 @@ class AvatarVp8Encoder(Vp8Encoder):
         payloads, timestamp = super().encode(frame, force_keyframe)
         return payloads, int(timestamp)
 
-
-def use_avatar_encoder(pc: RTCPeerConnection, track: Any) -> bool:
-    """Give the sender of `track` an `AvatarVp8Encoder`, when VP8 was negotiated.
-
-    aiortc (1.16) creates each sender's encoder on the first frame, from the
-    name-mangled private `RTCRtpSender.__encoder`, with no public way to choose it.
-    Call after `setLocalDescription` (the codec is known then) and before media flows.
-    When the attribute or the negotiated codecs are not where 1.16 keeps them, a
-    warning is logged and aiortc's own encoder is used: calls still work, at the
-    old cost. Returns whether it took effect.
-    """
-    for transceiver in pc.getTransceivers():
-        sender = transceiver.sender
-        if sender.track is not track:
-            continue
-        codecs = getattr(transceiver, "_codecs", None)
-        if not codecs:
-            log.warning("no negotiated codec found for the avatar's video; aiortc's encoder")
-            return False
-        if str(codecs[0].mimeType).lower() != "video/vp8":
-            return False  # another codec (H.264): aiortc's encoder for it
-        if not hasattr(sender, "_RTCRtpSender__encoder"):
-            log.warning("aiortc has no sender encoder slot; the avatar keeps aiortc's encoder")
-            return False
-        setattr(sender, "_RTCRtpSender__encoder", AvatarVp8Encoder())  # noqa: B010
-        return True
-    return False

@@ -28,8 +28,8 @@ from avatar_agent.core.config import IceServer
 from avatar_agent.core.events import Event, encode
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.transport.base import EndCallback
-from avatar_agent.transport.encoder import use_avatar_encoder
 from avatar_agent.transport.receiver import Receiver
+from avatar_agent.transport.reports import use_media_clock
 from avatar_agent.transport.sdp import offer_problem
 
 log = logging.getLogger(__name__)
@@ -147,8 +147,12 @@ class WebRTCTransport:
         heartbeat_timeout: float = 10.0,
         clock: Clock | None = None,
         max_candidates: int = 32,
+        media_now: Callable[[], float] | None = None,
     ) -> None:
         self._clock: Clock = clock or LoopClock()
+        # The media clock the outgoing tracks' pts are on: their sender reports are
+        # stamped from it (transport/reports.py). Without one, aiortc's send times.
+        self._media_now = media_now
         self._max_candidates = max_candidates
         self._out = {t.kind: t for t in tracks}
         self._heartbeat_timeout = heartbeat_timeout
@@ -184,9 +188,10 @@ class WebRTCTransport:
                 self.pc.addTrack(self._out[kind])
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
-        if "video" in self._out and "video" in kinds:
-            tuned = use_avatar_encoder(self.pc, self._out["video"])
-            self._metrics.video_encoders.labels("avatar_vp8" if tuned else "aiortc").inc()
+        if self._media_now is not None:
+            encoders = use_media_clock(self.pc, self._out.values(), self._media_now)
+            if "video" in encoders:
+                self._metrics.video_encoders.labels(encoders["video"]).inc()
         local: RTCSessionDescription = self.pc.localDescription
         return local
 
