@@ -91,27 +91,41 @@ async def close_peer(pc: RTCPeerConnection) -> None:
     DTLS) has its senders and receivers started *after* close() stopped them; their
     RTCP tasks and decoder threads, holding the tracks (for us the whole avatar), then
     run for ever. A call hung up during set-up leaked that way. Starting is made a
-    no-op first, so whatever the connect step reaches later starts nothing.
+    no-op first, so whatever the connect step reaches later starts nothing. That
+    includes the ICE transport: the connect step starts it once per transceiver, and
+    a start after close() raised `InvalidStateError` in a task nobody awaits (an
+    asyncio "Task exception was never retrieved" error with its traceback in the log,
+    for about one call in eight hung up during set-up).
     """
     for transceiver in pc.getTransceivers():
         setattr(transceiver.sender, "send", _never_start)  # noqa: B010 (an instance's)
         setattr(transceiver.receiver, "receive", _never_start)  # noqa: B010
+    for ice in _ice_transports(pc):
+        setattr(ice, "start", _never_start)  # noqa: B010
+    if pc.sctp is not None:  # and the data channel's association (ConnectionError)
+        setattr(pc.sctp, "start", _never_start)  # noqa: B010
     for connection in _ice_connections(pc):
         no_consent_checks_after_close(connection)
     await pc.close()
 
 
-def _ice_connections(pc: RTCPeerConnection) -> list[Any]:
-    """The aioice connections under a peer's transports (one with bundling)."""
+def _ice_transports(pc: RTCPeerConnection) -> list[Any]:
+    """The ICE transports under a peer's DTLS transports (one with bundling)."""
     dtls = [t.sender.transport for t in pc.getTransceivers()]
     if pc.sctp is not None:
         dtls.append(pc.sctp.transport)
     found: list[Any] = []
     for transport in dtls:
-        connection = getattr(getattr(transport, "transport", None), "_connection", None)
-        if connection is not None and all(connection is not c for c in found):
-            found.append(connection)
+        ice = getattr(transport, "transport", None)
+        if ice is not None and all(ice is not i for i in found):
+            found.append(ice)
     return found
+
+
+def _ice_connections(pc: RTCPeerConnection) -> list[Any]:
+    """The aioice connections under a peer's transports (one with bundling)."""
+    found = [getattr(ice, "_connection", None) for ice in _ice_transports(pc)]
+    return [c for c in found if c is not None]
 
 
 def no_consent_checks_after_close(connection: Any) -> None:
