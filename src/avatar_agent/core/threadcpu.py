@@ -64,7 +64,11 @@ class PoolCpu:
     def totals(self) -> dict[str, float]:
         names = {t.native_id: pool_name(t.name) for t in threading.enumerate()
                  if t.native_id is not None}
-        seconds = thread_cpu_seconds()
+        return self.observe(names, thread_cpu_seconds())
+
+    def observe(self, names: dict[int, str], seconds: dict[int, float]) -> dict[str, float]:
+        """Totals by pool, given the pools Python names (by thread id) and the seconds
+        the kernel reports for each live thread now."""
         with self._lock:
             for tid, (pool, last) in list(self._live.items()):
                 if tid not in seconds:  # exited: keep what it used
@@ -72,7 +76,11 @@ class PoolCpu:
                     del self._live[tid]
             totals = dict(self._ended)
             for tid, secs in seconds.items():
-                pool = names.get(tid, "native")
+                # A thread whose Python side has finished is still in /proc for a
+                # moment, no longer in threading.enumerate(): it keeps the pool it had
+                # (read as "native" its seconds would leave its pool's counter).
+                known = self._live.get(tid)
+                pool = names.get(tid) or (known[0] if known is not None else "native")
                 self._live[tid] = (pool, secs)
                 totals[pool] = totals.get(pool, 0.0) + secs
         return totals
