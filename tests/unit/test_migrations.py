@@ -13,7 +13,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, create_engine
 
 from avatar_agent.core import migrations
-from avatar_agent.core.store import Base, Store
+from avatar_agent.core.store import Store
+from avatar_agent.core.tables import Base
 from avatar_agent.operators import sessions
 
 

@@ -9,7 +9,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from avatar_agent.core.config import PrivacyConfig
-from avatar_agent.core.store import AffectPointRow, CallEventRow, CallRow, EscalationRow, Store
+from avatar_agent.core.store import Store
+from avatar_agent.core.tables import AffectPointRow, CallEventRow, CallRow, EscalationRow
 from avatar_agent.operators.retention import cutoff, purge
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)

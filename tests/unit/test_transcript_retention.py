@@ -8,7 +8,8 @@ from pathlib import Path
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from avatar_agent.core.store import CallEventRow, Store
+from avatar_agent.core.store import Store
+from avatar_agent.core.tables import CallEventRow
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.UTC)
 
