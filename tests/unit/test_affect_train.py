@@ -31,9 +31,11 @@ from avatar_agent.perception.features import (
     voice_floor,
 )
 from avatar_agent.perception.speech_embedding import EMBED_DIM
+from avatar_agent.training.calibration import fit_temperature
 from avatar_agent.training.dataset import (
     SPEECH_GRID_S,
     ClipFeatures,
+    calm_references,
     reference_of,
     speech_ends,
     window_at,
@@ -42,9 +44,7 @@ from avatar_agent.training.train import (
     GAIN_DB,
     TrainOptions,
     assign_folds,
-    calm_references,
     fit,
-    fit_temperature,
     spec_augment,
     vary_gain,
 )

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -216,6 +218,8 @@ def load_clips(
 
 
 CALM_LABELS = frozenset({"neutral", "calm"})
+CALM_REFERENCE_CLIPS = 3
+AROUSAL_TARGET = {"high": 1.0, "low": 0.0}
 
 
 def clip_moments(clip: ClipFeatures) -> tuple[Moments, Moments, F32, int]:
@@ -281,3 +285,19 @@ def window_at(clip: ClipFeatures, end_s: float, ref: Reference = NO_REFERENCE) -
         k = int(np.searchsorted(clip.speech_ends, end_s + 1e-3, side="right")) - 1
         speech = clip.speech[k] if k >= 0 else None
     return AffectWindow(voice, face, speech, ref)
+
+
+def calm_references(clips: Sequence[ClipFeatures], rng: random.Random,
+                    k: int = CALM_REFERENCE_CLIPS) -> list[Reference]:
+    """Per clip, the reference a call would hold after `k` other calm (neutral or calm)
+    clips of the same speaker, never the clip itself; no reference where there are none."""
+    by: dict[str, list[int]] = defaultdict(list)
+    for i, c in enumerate(clips):
+        if c.label.emotion in CALM_LABELS:
+            by[c.label.speaker].append(i)
+    out = []
+    for i, c in enumerate(clips):
+        others = [j for j in by[c.label.speaker] if j != i]
+        pick = rng.sample(others, min(k, len(others)))
+        out.append(reference_of([clips[j] for j in pick]))
+    return out

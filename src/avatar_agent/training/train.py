@@ -29,10 +29,13 @@ from avatar_agent.affect.reference import NO_REFERENCE, Reference
 from avatar_agent.core.config import Config, EscalationConfig
 from avatar_agent.perception.features import ENERGY_COL, N_MELS, SILENCE_DB, VOICE_DIM, VOICED_COL
 from avatar_agent.perception.speech_embedding import EMBED_DIM
+from avatar_agent.training.calibration import calibrate
 from avatar_agent.training.calls import CallResult, plan_calls, run_calls
 from avatar_agent.training.dataset import (
+    AROUSAL_TARGET,
     CALM_LABELS,
     ClipFeatures,
+    calm_references,
     reference_of,
     window_at,
     windows_of,
@@ -43,9 +46,7 @@ from avatar_agent.training.policy import as_dict, choose, with_policy
 log = logging.getLogger(__name__)
 
 N_FOLDS = 5
-CALM_REFERENCE_CLIPS = 3
 SPEECH_DROP = 0.2  # share of training windows without the embedding, as a call's first 2 s
-AROUSAL_TARGET = {"high": 1.0, "low": 0.0}
 VALENCE_TARGET = {
     "neutral": 0.0, "calm": 0.3, "happy": 0.8, "sad": -0.6, "angry": -0.7,
     "fearful": -0.6, "disgust": -0.7, "surprised": 0.2, "boredom": -0.3, "contempt": -0.5,
@@ -199,22 +200,6 @@ def _class_weights(clips: Sequence[ClipFeatures]) -> torch.Tensor:
     return torch.tensor(w / w.mean(), dtype=torch.float32)
 
 
-def calm_references(clips: Sequence[ClipFeatures], rng: random.Random,
-                    k: int = CALM_REFERENCE_CLIPS) -> list[Reference]:
-    """Per clip, the reference a call would hold after `k` other calm (neutral or calm)
-    clips of the same speaker, never the clip itself; no reference where there are none."""
-    by: dict[str, list[int]] = defaultdict(list)
-    for i, c in enumerate(clips):
-        if c.label.emotion in CALM_LABELS:
-            by[c.label.speaker].append(i)
-    out = []
-    for i, c in enumerate(clips):
-        others = [j for j in by[c.label.speaker] if j != i]
-        pick = rng.sample(others, min(k, len(others)))
-        out.append(reference_of([clips[j] for j in pick]))
-    return out
-
-
 Prediction = tuple[npt.NDArray[np.float64], float, float]
 
 
@@ -279,88 +264,6 @@ def _score(clips: Sequence[ClipFeatures], preds: Sequence[Any]) -> dict[str, flo
 
 def _combined(scores: dict[str, float]) -> float:
     return (scores["uar"] + scores["arousal_ba"] + scores["anger_auc"]) / 3
-
-
-def fit_temperature(logits: npt.NDArray[np.float64], labels: npt.NDArray[np.int64]) -> float:
-    """The temperature that minimises the negative log-likelihood of held-out windows
-    (a one-parameter calibration that keeps every ranking, so AUC and UAR stay put)."""
-    keep = labels >= 0
-    if keep.sum() < 20:
-        return 1.0
-    x, y = logits[keep], labels[keep]
-    best = (math.inf, 1.0)
-    for temp in np.exp(np.linspace(np.log(0.3), np.log(5.0), 60)):
-        z = x / temp
-        z = z - z.max(axis=1, keepdims=True)
-        nll = float(-(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1))).mean())
-        best = min(best, (nll, float(temp)))
-    return best[1]
-
-
-def fit_arousal_shift(logits: npt.NDArray[np.float64], high: npt.NDArray[np.float64]) -> float:
-    """The shift of the arousal logit that maximises the balanced accuracy of
-    "aroused" (arousal >= 0.5) on held-out windows; 0 when there is too little to tell."""
-    keep = ~np.isnan(high)
-    x, y = logits[keep], high[keep] > 0.5
-    if y.sum() < 10 or (~y).sum() < 10:
-        return 0.0
-    best = (-1.0, 0.0)
-    for shift in np.linspace(-2.0, 2.0, 81):
-        pred = x - shift >= 0
-        ba = 0.5 * (pred[y].mean() + (~pred[~y]).mean())
-        # ties go to the smallest shift, so an uninformative fit changes nothing
-        best = max(best, (float(ba) - 1e-9 * abs(shift), float(shift)))
-    return best[1]
-
-
-def _validation_windows(
-    val: Sequence[ClipFeatures], rng: random.Random
-) -> tuple[list[AffectWindow], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """Windows of the validation speakers, with no reference and with a calm one; their
-    class (-100 where none) and arousal target (NaN where none)."""
-    wins: list[AffectWindow] = []
-    labels: list[int] = []
-    high: list[float] = []
-    refs = calm_references(val, rng)
-    for c, ref in zip(val, refs, strict=True):
-        y = EMOTIONS.index(c.label.emotion) if c.label.emotion in EMOTIONS else -100
-        a = AROUSAL_TARGET.get(c.label.arousal or "", math.nan)
-        for w in [*windows_of(c), *windows_of(c, ref)]:
-            wins.append(w)
-            labels.append(y)
-            high.append(a)
-    return wins, np.asarray(labels, np.int64), np.asarray(high, np.float64)
-
-
-def calibrate(net: AffectNet, val: Sequence[ClipFeatures], seed: int) -> dict[str, float]:
-    """Fit the temperatures on the validation speakers' windows (never the test fold):
-    one for windows with a voice, one for face-only windows; and the arousal's
-    decision point."""
-    wins, labels, high = _validation_windows(val, random.Random(seed))
-    net.temperature.fill_(1.0)
-    net.face_temperature.fill_(1.0)
-    net.arousal_shift.fill_(0.0)
-    if not wins:
-        return {"temperature": 1.0, "face_temperature": 1.0, "arousal_shift": 0.0}
-    net.eval()
-    logits, arousal = [], []
-    with torch.inference_mode():
-        for i in range(0, len(wins), 256):
-            out, aro, _, _ = net(**prepare(wins[i : i + 256]))
-            logits.append(out.double().numpy())
-            arousal.append(aro.double().numpy())
-    all_logits = np.concatenate(logits)
-    a = np.clip(np.concatenate(arousal), 1e-6, 1 - 1e-6)
-    shift = fit_arousal_shift(np.log(a / (1 - a)), high)
-    net.arousal_shift.fill_(shift)
-    face_only = np.array([not w.has_voice for w in wins])
-    t_voice = fit_temperature(all_logits[~face_only], labels[~face_only])
-    # Face-only windows alone may raise a level only with high confidence: they get
-    # their own temperature, never a sharper one than the voice's.
-    t_face = max(t_voice, fit_temperature(all_logits[face_only], labels[face_only]))
-    net.temperature.fill_(t_voice)
-    net.face_temperature.fill_(t_face)
-    return {"temperature": t_voice, "face_temperature": t_face, "arousal_shift": shift}
 
 
 def _population(net: AffectNet, train: Sequence[ClipFeatures], rng: random.Random) -> None:

@@ -23,13 +23,18 @@ from avatar_agent.perception.speech_embedding import WINDOW_SAMPLES, SpeechEncod
 from avatar_agent.training.call_metrics import call_headline, summarize
 from avatar_agent.training.calls import CallResult
 from avatar_agent.training.card import model_card
-from avatar_agent.training.dataset import ClipFeatures, load_clips, reference_of, windows_of
+from avatar_agent.training.dataset import (
+    CALM_REFERENCE_CLIPS,
+    ClipFeatures,
+    load_clips,
+    reference_of,
+    windows_of,
+)
 from avatar_agent.training.evaluate import default_cache
 from avatar_agent.training.metrics import ClipResult, build_report, headline
 from avatar_agent.training.policy import as_dict, choose, with_policy
 from avatar_agent.training.report_plot import write_report_png
 from avatar_agent.training.train import (
-    CALM_REFERENCE_CLIPS,
     TrainOptions,
     cross_validate,
     final_fit,
