@@ -58,15 +58,16 @@ async def _health(url: str) -> dict[str, Any]:
         return data
 
 
-async def run_churn(url: str, pid: int, media: Path, calls: int, rounds: int) -> None:
-    await churn(url, media, calls=4)  # the pools start their threads on first use
+async def run_churn(url: str, pid: int, media: Path, calls: int, rounds: int,
+                    consent: bool = True) -> None:
+    await churn(url, media, calls=4, consent=consent)  # the pools start their threads on first use
     await settle(url, pid, sample(pid), within_s=30)
     await asyncio.sleep(RELEASE_AFTER_S + 1)  # ended calls' memory goes back
     base = sample(pid)
     emit(mode="churn", round=0, threads=base.threads, rss_mb=round(base.rss_mb))
     for r in range(1, rounds + 1):
         t0 = time.monotonic()
-        failed = await churn(url, media, calls=calls)
+        failed = await churn(url, media, calls=calls, consent=consent)
         await settle(url, pid, base, within_s=60)
         await asyncio.sleep(RELEASE_AFTER_S + 1)
         after = sample(pid)
@@ -169,6 +170,8 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--media", default=None)
+    ap.add_argument("--no-consent", action="store_true",
+                    help="churn: the customers decline analysis (no face or voice analysis)")
     args = ap.parse_args()
     media = _media(args.media)
     with tempfile.TemporaryDirectory() as tmp:
@@ -181,7 +184,8 @@ def main() -> None:
             "  max_half_open_per_client: 50\n  max_half_open: 50\n  max_calls: 50\n"))
         try:
             if args.mode == "churn":
-                asyncio.run(run_churn(url, proc.pid, media, args.calls or 100, args.rounds))
+                asyncio.run(run_churn(url, proc.pid, media, args.calls or 100, args.rounds,
+                                     consent=not args.no_consent))
             elif args.mode == "soak":
                 asyncio.run(run_soak(url, proc.pid, media, args.calls or 4, args.minutes))
             else:

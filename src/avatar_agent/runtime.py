@@ -23,7 +23,9 @@ from avatar_agent.core.config import Config, project_path
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.core.redisbus import make_bus, register_bus_metrics
 from avatar_agent.core.store import AsyncStore, Store
+from avatar_agent.perception.face import FaceAnalyzer
 from avatar_agent.perception.face_expression import FaceExpression
+from avatar_agent.perception.face_pool import FaceAnalyzers
 from avatar_agent.perception.speech_embedding import SpeechEncoder, read_weights
 from avatar_agent.perception.turn_audio import RATE
 from avatar_agent.speech.answers import Answerer, KnowledgeAnswerer, OpenAIAnswerer
@@ -80,6 +82,10 @@ class Runtime:
         self.predictor = predictor
         self.speech_encoder = speech_encoder  # perception feeds the model its embeddings
         self.face_expression = face_expression  # ... and the face's expression
+        # Face meshes are kept between calls, as many as calls may run at once.
+        self.face_analyzers = FaceAnalyzers(
+            functools.partial(FaceAnalyzer, expression=face_expression),
+            keep=config.server.max_calls)
         self.affect_script = affect_script
         # Speech recognition and answers for every call (None: replies follow the level).
         self.transcriber = transcriber
@@ -187,6 +193,7 @@ class Runtime:
         self.tts_pool.shutdown(wait=True, cancel_futures=True)
         self.analysis_pool.shutdown(wait=True, cancel_futures=True)
         self.asr_pool.shutdown(wait=True, cancel_futures=True)
+        self.face_analyzers.close()
         self.store.close()
 
 
@@ -260,7 +267,6 @@ def _warm_perception() -> None:
     """
     import numpy as np
 
-    from avatar_agent.perception.face import FaceAnalyzer
     from avatar_agent.perception.vad import VoiceActivity
 
     with FaceAnalyzer() as fa:

@@ -222,6 +222,7 @@ class CallSession:
             clock=self.clock,
             media_behind=self._video_skips,
             faults=self.faults,
+            analyzers=self.rt.face_analyzers,
         )
         if transport.video_in is not None:
             self._tasks.spawn(self.perception.run_face(transport.video_in), "face")

@@ -12,6 +12,7 @@ import av
 from avatar_agent.core.config import PerceptionConfig
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.perception.face import FaceAnalyzer
+from avatar_agent.perception.face_pool import FaceAnalyzers
 from avatar_agent.perception.live import CallPerception
 from avatar_agent.transport.receiver import Receiver
 
@@ -48,3 +49,37 @@ async def test_face_analysis_cancelled_during_setup_closes_its_analyzer() -> Non
         assert _threads() <= before, f"{_threads() - before} threads left behind"
     finally:
         pool.shutdown(wait=True)
+
+
+async def test_face_analysis_cancelled_during_setup_gives_its_analyzer_back() -> None:
+    """With the server's kept analysers: each cancelled call's one goes back (reset) to
+    be reused, and closing them leaves no graph behind."""
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="analysis")
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(loop.run_in_executor(pool, lambda: FaceAnalyzer().close())
+                           for _ in range(2)))
+    before = _threads()
+    analyzers = FaceAnalyzers(FaceAnalyzer, keep=1)
+    try:
+        for _ in range(4):
+            perception = CallPerception(PerceptionConfig(), pool, Metrics(), lambda: 0.0,
+                                        analyzers=analyzers)
+            task = asyncio.ensure_future(perception.run_face(Receiver("video", _never)))
+            await asyncio.sleep(0.01)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        for _ in range(50):
+            if analyzers.idle == 1:
+                break
+            await asyncio.sleep(0.1)
+        await loop.run_in_executor(pool, lambda: None)  # the pool's queue has drained
+        assert analyzers.idle == 1  # kept for the next call (keep=1), the rest closed
+        assert analyzers.built <= 4
+    finally:
+        await loop.run_in_executor(pool, analyzers.close)
+        pool.shutdown(wait=True)
+    for _ in range(50):
+        if _threads() <= before:
+            break
+        await asyncio.sleep(0.1)
+    assert _threads() <= before, f"{_threads() - before} threads left behind"

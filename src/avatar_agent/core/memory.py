@@ -6,7 +6,9 @@ returning it, so a server's RSS climbed by hundreds of MB over a hundred short c
 with nothing alive; `malloc_trim` returns the free pages (where the C library is
 glibc; elsewhere only the collection runs).
 
-That is not all of it, and the rest is not a leak: glibc gives threads up to 8 heaps
+That is not all of it, and the rest is not a leak (it was mostly the face meshes
+built and freed for every call, which are now kept between calls:
+`perception.face_pool`): glibc gives threads up to 8 heaps
 (arenas) per core, and each arena keeps the free space of its busiest moment, which
 `malloc_trim` cannot hand back where live chunks sit between free ones. The codec,
 render and analysis threads of successive calls land in different arenas, so over a

@@ -328,6 +328,18 @@ class FaceAnalyzer:
             return None
         return float(np.median([e for _, e in self._ears]))
 
+    def reset(self) -> None:
+        """Forget the stream so far, for another one: the mesh's graph starts a new
+        run (no tracked face carried over), the other faces' boxes and the eye-opening
+        history are dropped."""
+        if self._mesh is not None:
+            self._mesh.reset()
+        if self._finder is not None:
+            self._finder.reset()
+        self._next_find = None
+        self._mask_boxes = []
+        self._ears.clear()
+
     def close(self) -> None:
         if self._mesh is not None:
             self._mesh.close()

@@ -32,6 +32,7 @@ from avatar_agent.core.metrics import Metrics
 from avatar_agent.perception.audio import Downsampler, to_mono
 from avatar_agent.perception.face import FaceAnalyzer, FaceFeatures
 from avatar_agent.perception.face_expression import FaceExpression
+from avatar_agent.perception.face_pool import FaceAnalyzers
 from avatar_agent.perception.features import (
     FACE_DIM,
     VOICE_DIM,
@@ -75,8 +76,12 @@ class CallPerception:
         clock: Clock | None = None,
         media_behind: Callable[[], int] = lambda: 0,
         faults: StageFaults | None = None,
+        analyzers: FaceAnalyzers | None = None,
     ) -> None:
         self.cfg = cfg
+        # Face analysers shared by the server's calls (kept between calls); without
+        # them this call builds its own and closes it at its end.
+        self._analyzers = analyzers
         self._faults = faults or StageFaults("?", metrics)
         self._clock: Clock = clock or LoopClock()
         # How many avatar frames the server has had to skip so far: when it grows, the
@@ -102,10 +107,16 @@ class CallPerception:
     async def run_face(self, receiver: Receiver[av.VideoFrame]) -> None:
         loop = asyncio.get_running_loop()
         slot = receiver.subscribe()
-        # Cancelled during the build (the call ended at once), the graph is still closed.
-        analyzer = await build_in_executor(
-            self._pool, functools.partial(FaceAnalyzer, expression=self._expression),
-            FaceAnalyzer.close)
+        # Cancelled during the build (the call ended at once), the graph is still
+        # closed or given back.
+        take: Callable[[], FaceAnalyzer]
+        give_back: Callable[[FaceAnalyzer], None]
+        if self._analyzers is not None:
+            take, give_back = self._analyzers.take, self._analyzers.give_back
+        else:
+            take = functools.partial(FaceAnalyzer, expression=self._expression)
+            give_back = FaceAnalyzer.close
+        analyzer = await build_in_executor(self._pool, take, give_back)
         micro = MicroExpressionDetector()
         period = 1.0 / self.cfg.face_fps
         latency = self._metrics.stage_seconds.labels("face")
@@ -131,7 +142,7 @@ class CallPerception:
                 latency.observe(time.perf_counter() - t0)
                 self._face_result(feats, micro)
         finally:
-            await loop.run_in_executor(self._pool, analyzer.close)
+            await loop.run_in_executor(self._pool, give_back, analyzer)
 
     def _face_result(self, feats: FaceFeatures, micro: MicroExpressionDetector) -> None:
         self._metrics.frames_analysed.labels("face").inc()

@@ -35,8 +35,9 @@ def sample(pid: int) -> ProcessSample:
     return ProcessSample(threads, rss_kb / 1024.0)
 
 
-async def _one_call(url: str, media: Path, http: aiohttp.ClientSession) -> None:
-    client = CustomerClient(url, media, consent=True)
+async def _one_call(url: str, media: Path, http: aiohttp.ClientSession,
+                    consent: bool = True) -> None:
+    client = CustomerClient(url, media, consent=consent)
     try:
         await client.connect(http)
         await client.hangup(http)  # at once: the case that leaked face analysis
@@ -44,9 +45,11 @@ async def _one_call(url: str, media: Path, http: aiohttp.ClientSession) -> None:
         await client.close()
 
 
-async def churn(url: str, media: Path, calls: int, in_flight: int = 4) -> int:
-    """Open and close `calls` consenting calls, `in_flight` at a time; returns how
-    many the server refused or failed (0 when all went through)."""
+async def churn(url: str, media: Path, calls: int, in_flight: int = 4,
+                consent: bool = True) -> int:
+    """Open and close `calls` calls (consenting to analysis unless told otherwise),
+    `in_flight` at a time; returns how many the server refused or failed (0 when all
+    went through)."""
     gate = asyncio.Semaphore(in_flight)
     failed = 0
 
@@ -54,7 +57,7 @@ async def churn(url: str, media: Path, calls: int, in_flight: int = 4) -> int:
         nonlocal failed
         async with gate:
             try:
-                await _one_call(url, media, http)
+                await _one_call(url, media, http, consent)
             except (RuntimeError, OSError, aiohttp.ClientError):
                 failed += 1
 
