@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from aiortc import AudioStreamTrack, RTCPeerConnection, VideoStreamTrack
 
-from avatar_agent.transport.reports import SenderClock, ntp_at
+from avatar_agent.transport.reports import SenderClock, ntp_at, use_media_clock
 
 ORIGIN = 4_294_000_000  # near the top of 32 bits: later timestamps wrap past zero
 
@@ -51,3 +52,23 @@ def test_ntp_of_a_media_time() -> None:
     now = 1000 << 32
     assert ntp_at(5.0, 5.0, now) == now
     assert ntp_at(4.5, 5.0, now) == now - (1 << 31)  # half a second before now
+
+
+async def test_an_aiortc_without_the_sender_state_keeps_its_own_reports() -> None:
+    offerer, answerer = RTCPeerConnection(), RTCPeerConnection()
+    offerer.addTransceiver("audio", direction="recvonly")
+    offerer.addTransceiver("video", direction="recvonly")
+    await offerer.setLocalDescription(await offerer.createOffer())
+    await answerer.setRemoteDescription(offerer.localDescription)
+    tracks = [AudioStreamTrack(), VideoStreamTrack()]
+    senders = [answerer.addTrack(t) for t in tracks]
+    await answerer.setLocalDescription(await answerer.createAnswer())
+    delattr(senders[0], "_RTCRtpSender__packet_count")  # as if aiortc kept it elsewhere
+    assert use_media_clock(answerer, tracks, lambda: 0.0) == {
+        "audio": "aiortc_unstamped", "video": "avatar_vp8"}
+    assert "_send_rtcp" not in vars(senders[0])  # untouched: aiortc's own reports
+    assert "_send_rtcp" in vars(senders[1])  # the video's are restamped
+    for t in tracks:
+        t.stop()
+    await offerer.close()
+    await answerer.close()

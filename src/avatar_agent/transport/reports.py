@@ -169,7 +169,8 @@ def use_media_clock(pc: RTCPeerConnection, tracks: Iterable[Any],
             continue
         kind = sender.track.kind
         codecs = getattr(transceiver, "_codecs", None)
-        if not codecs or not all(hasattr(sender, a) for a in (_ENCODER, _LAST_RTP, _PACKETS)):
+        needed = (_ENCODER, _LAST_RTP, _PACKETS, _LSR, "_send_rtcp")
+        if not codecs or not all(hasattr(sender, a) for a in needed):
             log.warning("aiortc keeps no sender state where expected: the %s track's "
                         "reports stay send-time stamped", kind)
             out[kind] = "aiortc_unstamped"
