@@ -58,6 +58,21 @@ def test_mouth_follows_the_same_timeline_as_the_audio() -> None:
     assert p.current_at(RATE + 10) is not None and p.current_at(RATE - 1) is None
 
 
+def test_the_mouth_of_speech_already_read_is_still_drawn() -> None:
+    """The audio track reads ahead of the frame being drawn: a sentence read to its
+    end keeps its mouth for frames drawn a little behind, then is forgotten."""
+    p = Playout(RATE)
+    p.enqueue(utt("x", 1.0), not_before=0)  # speech from 0 to 1 s
+    ref = Playout(RATE)
+    ref.enqueue(utt("x", 1.0), not_before=0)
+    read_all(p, 0, RATE + 4800)  # the audio is read 100 ms past the sentence's end
+    for sample in range(0, RATE, 480):
+        assert p.mouth_at(sample) == ref.mouth_at(sample)
+    assert p.mouth_at(RATE // 2) > 0.5
+    read_all(p, RATE + 4800, 3 * RATE)  # long past: the sentence is forgotten
+    assert p.mouth_at(RATE // 2) == 0.0 and p.mouth_at(RATE + 10) == 0.0
+
+
 def test_skipped_speech_still_reports_start_and_end() -> None:
     p = Playout(RATE)
     p.enqueue(utt("lost", 0.1), not_before=960)

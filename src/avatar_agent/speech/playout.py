@@ -15,6 +15,8 @@ Pure: no clock, no I/O, no asyncio.
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -23,6 +25,10 @@ import numpy.typing as npt
 
 from avatar_agent.speech.lipsync import MouthTimeline
 from avatar_agent.speech.types import Utterance
+
+# How long a sentence read to its end still shapes the mouth: frames are drawn at most
+# this far behind the audio (later ones are skipped, not sent).
+HEARD_KEPT_S = 1.0
 
 
 @dataclass
@@ -69,6 +75,10 @@ class Playout:
         self._held: list[Scheduled] | None = None  # parked speech while held
         self._held_at = 0
         self._read_to = 0  # end of the last read: samples before it are gone out
+        # Utterances read to their end, for the mouth: the audio track reads ahead of
+        # the frame being drawn (by the render's latency, more on a busy server), and a
+        # sentence's last syllables must not be drawn with the mouth already shut.
+        self._heard: deque[Scheduled] = deque()
 
     @property
     def pending(self) -> int:
@@ -114,13 +124,16 @@ class Playout:
                     events.append(PlayoutEvent("start", text, item.start))
                 if not item.quiet_end:
                     events.append(PlayoutEvent("end", text, item.end))
+                self._heard.append(item)
                 continue
             keep.append(item)
         self._queue = keep
+        while self._heard and self._heard[0].end < stop - round(HEARD_KEPT_S * self.rate):
+            self._heard.popleft()
         return out, events
 
     def mouth_at(self, sample: int) -> float:
-        for item in self._queue:
+        for item in itertools.chain(self._queue, self._heard):
             if item.start <= sample < item.end:
                 return item.mouth_at(sample, self.rate)
         return 0.0
