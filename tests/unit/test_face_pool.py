@@ -52,13 +52,13 @@ def test_no_more_than_keep_are_kept_idle() -> None:
     taken = [pool.take() for _ in range(3)]  # three calls at once: three built
     for a in taken:
         pool.give_back(a)
-    assert pool.built == 3 and pool.idle == 2
+    assert pool.built == 3 and pool.idle == 2 and pool.alive == 2
     assert [b.closes for b in built] == [0, 0, 1]
     pool.close()
-    assert all(b.closes == 1 for b in built)
+    assert all(b.closes == 1 for b in built) and pool.alive == 0
     late = pool.take()  # a call still running at shutdown gives its analyser back after
     pool.give_back(late)
-    assert cast(Any, late).closes == 1 and pool.idle == 0
+    assert cast(Any, late).closes == 1 and pool.idle == 0 and pool.alive == 0
 
 
 def test_an_analyser_that_cannot_reset_is_closed_not_kept() -> None:

@@ -33,6 +33,7 @@ class FaceAnalyzers:
         self._lock = threading.Lock()
         self._closed = False
         self.built = 0  # analysers ever built: flat once calls reuse them
+        self.alive = 0  # built and not yet closed: in use or idle
 
     @property
     def idle(self) -> int:
@@ -45,6 +46,7 @@ class FaceAnalyzers:
             if self._idle:
                 return self._idle.pop()
             self.built += 1
+            self.alive += 1
         return self._build()
 
     def give_back(self, analyzer: FaceAnalyzer) -> None:
@@ -54,17 +56,22 @@ class FaceAnalyzers:
             analyzer.reset()
         except Exception:  # a graph that cannot restart is not reused
             log.exception("a face analyser could not be reset; it is closed")
-            analyzer.close()
+            self._closed_one(analyzer)
             return
         with self._lock:
             if not self._closed and len(self._idle) < self._keep:
                 self._idle.append(analyzer)
                 return
+        self._closed_one(analyzer)
+
+    def _closed_one(self, analyzer: FaceAnalyzer) -> None:
         analyzer.close()
+        with self._lock:
+            self.alive -= 1
 
     def close(self) -> None:
         """Close every idle analyser; those in use are closed when given back."""
         with self._lock:
             idle, self._idle, self._closed = self._idle, [], True
         for analyzer in idle:
-            analyzer.close()
+            self._closed_one(analyzer)

@@ -66,17 +66,27 @@ async def churn(url: str, media: Path, calls: int, in_flight: int = 4,
     return failed
 
 
+async def face_analyzers(url: str) -> int:
+    """The face analysers the server keeps alive (in use or idle), from /healthz."""
+    async with aiohttp.ClientSession() as http, http.get(url + "/healthz") as r:
+        return int((await r.json()).get("face_analyzers", 0))
+
+
 async def settle(url: str, pid: int, baseline: ProcessSample, within_s: float = 60.0,
-                 slack_threads: int = 0) -> ProcessSample:
+                 slack_threads: int = 0, mesh_threads: int = 0,
+                 base_analyzers: int = 0) -> ProcessSample:
     """Wait (up to `within_s`) until the server has no call left and its threads are
-    back at `baseline` (+ slack); returns the last sample either way."""
+    back at `baseline` (+ slack, + `mesh_threads` for each face analyser it keeps
+    beyond `base_analyzers`); returns the last sample either way."""
     deadline = time.monotonic() + within_s
     async with aiohttp.ClientSession() as http:
         while True:
             async with http.get(url + "/healthz") as r:
-                calls = int((await r.json())["calls"])
+                health = await r.json()
+            kept = max(0, int(health.get("face_analyzers", 0)) - base_analyzers)
             now = sample(pid)
-            if (calls == 0 and now.threads <= baseline.threads + slack_threads) \
+            allowed = baseline.threads + slack_threads + mesh_threads * kept
+            if (int(health["calls"]) == 0 and now.threads <= allowed) \
                     or time.monotonic() > deadline:
                 return now
             await asyncio.sleep(0.5)
