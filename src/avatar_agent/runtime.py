@@ -144,6 +144,10 @@ class Runtime:
         rt = cls(config, astore, tts, avatar_dir, predictor=predictor,
                  affect_script=script, speech_encoder=encoder, face_expression=expression,
                  transcriber=transcriber, answerer=answerer)
+        # Loading MediaPipe takes most of a second; done lazily it would cost the first
+        # consenting customer that second of analysis. The mesh built here is kept for
+        # that first call.
+        await loop.run_in_executor(rt.analysis_pool, rt.face_analyzers.warm)
         await rt.ready()
         # In the background: the server takes calls meanwhile, and the voice's single
         # worker runs these one sentence at a time, so a call's own speech waits behind
@@ -260,15 +264,10 @@ def _whisper_weights() -> bytes | None:
 
 
 def _warm_perception() -> None:
-    """Import and initialise the analysis models once, before the first call.
-
-    Loading MediaPipe takes most of a second; done lazily it would cost the first
-    consenting customer that second of analysis.
-    """
+    """Import and initialise voice activity detection once, before the first call
+    (the face mesh is warmed in the server's kept analysers: `Runtime.start`)."""
     import numpy as np
 
     from avatar_agent.perception.vad import VoiceActivity
 
-    with FaceAnalyzer() as fa:
-        fa.analyze(np.zeros((64, 64, 3), np.uint8), 0.0)
     VoiceActivity().push(np.zeros(512, np.float32))

@@ -81,3 +81,11 @@ def test_a_reset_mesh_reads_the_next_stream_afresh(grid_clip: Path) -> None:
             a, b = kept.analyze(rgb, t), fresh.analyze(rgb, t)
             assert a.present and b.present
             assert a.vector() == pytest.approx(b.vector(), abs=1e-4)
+
+
+def test_warming_builds_one_real_analyser_and_keeps_it() -> None:
+    pool = FaceAnalyzers(FaceAnalyzer, keep=2)
+    pool.warm()
+    assert pool.built == 1 and pool.idle == 1 and pool.alive == 1
+    pool.close()
+    assert pool.alive == 0

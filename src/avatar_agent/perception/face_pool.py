@@ -20,6 +20,8 @@ import logging
 import threading
 from collections.abc import Callable
 
+import numpy as np
+
 from avatar_agent.perception.face import FaceAnalyzer
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,14 @@ class FaceAnalyzers:
             self.built += 1
             self.alive += 1
         return self._build()
+
+    def warm(self) -> None:
+        """Build one analyser and run it once (loading MediaPipe), kept for a call."""
+        analyzer = self.take()
+        try:
+            analyzer.analyze(np.zeros((64, 64, 3), np.uint8), 0.0)
+        finally:
+            self.give_back(analyzer)
 
     def give_back(self, analyzer: FaceAnalyzer) -> None:
         """The stream has ended: reset the analyser and keep it, or close it when
