@@ -102,12 +102,13 @@ class ClockedEncoder:
         self._first_input: float | None = None
 
     def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], Any]:
-        self._clock.before_encode(int(getattr(self._sender, _LAST_RTP, 0)),
-                                  int(getattr(self._sender, _PACKETS, 0)))
-        if self._first_input is None and frame.pts is not None and frame.time_base:
-            self._first_input = float(frame.pts * frame.time_base)
+        if self._clock.origin is None:  # the first frames: what the mapping needs
+            self._clock.before_encode(int(getattr(self._sender, _LAST_RTP, 0)),
+                                      int(getattr(self._sender, _PACKETS, 0)))
+            if self._first_input is None and frame.pts is not None and frame.time_base:
+                self._first_input = float(frame.pts * frame.time_base)
         payloads, ts = self._inner.encode(frame, force_keyframe)
-        if payloads and self._first_input is not None:
+        if payloads and self._first_input is not None and self._clock.origin is None:
             self._clock.encoded(int(ts), self._first_input)
         return payloads, ts
 
