@@ -10,8 +10,10 @@ features only, never media.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import os
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -133,15 +135,30 @@ def _speech_of(path: Path) -> tuple[F32, F32]:
 def _save_npz(file: Path, arrays: dict[str, F32]) -> None:
     """Write a cache file whole or not at all, so a crash never leaves half a file."""
     file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(file)
+    # named for this process: two runs sharing a cache may write the same clip at once
+    tmp = file.with_suffix(f".{os.getpid()}.tmp.npz")
+    try:
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(file)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@functools.lru_cache(maxsize=8192)
+def _content_digest(path: Path, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha1()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _cache_key(path: Path, version: str = FEATURES_VERSION) -> str:
+    """By the file's content, not its name or time: a copied or re-synced corpus
+    (new times, same bytes) keeps its cache."""
     st = path.stat()
-    ident = f"{version}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    return hashlib.sha1(ident.encode()).hexdigest()
+    digest = _content_digest(path.resolve(), st.st_size, st.st_mtime_ns)
+    return hashlib.sha1(f"{version}|{digest}".encode()).hexdigest()
 
 
 def _speech_cached(path: Path, cache: Path | None) -> tuple[F32, F32]:
