@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from avatar_agent.perception.features import (
     voice_floor,
 )
 from avatar_agent.perception.speech_embedding import EMBED_DIM
+from avatar_agent.training.augment import GAIN_DB, spec_augment, vary_gain
 from avatar_agent.training.calibration import fit_temperature
 from avatar_agent.training.dataset import (
     SPEECH_GRID_S,
@@ -40,14 +42,7 @@ from avatar_agent.training.dataset import (
     speech_ends,
     window_at,
 )
-from avatar_agent.training.train import (
-    GAIN_DB,
-    TrainOptions,
-    assign_folds,
-    fit,
-    spec_augment,
-    vary_gain,
-)
+from avatar_agent.training.train import TrainOptions, assign_folds, fit
 
 
 def _label(speaker: str, emotion: str) -> ClipLabel:
@@ -413,3 +408,22 @@ def test_a_tiny_fit_runs_end_to_end_and_calibrates() -> None:
     with torch.inference_mode():
         out = net(**prepare([w]))
     assert all(torch.isfinite(o).all() for o in out)
+
+
+def test_the_feature_cache_knows_a_clip_by_its_content(tmp_path: Path) -> None:
+    from avatar_agent.training.dataset import _cache_key, _save_npz
+
+    a = tmp_path / "a.wav"
+    a.write_bytes(b"RIFF" + bytes(range(200)))
+    copy = tmp_path / "sub" / "renamed.wav"
+    copy.parent.mkdir()
+    copy.write_bytes(a.read_bytes())
+    os.utime(copy, ns=(1, 1))  # a re-synced corpus: same bytes, other name and time
+    assert _cache_key(copy) == _cache_key(a)
+    other = tmp_path / "b.wav"
+    other.write_bytes(b"RIFF" + bytes(range(1, 201)))
+    assert _cache_key(other) != _cache_key(a)
+    assert _cache_key(a, "v-other") != _cache_key(a)
+    # a cache file is written whole, and no temporary file is left beside it
+    _save_npz(tmp_path / "cache" / "x.npz", {"rows": np.ones((3, 2), np.float32)})
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["x.npz"]
