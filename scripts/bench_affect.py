@@ -23,13 +23,8 @@ import numpy as np
 import torch
 
 from avatar_agent.affect.engine import AffectEngine
-from avatar_agent.affect.model import (
-    AffectNet,
-    AffectPredictor,
-    AffectWindow,
-    pick_device,
-    validate_window,
-)
+from avatar_agent.affect.model import AffectNet, AffectWindow, validate_window
+from avatar_agent.affect.predictor import AffectPredictor, pick_device
 from avatar_agent.affect.reference import Reference
 from avatar_agent.perception.features import (
     EXPRESSION,

@@ -178,6 +178,10 @@ def train(
     save_calls: Annotated[Path | None, typer.Option(
         help="Also pickle every fold's call traces here (for escalation-policy studies)")
     ] = None,
+    members: Annotated[int, typer.Option(
+        help="Networks trained from different seeds and averaged")] = 4,
+    jobs: Annotated[int, typer.Option(
+        help="Members trained at once, one process and one CPU thread each")] = 1,
 ) -> None:
     """Train the affect model speaker-independently; writes affect.pt and MODEL_CARD.md."""
     from avatar_agent.training.training_run import TrainRunError, run_training
@@ -185,7 +189,7 @@ def train(
     logging.basicConfig(level=logging.WARNING)
     try:
         run_training(data, out, seed=seed, max_epochs=max_epochs, cache=cache, workers=workers,
-                     save_calls=save_calls)
+                     save_calls=save_calls, options={"members": members}, jobs=jobs)
     except TrainRunError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise typer.Exit(2) from None

@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 
 from avatar_agent.affect.engine import AffectEngine
-from avatar_agent.affect.model import AffectOutput, AffectPredictor, AffectWindow, validate_window
+from avatar_agent.affect.model import AffectOutput, AffectWindow, validate_window
+from avatar_agent.affect.predictor import AffectPredictor
 from avatar_agent.affect.script import AffectScript, load_script
 from avatar_agent.avatar.render import default_avatar_dir
 from avatar_agent.core.aio import TaskSet

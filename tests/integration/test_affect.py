@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avatar_agent.affect.model import AffectPredictor
+from avatar_agent.affect.predictor import AffectPredictor
 from avatar_agent.core.config import Config
 from avatar_agent.runtime import model_path
 from avatar_agent.training.dataset import extract
@@ -125,13 +125,16 @@ def test_train_on_a_small_speaker_split_writes_weights_card_and_report(
     out = tmp_path / "models"
     res = subprocess.run(
         [sys.executable, "-m", "avatar_agent.cli", "train", "--data", str(clips),
-         "--out", str(out), "--max-epochs", "2", "--cache", str(tmp_path / "cache")],
+         "--out", str(out), "--max-epochs", "2", "--cache", str(tmp_path / "cache"),
+         "--members", "2", "--jobs", "2"],
         capture_output=True, text=True, timeout=600,
     )
     assert res.returncode == 0, res.stderr
     predictor = AffectPredictor.load(out / "affect.pt", "cpu")
     assert predictor.meta["parameters"] > 10_000
+    assert predictor.members == predictor.meta["members"] == 2
     card = (out / "MODEL_CARD.md").read_text()
+    assert "An ensemble of 2 networks" in card
     assert "speaker-independent" in card and "| 5 |" in card  # five folds listed
     assert card.index("call protocol") < card.index("## Model")  # it leads with calls
     report = json.loads((out / "cv_report.json").read_text())

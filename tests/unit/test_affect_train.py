@@ -4,6 +4,7 @@ import math
 import os
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -427,3 +428,30 @@ def test_the_feature_cache_knows_a_clip_by_its_content(tmp_path: Path) -> None:
     # a cache file is written whole, and no temporary file is left beside it
     _save_npz(tmp_path / "cache" / "x.npz", {"rows": np.ones((3, 2), np.float32)})
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["x.npz"]
+
+
+def test_members_train_from_their_own_seeds_alike_in_one_process_or_forked() -> None:
+    from avatar_agent.affect.predictor import AffectEnsemble
+    from avatar_agent.training.members import fit_members
+
+    torch.set_num_threads(1)
+    clips = _synthetic_corpus(4, np.random.default_rng(1))
+    train = [c for c in clips if c.label.speaker in ("synth:s0", "synth:s1")]
+    val = [c for c in clips if c not in train]
+    opts = TrainOptions(max_epochs=1, patience=1, batch_size=16, members=2, seed=5)
+    here, info = fit_members(train, val, opts, jobs=1)
+    forked, info2 = fit_members(train, val, opts, jobs=2)
+    assert isinstance(here, AffectEnsemble) and len(here.members) == 2
+    assert len(info["members"]) == 2 and info["members"] == info2["members"]
+    temps = [m["temperature"] for m in info["members"]]
+    assert info["temperature"] == pytest.approx(float(np.mean(temps)))
+    a, b = (dict(m.named_parameters()) for m in here.members)
+    assert not torch.equal(a["emotion.weight"], b["emotion.weight"])  # seeds 5 and 6
+    for m1, m2 in zip(here.members, forked.members, strict=True):
+        for (k, v1), v2 in zip(m1.state_dict().items(), m2.state_dict().values(), strict=True):
+            assert torch.equal(v1, v2), k  # the same member wherever it trained
+    # one member alone is the plain fit with the same seed
+    solo, _ = fit_members(train, val, replace(opts, members=1, seed=6))
+    for v1, v2 in zip(solo.members[0].state_dict().values(),
+                      here.members[1].state_dict().values(), strict=True):
+        assert torch.equal(v1, v2)

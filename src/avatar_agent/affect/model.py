@@ -36,8 +36,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -60,7 +58,6 @@ from avatar_agent.perception.features import (
 from avatar_agent.perception.speech_embedding import EMBED_DIM
 
 F32 = npt.NDArray[np.float32]
-FORMAT = "avatar-agent-affect/2"
 CLIP_Z = 6.0
 N_GEOMETRY = GEOMETRY.stop - GEOMETRY.start
 N_EXPRESSION = EXPRESSION.stop - EXPRESSION.start
@@ -323,56 +320,3 @@ def prepare(windows: Sequence[AffectWindow]) -> dict[str, torch.Tensor]:
         ("voice", voice), ("face", face), ("speech", speech), ("mask", mask),
         ("ref_voice", ref_voice), ("ref_face", ref_face), ("ref_speech", ref_speech),
         ("weight", weight))}
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise RuntimeError("affect.device is cuda but no CUDA device is available")
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-class AffectPredictor:
-    """The trained model on a device; ``predict`` is blocking (run it in a worker)."""
-
-    def __init__(self, net: AffectNet, device: torch.device, meta: dict[str, Any]) -> None:
-        self.device = device
-        self.net = net.to(device).eval()
-        self.meta = meta
-
-    @classmethod
-    def load(cls, path: Path, device: str = "auto") -> AffectPredictor:
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"{path}: no affect model; train one with `avatar-agent train --data DIR`"
-            )
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-            raise ValueError(f"{path}: not an avatar-agent affect model ({FORMAT})")
-        net = AffectNet(**blob["hparams"])
-        net.load_state_dict(blob["state_dict"])
-        return cls(net, pick_device(device), dict(blob.get("meta", {})))
-
-    @torch.inference_mode()
-    def predict(self, windows: Sequence[AffectWindow]) -> list[AffectOutput]:
-        if not windows:
-            return []
-        inputs = {k: v.to(self.device) for k, v in prepare(windows).items()}
-        logits, arousal, valence, _ = self.net(**inputs)
-        probs = torch.softmax(logits, dim=1).cpu().numpy()
-        a, v = arousal.cpu().numpy(), valence.cpu().numpy()
-        return [
-            AffectOutput(float(a[i]), float(v[i]), tuple(float(p) for p in probs[i]))
-            for i in range(len(windows))
-        ]
-
-
-def save_model(
-    path: Path, net: AffectNet, hparams: dict[str, Any], meta: dict[str, Any]
-) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    torch.save(
-        {"format": FORMAT, "hparams": hparams, "state_dict": state, "meta": meta}, path
-    )

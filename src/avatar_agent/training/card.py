@@ -143,6 +143,24 @@ def _ge(x: float | None, target: float) -> bool | None:
     return None if x is None else x >= target
 
 
+def _members(meta: dict[str, Any]) -> str:
+    """The model's size: members and parameters."""
+    k = int(meta.get("members", 1))
+    each = meta["parameters"] // max(1, k)
+    if k == 1:
+        return f"{meta['parameters']:,} parameters"
+    return (f"An ensemble of {k} networks trained alike from seeds {meta['options']['seed']}"
+            f" to {meta['options']['seed'] + k - 1}, their calibrated probabilities averaged "
+            f"({each:,} parameters each, {meta['parameters']:,} in all)")
+
+
+def _temps(meta: dict[str, Any], key: str) -> str:
+    members = meta.get("member_calibration") or []
+    if len(members) > 1:
+        return ", ".join(_f(m[key]) for m in members)
+    return _f(meta.get(key))
+
+
 def model_card(
     clips: Sequence[ClipFeatures],
     skipped: Sequence[dict[str, str]],
@@ -170,7 +188,7 @@ def model_card(
         "",
         *(_calls_section(cv["calls"]) if cv.get("calls") else []),
         "## Model",
-        f"- {meta['parameters']:,} parameters. **First answer, speaker-independent**: 1-D "
+        f"- {_members(meta)}. Each: **first answer, speaker-independent**: 1-D "
         "convolutions over 2 s of voice rows (32 log-mel bands, F0, voicing, energy every "
         "10 ms) read against the training population, the voiced-frame functionals of the "
         "same rows, the speech embedding of the 2 s (the first 3 blocks of Whisper base's "
@@ -182,11 +200,11 @@ def model_card(
         "- Training reads each window with no reference (40 %), one from calm clips of the "
         "speaker (30 %), mixed clips (15 %) or clips of the same emotion (15 %); level shifts "
         "of up to ±10 dB and SpecAugment masks; the first answer is trained on its own too.",
-        f"- Calibration: emotion logits divided by a temperature fitted on the early-stopping "
-        f"speakers ({_f(meta.get('temperature'))}). Face-only windows (a silent caller on "
-        "camera) take their emotions from the face-expression network alone, its class "
-        "probabilities averaged over the window, under their own temperature "
-        f"({_f(meta.get('face_temperature'))}, never sharper than voice).",
+        f"- Calibration: each member's emotion logits divided by a temperature fitted on the "
+        f"early-stopping speakers ({_temps(meta, 'temperature')}). Face-only windows (a "
+        "silent caller on camera) take their emotions from the face-expression network "
+        "alone, its class probabilities averaged over the window, under their own temperature "
+        f"({_temps(meta, 'face_temperature')}, never sharper than voice).",
         f"- CPU inference at batch 1: {ms if ms is not None else 'n/a'} ms per window "
         f"(target ≤ {LATENCY_TARGET_MS:.0f} ms)."
         + (f" The speech embedding costs {meta['speech_ms_window']} ms per 2 s window on one "
@@ -205,12 +223,13 @@ def model_card(
         "",
         "## Split and settings (speaker-independent)",
         "- Speakers, never clips, are dealt into 5 folds (each corpus round-robin). For each "
-        "fold a model trains on three folds, stops early and is calibrated on the fourth and "
-        "is scored on the fifth.",
+        "fold a model (all its members) trains on three folds, stops early and is calibrated "
+        "on the fourth and is scored on the fifth.",
         f"- Hyper-parameters were fixed before this cross-validation and not tuned on its "
         f"folds: {meta['options']}.",
         "",
-        "| fold | test speakers | clips | best epoch | temperature | UAR | arousal BA "
+        "| fold | test speakers | clips | best epoch (mean) | temperature (mean) | UAR "
+        "| arousal BA "
         "| anger AUC | s |",
         "|---|---|---|---|---|---|---|---|---|",
         *(f"| {f['fold']} | {len(f['test_speakers'])} | {f['n_test']} | {f['best_epoch']} | "
@@ -234,8 +253,9 @@ def model_card(
         "",
         "## Shipped weights",
         f"- Trained on {final['n_train']} clips; early stopping and calibration on "
-        f"{final['n_val']} clips of {len(final['val_speakers'])} held-out speakers, best epoch "
-        f"{final['best_epoch']} of {final['epochs_run']}.",
+        f"{final['n_val']} clips of {len(final['val_speakers'])} held-out speakers; best "
+        "epoch per member "
+        + ", ".join(str(m["best_epoch"]) for m in final.get("members", [final])) + ".",
         f"- Training time: {meta['train_seconds']:.0f} s on {meta['device']} "
         f"(cross-validation included), seed {meta['options']['seed']}.",
         "",

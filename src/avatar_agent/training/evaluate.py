@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from avatar_agent.affect.labels import discover, one_per_recording
-from avatar_agent.affect.model import AffectPredictor
+from avatar_agent.affect.predictor import AffectPredictor
 from avatar_agent.core.config import Config
 from avatar_agent.training.call_metrics import summarize
 from avatar_agent.training.calls import ALL, plan_calls, run_calls, segment_outputs

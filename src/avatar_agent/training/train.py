@@ -1,10 +1,8 @@
-"""Train the affect model on labelled clips, speaker-independently.
+"""Train one affect network on labelled clips, speaker-independently.
 
-Speakers (never clips) are dealt into 5 folds. Cross-validation trains one model per
-fold on three folds, stops early and calibrates on the fourth and predicts the fifth,
-clip by clip and as calls (:mod:`avatar_agent.training.calls`), so every figure comes
-from a model that never heard or saw that speaker: those are the model card's
-figures. The shipped model trains on four folds and stops early on the fifth.
+Speakers (never clips) are dealt into 5 folds (:func:`assign_folds`); :func:`fit`
+trains a network on some speakers, stops early and calibrates on others. The folds'
+use is in :mod:`avatar_agent.training.crossval`.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -24,13 +21,12 @@ import torch
 from torch import nn
 
 from avatar_agent.affect.labels import EMOTIONS
-from avatar_agent.affect.model import AffectNet, AffectOutput, AffectWindow, prepare
+from avatar_agent.affect.model import AffectNet, AffectWindow, prepare
 from avatar_agent.affect.reference import NO_REFERENCE, Reference
-from avatar_agent.core.config import Config, EscalationConfig
-from avatar_agent.perception.features import ENERGY_COL, N_MELS, SILENCE_DB, VOICE_DIM, VOICED_COL
+from avatar_agent.perception.features import VOICE_DIM, VOICED_COL
 from avatar_agent.perception.speech_embedding import EMBED_DIM
+from avatar_agent.training.augment import spec_augment, vary_gain
 from avatar_agent.training.calibration import calibrate
-from avatar_agent.training.calls import CallResult, plan_calls, run_calls
 from avatar_agent.training.dataset import (
     AROUSAL_TARGET,
     CALM_LABELS,
@@ -41,7 +37,6 @@ from avatar_agent.training.dataset import (
     windows_of,
 )
 from avatar_agent.training.metrics import ClipResult, build_report
-from avatar_agent.training.policy import as_dict, choose, with_policy
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +59,7 @@ class TrainOptions:
     hidden: int = 96
     dropout: float = 0.3
     augment: bool = True
+    members: int = 4  # networks averaged (training/members.py), fixed by the inference budget
 
 
 def assign_folds(speakers: Sequence[str], n_folds: int = N_FOLDS) -> dict[str, int]:
@@ -86,7 +82,6 @@ REF_NONE, REF_CALM, REF_MIXED, REF_SAME = "none", "calm", "mixed", "same"
 # have learned from mixed speech, or from the very emotion being read (a caller the
 # model misread as calm), and the model must not be fooled by it.
 REFERENCE_MIX = ((REF_NONE, 0.4), (REF_CALM, 0.3), (REF_MIXED, 0.15), (REF_SAME, 0.15))
-GAIN_DB = 10.0  # training varies the level of each voice window by up to this
 EARLY_SHARE = 0.25  # share of training windows that end in a clip's first 2 s
 EARLY_S = 0.5
 
@@ -152,31 +147,6 @@ class _Sampler:
         return batches
 
 
-def vary_gain(voice: torch.Tensor, gen: torch.Generator) -> None:
-    """Shift, in place, the level (mel bands and energy, dB) of each raw voice window by
-    a random amount: microphones differ, and the first answer must not hang on one."""
-    gain = (torch.rand(voice.shape[0], 1, generator=gen) * 2 - 1) * GAIN_DB
-    live = voice[:, :, ENERGY_COL] > SILENCE_DB + 1
-    voice[:, :, :N_MELS] += (gain * live)[:, :, None]
-    voice[:, :, ENERGY_COL] += gain * live
-
-
-def spec_augment(voice: torch.Tensor, gen: torch.Generator) -> None:
-    """Mask, in place, one span of up to 0.3 s and one run of up to 4 mel bands per
-    window of raw voice rows (B, T, D), so the model cannot lean on one moment or one
-    band of a voice it has heard. A masked value is NaN, which the model reads as the
-    mean it compares against; the voicing flags stay as they are."""
-    b, t, _ = voice.shape
-    for i in range(b):
-        width = int(torch.randint(0, 31, (1,), generator=gen))
-        start = int(torch.randint(0, t - width + 1, (1,), generator=gen))
-        voice[i, start : start + width, :VOICED_COL] = math.nan
-        voice[i, start : start + width, VOICED_COL + 1 :] = math.nan
-        bands = int(torch.randint(0, 5, (1,), generator=gen))
-        low = int(torch.randint(0, N_MELS - bands + 1, (1,), generator=gen))
-        voice[i, :, low : low + bands] = math.nan
-
-
 def _targets(clips: Sequence[ClipFeatures]) -> dict[str, torch.Tensor]:
     cls = [EMOTIONS.index(c.label.emotion) if c.label.emotion in EMOTIONS else -100
            for c in clips]
@@ -203,7 +173,7 @@ def _class_weights(clips: Sequence[ClipFeatures]) -> torch.Tensor:
 Prediction = tuple[npt.NDArray[np.float64], float, float]
 
 
-def predict_windows(net: AffectNet, windows: Sequence[AffectWindow],
+def predict_windows(net: nn.Module, windows: Sequence[AffectWindow],
                     batch: int = 256) -> tuple[npt.NDArray[np.float64], ...]:
     """Calibrated probabilities (N, 8), arousal (N,), valence (N,) and the first answer's
     uncalibrated logits (N, 8) of many windows."""
@@ -224,7 +194,7 @@ def predict_windows(net: AffectNet, windows: Sequence[AffectWindow],
 
 
 def predict_clips(
-    net: AffectNet, clips: Sequence[ClipFeatures], refs: Sequence[Reference] | None = None,
+    net: nn.Module, clips: Sequence[ClipFeatures], refs: Sequence[Reference] | None = None,
 ) -> list[Prediction]:
     """(mean probabilities, arousal, valence) per clip over its 2 s windows, 1 s apart,
     each read against the clip's reference in `refs` (none by default)."""
@@ -253,7 +223,7 @@ def results_of(
             for c, (probs, arousal, valence) in zip(clips, preds, strict=True)]
 
 
-def _score(clips: Sequence[ClipFeatures], preds: Sequence[Any]) -> dict[str, float]:
+def clip_scores(clips: Sequence[ClipFeatures], preds: Sequence[Any]) -> dict[str, float]:
     """The three figures early stopping and the fold table use, from the full report."""
     report = build_report(results_of(clips, preds), [])
     auc = report["anger_auc"]
@@ -323,8 +293,8 @@ def fit(
             total += float(loss.detach()) * len(wins)
         sched.step()
         # what stops training: the figures without a reference and with a calm one
-        alone = _score(val, predict_clips(net, val))
-        calm = _score(val, predict_clips(net, val, val_refs))
+        alone = clip_scores(val, predict_clips(net, val))
+        calm = clip_scores(val, predict_clips(net, val, val_refs))
         scores = {k: (alone[k] + calm[k]) / 2 for k in alone}
         history.append({"epoch": epoch + 1, "loss": total / max(1, len(train)), **scores})
         if progress is not None:
@@ -342,89 +312,3 @@ def fit(
     temps = calibrate(net, val, opts.seed)
     return net, {"best_epoch": best[1], "val": best[3], "epochs_run": len(history),
                  "history": history, **temps}
-
-
-def _prefixed(
-    progress: Callable[[str], None] | None, prefix: str
-) -> Callable[[str], None] | None:
-    if progress is None:
-        return None
-    return lambda m: progress(prefix + m)
-
-
-@dataclass
-class FoldOutput:
-    """What one cross-validation fold gives: per-clip predictions without a reference
-    and with a calm one, the calls of its test speakers (escalations as the policy
-    chosen on its validation speakers raises them) and of its validation speakers."""
-
-    clips: list[ClipFeatures]
-    alone: list[Prediction]
-    calm: list[Prediction]
-    calls: list[CallResult]
-    val_calls: list[CallResult]
-    policy: EscalationConfig
-    summary: dict[str, Any]
-
-
-def cross_validate(
-    clips: Sequence[ClipFeatures],
-    opts: TrainOptions,
-    cfg: Config,
-    progress: Callable[[str], None] | None = None,
-) -> list[FoldOutput]:
-    """Out-of-fold predictions for every clip and every test speaker's calls.
-
-    Fold k tests on its speakers with a model trained on three other folds, stopped
-    early and calibrated on fold k+1. The settings (`opts`) are fixed before it runs.
-    """
-    folds = assign_folds([c.label.speaker for c in clips])
-    rng = random.Random(opts.seed)
-    out = []
-    for k in range(N_FOLDS):
-        v = (k + 1) % N_FOLDS
-        test = [c for c in clips if folds[c.label.speaker] == k]
-        val = [c for c in clips if folds[c.label.speaker] == v]
-        train = [c for c in clips if folds[c.label.speaker] not in (k, v)]
-        t0 = time.perf_counter()
-        net, info = fit(train, val, opts, _prefixed(progress, f"fold {k + 1}/{N_FOLDS} "))
-        alone = predict_clips(net, test)
-        calm = predict_clips(net, test, calm_references(test, rng))
-        predict = net_predictor(net)
-        # the escalation thresholds are chosen on the validation speakers' calls and
-        # only then applied to the test speakers' (training/policy.py)
-        val_calls = run_calls(predict, plan_calls(val, opts.seed), cfg)
-        policy = choose(val_calls, cfg.escalation)
-        calls = with_policy(run_calls(predict, plan_calls(test, opts.seed), cfg), policy)
-        out.append(FoldOutput(test, alone, calm, calls, val_calls, policy, {
-            "fold": k + 1, "test_speakers": sorted({c.label.speaker for c in test}),
-            "n_test": len(test), "best_epoch": info["best_epoch"],
-            "temperature": round(info["temperature"], 3),
-            "escalation": as_dict(policy),
-            "arousal_shift": round(info["arousal_shift"], 3),
-            "seconds": round(time.perf_counter() - t0, 1), "test": _score(test, alone),
-        }))
-    return out
-
-
-def net_predictor(net: AffectNet) -> Callable[[Sequence[AffectWindow]], list[AffectOutput]]:
-    def predict(windows: Sequence[AffectWindow]) -> list[AffectOutput]:
-        probs, aro, val, _ = predict_windows(net, windows)
-        return [AffectOutput(float(aro[i]), float(val[i]), tuple(float(p) for p in probs[i]))
-                for i in range(len(windows))]
-    return predict
-
-
-def final_fit(
-    clips: Sequence[ClipFeatures],
-    opts: TrainOptions,
-    val_fold: int = N_FOLDS - 1,
-    progress: Callable[[str], None] | None = None,
-) -> tuple[AffectNet, dict[str, Any]]:
-    folds = assign_folds([c.label.speaker for c in clips])
-    val = [c for c in clips if folds[c.label.speaker] == val_fold]
-    train = [c for c in clips if folds[c.label.speaker] != val_fold]
-    net, info = fit(train, val, opts, progress)
-    info["val_speakers"] = sorted({c.label.speaker for c in val})
-    info["n_train"], info["n_val"] = len(train), len(val)
-    return net, info

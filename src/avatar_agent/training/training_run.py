@@ -17,12 +17,14 @@ import torch
 from tqdm import tqdm
 
 from avatar_agent.affect.labels import discover, one_per_recording
-from avatar_agent.affect.model import AffectPredictor, AffectWindow, save_model
+from avatar_agent.affect.model import AffectWindow
+from avatar_agent.affect.predictor import AffectPredictor, save_model
 from avatar_agent.core.config import Config
 from avatar_agent.perception.speech_embedding import WINDOW_SAMPLES, SpeechEncoder
 from avatar_agent.training.call_metrics import call_headline, summarize
 from avatar_agent.training.calls import CallResult
 from avatar_agent.training.card import model_card
+from avatar_agent.training.crossval import cross_validate, final_fit
 from avatar_agent.training.dataset import (
     CALM_REFERENCE_CLIPS,
     ClipFeatures,
@@ -34,12 +36,7 @@ from avatar_agent.training.evaluate import default_cache
 from avatar_agent.training.metrics import ClipResult, build_report, headline
 from avatar_agent.training.policy import as_dict, choose, with_policy
 from avatar_agent.training.report_plot import write_report_png
-from avatar_agent.training.train import (
-    TrainOptions,
-    cross_validate,
-    final_fit,
-    results_of,
-)
+from avatar_agent.training.train import TrainOptions, results_of
 
 
 class TrainRunError(Exception):
@@ -106,8 +103,12 @@ def run_training(
     cross_validation: bool = True,
     cfg: Config | None = None,
     save_calls: Path | None = None,
+    options: dict[str, Any] | None = None,
+    jobs: int = 1,
 ) -> dict[str, Any]:
-    """``save_calls``: where to pickle every fold's validation and test call traces
+    """``options``: further :class:`TrainOptions` fields. ``jobs``: ensemble members
+    trained at once (forked processes, one thread each).
+    ``save_calls``: where to pickle every fold's validation and test call traces
     (anger index and level per tick), for studying escalation policies offline."""
     if not data.is_dir():
         raise TrainRunError(f"{data}: not a folder")
@@ -127,7 +128,7 @@ def run_training(
     skipped += [{"file": str(c.path), "reason": str(c.error)} for c in feats if c.error]
     if len({c.label.speaker for c in clips}) < 5:
         raise TrainRunError(f"{data}: need clips of at least 5 speakers for a speaker split")
-    opts = TrainOptions(seed=seed, max_epochs=max_epochs)
+    opts = TrainOptions(seed=seed, max_epochs=max_epochs, **(options or {}))
     out.mkdir(parents=True, exist_ok=True)
 
     cv: dict[str, Any] = {}
@@ -137,7 +138,8 @@ def run_training(
     calls: dict[str, Any] = {}
     if cross_validation:
         with tqdm(total=None, desc="cross-validation", bar_format="{desc}: {elapsed}") as bar:
-            outs = cross_validate(clips, opts, cfg, lambda m: bar.set_description_str(m))
+            outs = cross_validate(clips, opts, cfg, lambda m: bar.set_description_str(m),
+                                  jobs=jobs)
         test = [c for f in outs for c in f.clips]
         folds = [f.summary for f in outs]
         cv, cv_ravdess = _reports(results_of(test, [p for f in outs for p in f.alone]),
@@ -168,12 +170,15 @@ def run_training(
         tqdm.write(f"clips, {CALM_REFERENCE_CLIPS} calm clips: " + headline(calm[0]))
 
     with tqdm(total=None, desc="final model", bar_format="{desc}: {elapsed}") as bar:
-        net, final = final_fit(clips, opts, progress=lambda m: bar.set_description_str(m))
+        net, final = final_fit(clips, opts, progress=lambda m: bar.set_description_str(m),
+                               jobs=jobs)
     train_seconds = time.perf_counter() - t_start
     n_params = sum(p.numel() for p in net.parameters())
     overall = calls.get("overall", {})
     meta: dict[str, Any] = {
         "parameters": n_params,
+        "members": len(net.members),
+        "member_calibration": final["members"],
         "options": asdict(opts),
         "train_seconds": train_seconds,
         "temperature": final["temperature"],
