@@ -202,14 +202,14 @@ class OperatorsConfig(Section):
 class EscalationConfig(Section):
     """When a human is needed: sustained anger, fury, or the customer asking for one."""
 
-    anger_threshold: float = Field(70.0, ge=0, le=100)
-    hold_s: float = Field(5.0, ge=0, le=600)  # the index stays at or above the threshold this long
+    anger_threshold: float = Field(65.0, ge=0, le=100)
+    hold_s: float = Field(1.0, ge=0, le=600)  # the index stays at or above the threshold this long
     # Which rule raises an escalation for anger: "hold" (the two settings above) or
     # "evidence": the index's excess over evidence_ref, summed over time (index x
     # seconds, never below 0), reaches evidence_needed, so a strong reading escalates
     # sooner than a merely raised one.
     # The defaults are the model card's choice on validation speakers' calls.
-    rule: Literal["hold", "evidence"] = "evidence"
+    rule: Literal["hold", "evidence"] = "hold"
     evidence_ref: float = Field(30.0, ge=0, le=100)
     evidence_needed: float = Field(150.0, gt=0, le=10000)
     on_furious: bool = True  # the level reaching furious escalates at once
