@@ -135,6 +135,9 @@ def test_train_on_a_small_speaker_split_writes_weights_card_and_report(
     assert predictor.members == predictor.meta["members"] == 2
     card = (out / "MODEL_CARD.md").read_text()
     assert "An ensemble of 2 networks" in card
+    scale, shift = predictor.meta["anger_scaling"]  # fitted on the held-out speakers' calls
+    assert float(predictor.net.anger_scale) == scale and float(predictor.net.anger_shift) == shift
+    assert "Platt scaling" in card
     assert "speaker-independent" in card and "| 5 |" in card  # five folds listed
     assert card.index("call protocol") < card.index("## Model")  # it leads with calls
     report = json.loads((out / "cv_report.json").read_text())

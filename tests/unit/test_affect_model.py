@@ -494,3 +494,40 @@ def test_voiced_stats_are_the_mean_and_spread_of_flagged_frames_only() -> None:
     assert std[VOICED_COL] == pytest.approx(1e-3)  # a constant column: the floor
     assert out[0, -1] == pytest.approx(0.5)
     assert np.allclose(out[1, :VOICE_DIM], 0.0) and out[1, -1] == 0.0
+
+
+def test_the_anger_scaling_recalibrates_p_angry_and_keeps_the_other_classes_proportions() -> None:
+    from avatar_agent.affect.predictor import ANGRY
+
+    ens = AffectEnsemble([_calibrated(1), _calibrated(2)])
+    rng = np.random.default_rng(13)
+    wins = [_window(rng), _window(rng, face=False), _window(rng, voice=False)]
+    plain = AffectPredictor(ens, torch.device("cpu"), {}, compile=False).predict(wins)
+    ens.set_anger_scaling(0.5, 0.4)
+    eager = AffectPredictor(ens, torch.device("cpu"), {}, compile=False).predict(wins)
+    traced = AffectPredictor(ens, torch.device("cpu"), {}).predict(wins)
+    for a, b, t in zip(plain, eager, traced, strict=True):
+        p = np.clip(a.probs[ANGRY], 1e-12, 1 - 1e-12)
+        want = 1 / (1 + np.exp(-(0.5 * np.log(p / (1 - p)) + 0.4)))
+        assert b.probs[ANGRY] == pytest.approx(want, abs=1e-5)
+        assert sum(b.probs) == pytest.approx(1.0, abs=1e-5)
+        others = [i for i in range(len(EMOTIONS)) if i != ANGRY]
+        ra = np.array([a.probs[i] for i in others])
+        rb = np.array([b.probs[i] for i in others])
+        assert np.allclose(rb, ra * (1 - b.probs[ANGRY]) / (1 - a.probs[ANGRY]), atol=1e-5)
+        assert b.arousal == pytest.approx(a.arousal, abs=1e-6)
+        assert np.allclose(t.probs, b.probs, atol=1e-5)
+    assert any(abs(a.anger_index - b.anger_index) > 1.0 for a, b in zip(plain, eager, strict=True))
+
+
+def test_the_anger_scaling_is_saved_and_loaded(tmp_path: Path) -> None:
+    ens = AffectEnsemble([_calibrated(1)])
+    ens.set_anger_scaling(0.6, -0.3)
+    path = tmp_path / "m.pt"
+    save_model(path, ens, {"hidden": 32, "dropout": 0.1}, {})
+    loaded = AffectPredictor.load(path, "cpu")
+    assert float(loaded.net.anger_scale) == pytest.approx(0.6)
+    assert float(loaded.net.anger_shift) == pytest.approx(-0.3)
+    w = [_window(np.random.default_rng(4))]
+    direct = AffectPredictor(ens, torch.device("cpu"), {}, compile=False).predict(w)[0]
+    assert np.allclose(loaded.predict(w)[0].probs, direct.probs, atol=1e-5)

@@ -455,3 +455,19 @@ def test_members_train_from_their_own_seeds_alike_in_one_process_or_forked() -> 
     for v1, v2 in zip(solo.members[0].state_dict().values(),
                       here.members[1].state_dict().values(), strict=True):
         assert torch.equal(v1, v2)
+
+
+def test_anger_scaling_is_fitted_to_make_the_index_honest() -> None:
+    from avatar_agent.training.calibration import fit_anger_scaling
+
+    rng = np.random.default_rng(2)
+    z = rng.normal(0, 2, 6000)
+    y = rng.random(6000) < 1 / (1 + np.exp(-z))  # the log-odds z are honest
+    honest = 100 / (1 + np.exp(-z))
+    scale, shift = fit_anger_scaling(honest, y)
+    assert scale == pytest.approx(1.0, abs=0.15) and shift == pytest.approx(0.0, abs=0.2)
+    # an index twice as sure as it should be, and one read 1 too high in log-odds
+    scale, shift = fit_anger_scaling(100 / (1 + np.exp(-(2 * z + 1))), y)
+    assert scale == pytest.approx(0.5, abs=0.1) and shift == pytest.approx(-0.5, abs=0.25)
+    # too few angry windows to tell: no change
+    assert fit_anger_scaling(honest[:100], np.arange(100) < 10) == (1.0, 0.0)

@@ -6,6 +6,8 @@ few thousand clips of a few dozen speakers, one network's reading of a new voice
 hangs on its seed; the mean of several members' probabilities varies less from one
 caller to the next. The mean of calibrated members is returned as log-probabilities,
 so everything that reads a network's calibrated logits reads the ensemble's alike.
+The anger index then gets its own calibration (:meth:`AffectEnsemble.set_anger_scaling`),
+fitted on held-out speakers' calls.
 
 For inference the ensemble is traced once at load (TorchScript): the members are
 small, so a batch-1 window costs mostly the interpreter's walk over their layers,
@@ -23,20 +25,42 @@ import numpy as np
 import torch
 from torch import nn
 
+from avatar_agent.affect.labels import EMOTIONS
 from avatar_agent.affect.model import AffectNet, AffectOutput, AffectWindow, prepare
 
 FORMAT = "avatar-agent-affect/3"
 SINGLE_FORMAT = "avatar-agent-affect/2"  # one network; still read
 PROB_FLOOR = 1e-12
+ANGRY = EMOTIONS.index("angry")
 INPUTS = ("voice", "face", "speech", "mask", "ref_voice", "ref_face", "ref_speech", "weight")
 
 
 class AffectEnsemble(nn.Module):
+    anger_scale: torch.Tensor
+    anger_shift: torch.Tensor
+
     def __init__(self, members: Sequence[AffectNet]) -> None:
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
         self.members = nn.ModuleList(members)
+        # The anger index's own calibration (Platt scaling of the angry log-odds),
+        # fitted on held-out speakers' calls: each member's temperature serves the
+        # eight classes together, and the mean of members is less sure than each.
+        self.register_buffer("anger_scale", torch.ones(()))
+        self.register_buffer("anger_shift", torch.zeros(()))
+
+    def set_anger_scaling(self, scale: float, shift: float) -> None:
+        self.anger_scale.fill_(scale)
+        self.anger_shift.fill_(shift)
+
+    def _rescale_anger(self, probs: torch.Tensor) -> torch.Tensor:
+        """P(angry) -> sigmoid(scale * logit + shift); the other classes keep their
+        proportions and share what is left."""
+        p = probs[:, ANGRY : ANGRY + 1].clamp(PROB_FLOOR, 1 - PROB_FLOOR)
+        new = torch.sigmoid(self.anger_scale * torch.log(p / (1 - p)) + self.anger_shift)
+        rest = probs * ((1 - new) / (1 - p))
+        return torch.cat([rest[:, :ANGRY], new, rest[:, ANGRY + 1 :]], dim=1)
 
     def forward(
         self, voice: torch.Tensor, face: torch.Tensor, speech: torch.Tensor,
@@ -48,10 +72,9 @@ class AffectEnsemble(nn.Module):
         first answers' logits."""
         outs = [m(voice, face, speech, mask, ref_voice, ref_face, ref_speech, weight)
                 for m in self.members]
-        if len(outs) == 1:
-            logits, arousal, valence, first = outs[0]
-            return logits, arousal, valence, first
         probs = torch.stack([torch.softmax(o[0], dim=1) for o in outs]).mean(dim=0)
+        if float(self.anger_scale) != 1.0 or float(self.anger_shift) != 0.0:
+            probs = self._rescale_anger(probs)
         return (torch.log(probs.clamp(min=PROB_FLOOR)),
                 torch.stack([o[1] for o in outs]).mean(dim=0),
                 torch.stack([o[2] for o in outs]).mean(dim=0),
@@ -119,7 +142,10 @@ class AffectPredictor:
             net = AffectNet(**blob["hparams"])
             net.load_state_dict(state)
             members.append(net)
-        return cls(AffectEnsemble(members), pick_device(device), dict(blob.get("meta", {})))
+        ensemble = AffectEnsemble(members)
+        scaling = blob.get("anger_scaling", {"scale": 1.0, "shift": 0.0})
+        ensemble.set_anger_scaling(float(scaling["scale"]), float(scaling["shift"]))
+        return cls(ensemble, pick_device(device), dict(blob.get("meta", {})))
 
     @torch.inference_mode()
     def predict(self, windows: Sequence[AffectWindow]) -> list[AffectOutput]:
@@ -138,6 +164,9 @@ class AffectPredictor:
 def save_model(path: Path, net: AffectNet | AffectEnsemble, hparams: dict[str, Any],
                meta: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    members = net.members if isinstance(net, AffectEnsemble) else [net]
-    states = [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in members]
-    torch.save({"format": FORMAT, "hparams": hparams, "members": states, "meta": meta}, path)
+    ensemble = net if isinstance(net, AffectEnsemble) else AffectEnsemble([net])
+    states = [{k: v.detach().cpu() for k, v in m.state_dict().items()}
+              for m in ensemble.members]
+    scaling = {"scale": float(ensemble.anger_scale), "shift": float(ensemble.anger_shift)}
+    torch.save({"format": FORMAT, "hparams": hparams, "members": states,
+                "anger_scaling": scaling, "meta": meta}, path)

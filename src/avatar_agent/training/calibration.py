@@ -58,6 +58,26 @@ def fit_arousal_shift(logits: npt.NDArray[np.float64], high: npt.NDArray[np.floa
     return best[1]
 
 
+def fit_anger_scaling(scores: npt.ArrayLike, angry: npt.ArrayLike) -> tuple[float, float]:
+    """Platt scaling of anger indices (0-100): the (scale, shift) of their log-odds
+    that minimise the negative log-likelihood of "angry" on held-out windows, on a
+    grid; (1, 0), no change, when there are too few of either kind to tell."""
+    p = np.clip(np.asarray(scores, np.float64) / 100.0, 1e-6, 1 - 1e-6)
+    y = np.asarray(angry, bool)
+    if y.sum() < 20 or (~y).sum() < 20:
+        return 1.0, 0.0
+    z = np.log(p / (1 - p))
+    best = (math.inf, 1.0, 0.0)
+    for scale in np.linspace(0.2, 2.0, 46):
+        for shift in np.linspace(-3.0, 3.0, 61):
+            q = np.clip(1.0 / (1.0 + np.exp(-(scale * z + shift))), 1e-9, 1 - 1e-9)
+            nll = float(-np.mean(np.where(y, np.log(q), np.log(1 - q))))
+            # ties go to no change
+            nll += 1e-9 * (abs(scale - 1.0) + abs(shift))
+            best = min(best, (nll, float(scale), float(shift)))
+    return best[1], best[2]
+
+
 def _validation_windows(
     val: Sequence[ClipFeatures], rng: random.Random
 ) -> tuple[list[AffectWindow], npt.NDArray[np.int64], npt.NDArray[np.float64]]:

@@ -120,7 +120,9 @@ def _clips(results: Sequence[CallResult]) -> tuple[dict[str, Any], list[ClipResu
     return {k: report.get(k) for k in keys}, recs
 
 
-def _tick_calibration(results: Sequence[CallResult]) -> dict[str, Any]:
+def tick_scores(results: Sequence[CallResult]) -> tuple[list[float], list[bool]]:
+    """Each window's anger index in the calls that play all of a speaker's clips, and
+    whether the clip then playing was angry (windows between clips left out)."""
     scores, angry = [], []
     for r in results:
         if r.plan.kind != ALL:
@@ -130,7 +132,11 @@ def _tick_calibration(results: Sequence[CallResult]) -> dict[str, Any]:
             if label is not None:
                 scores.append(raw)
                 angry.append(label == "angry")
-    return calibration(scores, angry)
+    return scores, angry
+
+
+def _tick_calibration(results: Sequence[CallResult]) -> dict[str, Any]:
+    return calibration(*tick_scores(results))
 
 
 def _section(results: Sequence[CallResult]) -> dict[str, Any]:

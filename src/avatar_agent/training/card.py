@@ -204,7 +204,11 @@ def model_card(
         f"early-stopping speakers ({_temps(meta, 'temperature')}). Face-only windows (a "
         "silent caller on camera) take their emotions from the face-expression network "
         "alone, its class probabilities averaged over the window, under their own temperature "
-        f"({_temps(meta, 'face_temperature')}, never sharper than voice).",
+        f"({_temps(meta, 'face_temperature')}, never sharper than voice)."
+        + (" The anger index then gets its own Platt scaling of the members' mean, fitted "
+           "on the early-stopping speakers' calls as a call reads them (log-odds x "
+           f"{_f(meta['anger_scaling'][0], 2)} {meta['anger_scaling'][1]:+.2f})."
+           if meta.get("anger_scaling") else ""),
         f"- CPU inference at batch 1: {ms if ms is not None else 'n/a'} ms per window "
         f"(target ≤ {LATENCY_TARGET_MS:.0f} ms)."
         + (f" The speech embedding costs {meta['speech_ms_window']} ms per 2 s window on one "

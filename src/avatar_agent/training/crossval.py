@@ -20,6 +20,8 @@ from torch import nn
 from avatar_agent.affect.model import AffectOutput, AffectWindow
 from avatar_agent.affect.predictor import AffectEnsemble
 from avatar_agent.core.config import Config, EscalationConfig
+from avatar_agent.training.calibration import fit_anger_scaling
+from avatar_agent.training.call_metrics import tick_scores
 from avatar_agent.training.calls import CallResult, plan_calls, run_calls
 from avatar_agent.training.dataset import ClipFeatures, calm_references
 from avatar_agent.training.members import fit_members
@@ -81,18 +83,19 @@ def cross_validate(
         t0 = time.perf_counter()
         net, info = fit_members(train, val, opts, _prefixed(progress, f"fold {k + 1}/{N_FOLDS} "),
                                 jobs)
+        # the anger index's calibration and the escalation thresholds are chosen on
+        # the validation speakers' calls and only then applied to the test speakers'
+        val_calls = calibrate_anger(net, val, opts.seed, cfg)
+        policy = choose(val_calls, cfg.escalation)
         alone = predict_clips(net, test)
         calm = predict_clips(net, test, calm_references(test, rng))
         predict = net_predictor(net)
-        # the escalation thresholds are chosen on the validation speakers' calls and
-        # only then applied to the test speakers' (training/policy.py)
-        val_calls = run_calls(predict, plan_calls(val, opts.seed), cfg)
-        policy = choose(val_calls, cfg.escalation)
         calls = with_policy(run_calls(predict, plan_calls(test, opts.seed), cfg), policy)
         out.append(FoldOutput(test, alone, calm, calls, val_calls, policy, {
             "fold": k + 1, "test_speakers": sorted({c.label.speaker for c in test}),
             "n_test": len(test), "best_epoch": info["best_epoch"],
             "temperature": round(info["temperature"], 3),
+            "anger_scaling": [round(float(net.anger_scale), 3), round(float(net.anger_shift), 3)],
             "escalation": as_dict(policy),
             "arousal_shift": round(info["arousal_shift"], 3),
             "seconds": round(time.perf_counter() - t0, 1), "test": clip_scores(test, alone),
@@ -108,9 +111,22 @@ def net_predictor(net: nn.Module) -> Callable[[Sequence[AffectWindow]], list[Aff
     return predict
 
 
+def calibrate_anger(net: AffectEnsemble, val: Sequence[ClipFeatures], seed: int,
+                    cfg: Config) -> list[CallResult]:
+    """Fit the anger index's scaling on the calls of ``val`` (its speakers' windows as
+    a call reads them, causally), set it on ``net``, and return those calls replayed
+    with it."""
+    net.set_anger_scaling(1.0, 0.0)
+    plans = plan_calls(val, seed)
+    net.set_anger_scaling(*fit_anger_scaling(*tick_scores(
+        run_calls(net_predictor(net), plans, cfg))))
+    return run_calls(net_predictor(net), plans, cfg)
+
+
 def final_fit(
     clips: Sequence[ClipFeatures],
     opts: TrainOptions,
+    cfg: Config,
     val_fold: int = N_FOLDS - 1,
     progress: Callable[[str], None] | None = None,
     jobs: int = 1,
@@ -119,6 +135,8 @@ def final_fit(
     val = [c for c in clips if folds[c.label.speaker] == val_fold]
     train = [c for c in clips if folds[c.label.speaker] != val_fold]
     net, info = fit_members(train, val, opts, progress, jobs)
+    calibrate_anger(net, val, opts.seed, cfg)
+    info["anger_scaling"] = [float(net.anger_scale), float(net.anger_shift)]
     info["val_speakers"] = sorted({c.label.speaker for c in val})
     info["n_train"], info["n_val"] = len(train), len(val)
     return net, info

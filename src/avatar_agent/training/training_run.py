@@ -170,7 +170,7 @@ def run_training(
         tqdm.write(f"clips, {CALM_REFERENCE_CLIPS} calm clips: " + headline(calm[0]))
 
     with tqdm(total=None, desc="final model", bar_format="{desc}: {elapsed}") as bar:
-        net, final = final_fit(clips, opts, progress=lambda m: bar.set_description_str(m),
+        net, final = final_fit(clips, opts, cfg, progress=lambda m: bar.set_description_str(m),
                                jobs=jobs)
     train_seconds = time.perf_counter() - t_start
     n_params = sum(p.numel() for p in net.parameters())
@@ -179,6 +179,7 @@ def run_training(
         "parameters": n_params,
         "members": len(net.members),
         "member_calibration": final["members"],
+        "anger_scaling": final["anger_scaling"],
         "options": asdict(opts),
         "train_seconds": train_seconds,
         "temperature": final["temperature"],
