@@ -202,7 +202,7 @@ class OperatorsConfig(Section):
 class EscalationConfig(Section):
     """When a human is needed: sustained anger, fury, or the customer asking for one."""
 
-    anger_threshold: float = Field(65.0, ge=0, le=100)
+    anger_threshold: float = Field(45.0, ge=0, le=100)
     hold_s: float = Field(1.0, ge=0, le=600)  # the index stays at or above the threshold this long
     # Which rule raises an escalation for anger: "hold" (the two settings above) or
     # "evidence": the index's excess over evidence_ref, summed over time (index x
