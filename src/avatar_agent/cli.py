@@ -189,7 +189,7 @@ def train(
     logging.basicConfig(level=logging.WARNING)
     try:
         run_training(data, out, seed=seed, max_epochs=max_epochs, cache=cache, workers=workers,
-                     save_calls=save_calls, options={"members": members}, jobs=jobs)
+                     save_calls=save_calls, members=members, jobs=jobs)
     except TrainRunError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise typer.Exit(2) from None

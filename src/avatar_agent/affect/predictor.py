@@ -27,6 +27,9 @@ from torch import nn
 
 from avatar_agent.affect.labels import EMOTIONS
 from avatar_agent.affect.model import AffectNet, AffectOutput, AffectWindow, prepare
+from avatar_agent.affect.reference import NO_REFERENCE
+from avatar_agent.perception.features import FACE_DIM, FACE_FRAMES, VOICE_DIM, VOICE_FRAMES
+from avatar_agent.perception.speech_embedding import EMBED_DIM
 
 FORMAT = "avatar-agent-affect/3"
 SINGLE_FORMAT = "avatar-agent-affect/2"  # one network; still read
@@ -90,11 +93,7 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def _example(device: torch.device) -> tuple[torch.Tensor, ...]:
-    """A batch-1 input with voice, face, speech and a reference, to trace with."""
-    from avatar_agent.affect.reference import NO_REFERENCE
-    from avatar_agent.perception.features import FACE_DIM, FACE_FRAMES, VOICE_DIM, VOICE_FRAMES
-    from avatar_agent.perception.speech_embedding import EMBED_DIM
-
+    """A batch-1 input with voice, face and speech, to trace with."""
     rng = np.random.default_rng(0)
     face = rng.normal(0, 1, (FACE_FRAMES, FACE_DIM)).astype(np.float32)
     w = AffectWindow(rng.normal(-40, 10, (VOICE_FRAMES, VOICE_DIM)).astype(np.float32), face,
@@ -118,8 +117,8 @@ class AffectPredictor:
     def __init__(self, net: AffectNet | AffectEnsemble, device: torch.device,
                  meta: dict[str, Any], compile: bool = True) -> None:
         self.device = device
-        self.net = (net if isinstance(net, AffectEnsemble) else AffectEnsemble([net]))
-        self.net = self.net.to(device).eval()
+        ensemble = net if isinstance(net, AffectEnsemble) else AffectEnsemble([net])
+        self.net = ensemble.to(device).eval()
         self.meta = meta
         self._run: Any = trace(self.net, device) if compile else self.net
 

@@ -103,11 +103,11 @@ def run_training(
     cross_validation: bool = True,
     cfg: Config | None = None,
     save_calls: Path | None = None,
-    options: dict[str, Any] | None = None,
+    members: int = TrainOptions.members,
     jobs: int = 1,
 ) -> dict[str, Any]:
-    """``options``: further :class:`TrainOptions` fields. ``jobs``: ensemble members
-    trained at once (forked processes, one thread each).
+    """``members``: networks in the ensemble; ``jobs``: members trained at once
+    (forked processes, one thread each).
     ``save_calls``: where to pickle every fold's validation and test call traces
     (anger index and level per tick), for studying escalation policies offline."""
     if not data.is_dir():
@@ -128,7 +128,7 @@ def run_training(
     skipped += [{"file": str(c.path), "reason": str(c.error)} for c in feats if c.error]
     if len({c.label.speaker for c in clips}) < 5:
         raise TrainRunError(f"{data}: need clips of at least 5 speakers for a speaker split")
-    opts = TrainOptions(seed=seed, max_epochs=max_epochs, **(options or {}))
+    opts = TrainOptions(seed=seed, max_epochs=max_epochs, members=members)
     out.mkdir(parents=True, exist_ok=True)
 
     cv: dict[str, Any] = {}
