@@ -443,6 +443,8 @@ def test_members_train_from_their_own_seeds_alike_in_one_process_or_forked() -> 
     forked, info2 = fit_members(train, val, opts, jobs=2)
     assert isinstance(here, AffectEnsemble) and len(here.members) == 2
     assert len(info["members"]) == 2 and info["members"] == info2["members"]
+    # each member's validation curve is kept, epoch by epoch, as its fold reports it
+    assert [len(m["history"]) for m in info["members"]] == [1, 1]
     temps = [m["temperature"] for m in info["members"]]
     assert info["temperature"] == pytest.approx(float(np.mean(temps)))
     a, b = (dict(m.named_parameters()) for m in here.members)
@@ -471,3 +473,4 @@ def test_anger_scaling_is_fitted_to_make_the_index_honest() -> None:
     assert scale == pytest.approx(0.5, abs=0.1) and shift == pytest.approx(-0.5, abs=0.25)
     # too few angry windows to tell: no change
     assert fit_anger_scaling(honest[:100], np.arange(100) < 10) == (1.0, 0.0)
+

@@ -99,6 +99,8 @@ def cross_validate(
             "escalation": as_dict(policy),
             "arousal_shift": round(info["arousal_shift"], 3),
             "seconds": round(time.perf_counter() - t0, 1), "test": clip_scores(test, alone),
+            # each member's validation figures per epoch: how early stopping saw training
+            "val_history": [m["history"] for m in info["members"]],
         }))
     return out
 

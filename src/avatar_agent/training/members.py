@@ -73,7 +73,8 @@ def fit_members(
     summary = {
         **infos[0],
         "members": [{k: info[k] for k in ("best_epoch", "temperature", "face_temperature",
-                                          "arousal_shift", "val")} for info in infos],
+                                          "arousal_shift", "val", "history")}
+                    for info in infos],
         "best_epoch": float(np.mean([i["best_epoch"] for i in infos])),
     }
     for key in ("temperature", "face_temperature", "arousal_shift"):

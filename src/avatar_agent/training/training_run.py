@@ -161,6 +161,7 @@ def run_training(
                        "test": [_trace(r) for r in f.calls]} for i, f in enumerate(outs)]
             save_calls.write_bytes(pickle.dumps(traces))
         cv["protocol"] = "clip"
+        cv["folds"] = folds  # each fold's settings, figures and validation curves
         cv["calls"] = calls
         cv["calm_reference"] = {"all": _figures(calm[0]), "ravdess": _figures(calm[1])}
         (out / "cv_report.json").write_text(json.dumps(cv, indent=1))
