@@ -248,8 +248,7 @@ class CallSession:
     async def _store_timeline(
         self, points: list[dict[str, Any]], events: list[dict[str, Any]]
     ) -> None:
-        await self.rt.store.add_affect_points(self.call_id, points)
-        await self.rt.store.add_events(self.call_id, events)
+        await self.rt.store.add_timeline(self.call_id, points, events)
 
     def _voice_event(self, ev: VadEvent) -> None:
         """Customer speech start/end: turn-taking and barge-in."""

@@ -119,7 +119,7 @@ async def test_only_analysis_skips_count_as_drops() -> None:
     assert len(drops) == 4  # only the analysis slot's skips are the call's drops
 
 
-def test_voice_activity_returns_when_the_track_ends() -> None:
+def test_voice_activity_scores_frames_in_pairs_and_returns_when_the_track_ends() -> None:
     """Once the track has ended, the VAD loop must finish rather than spin on arrival().
 
     Run in a daemon thread: a loop that spins never yields, so no asyncio timeout could
@@ -150,17 +150,28 @@ def test_voice_activity_returns_when_the_track_ends() -> None:
             return frames.pop(0)
 
         rx: Receiver[av.AudioFrame] = Receiver("audio", recv)
-        with ThreadPoolExecutor(1) as pool:
+        with Counting(1) as pool:
             vad = asyncio.create_task(run_voice_activity(rx, pool, lambda: 0.0, lambda e: None))
             await rx.run()
             await asyncio.wait_for(vad, 10)
         return "returned"
+
+    batches: list[int] = []
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if len(args) > 2 and isinstance(args[2], list):  # _vad_step(.., frames, ..)
+                batches.append(len(args[2]))
+            return super().submit(fn, *args, **kwargs)
 
     result: list[str] = []
     worker = threading.Thread(target=lambda: result.append(asyncio.run(call())), daemon=True)
     worker.start()
     worker.join(20)
     assert result == ["returned"], "the VAD loop did not finish after the track ended"
+    # every frame scored, in pairs at least (a trip to the pool wakes the loop); the
+    # odd one out is scored when the track ends
+    assert sum(batches) == 25 and min(batches[:-1]) >= 2
 
 
 def test_onset_fires_within_frames_of_a_sound_and_ends_with_the_track() -> None:

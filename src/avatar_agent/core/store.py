@@ -220,24 +220,30 @@ class Store:
 
     def add_affect_points(self, call_id: str, points: list[dict[str, Any]]) -> None:
         """Append points (dicts with AFFECT_FIELDS) to a call's emotion curve."""
-        if not points:
-            return
-        now = _now()
-        rows = [{"call_id": call_id, "created_at": now, **{k: p[k] for k in AFFECT_FIELDS}}
-                for p in points]
-        with Session(self.engine) as s, s.begin():
-            s.execute(insert(AffectPointRow), rows)
+        self.add_timeline(call_id, points, [])
 
     def add_events(self, call_id: str, events: list[dict[str, Any]]) -> None:
         """Append events: dicts with "t", "kind" and any JSON-able details."""
-        if not events:
+        self.add_timeline(call_id, [], events)
+
+    def add_timeline(self, call_id: str, points: list[dict[str, Any]],
+                     events: list[dict[str, Any]]) -> None:
+        """Curve points and events in one transaction: a live call writes both every
+        few seconds, and each commit is a disk sync on SQLite."""
+        if not points and not events:
             return
         now = _now()
-        rows = [{"call_id": call_id, "created_at": now, "t": float(e["t"]), "kind": e["kind"],
-                 "data": {k: v for k, v in e.items() if k not in ("t", "kind")}}
-                for e in events]
         with Session(self.engine) as s, s.begin():
-            s.execute(insert(CallEventRow), rows)
+            if points:
+                s.execute(insert(AffectPointRow), [
+                    {"call_id": call_id, "created_at": now, **{k: p[k] for k in AFFECT_FIELDS}}
+                    for p in points])
+            if events:
+                s.execute(insert(CallEventRow), [
+                    {"call_id": call_id, "created_at": now, "t": float(e["t"]),
+                     "kind": e["kind"], "data": {k: v for k, v in e.items()
+                                                 if k not in ("t", "kind")}}
+                    for e in events])
 
     def affect_points(self, call_id: str) -> list[dict[str, Any]]:
         with Session(self.engine) as s:
@@ -390,6 +396,10 @@ class AsyncStore:
 
     async def add_events(self, call_id: str, events: list[dict[str, Any]]) -> None:
         await self._run(self.store.add_events, call_id, events)
+
+    async def add_timeline(self, call_id: str, points: list[dict[str, Any]],
+                           events: list[dict[str, Any]]) -> None:
+        await self._run(self.store.add_timeline, call_id, points, events)
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Any `Store` method (or function of it) on the store's thread."""

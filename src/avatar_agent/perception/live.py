@@ -61,7 +61,11 @@ log = logging.getLogger(__name__)
 
 VOICE_STEP_S = 0.1  # how often queued audio is analysed
 AUDIO_QUEUE = 100  # 2 s of 20 ms frames: beyond that the analysis is too far behind
-MIN_EMBED_VOICED_S = 0.3  # a 2 s window with less voiced speech gets no speech embedding
+MIN_EMBED_VOICED_S = 0.3
+# Frames scored together by the VAD: Silero reads 32 ms chunks, so a lone 20 ms frame
+# mostly waits in its buffer anyway; two at a time halve the trips to the analysis pool
+# (each wakes the event loop) for at most 20 ms more before a speech start or end.
+VAD_BATCH_FRAMES = 2  # a 2 s window with less voiced speech gets no speech embedding
 
 
 class CallPerception:
@@ -238,8 +242,8 @@ async def run_voice_activity(
 ) -> None:
     """Speech start/end of the customer, for every call (consent or not).
 
-    Each batch of frames is scored as soon as it arrives (Silero in the pool, one
-    step at a time, so a slow pool only makes the bounded queue longer). Only the
+    Frames are scored two at a time as they arrive (:data:`VAD_BATCH_FRAMES`; Silero in
+    the pool, one step at a time, so a slow pool only makes the bounded queue longer). Only the
     events leave this function: no audio or probability is kept beyond the VAD's
     few-chunk state, and the last seconds of 16 kHz audio in `keep` (memory only) so
     that a finished turn can be transcribed. Times are on the call's media clock. A
@@ -253,13 +257,15 @@ async def run_voice_activity(
         min_speech_s=min_speech_s, min_silence_s=min_silence_s, history_s=1.0))
     down = Downsampler()
     t_start: float | None = None
+    pending: list[av.AudioFrame] = []
     while True:
-        frames = queue.drain()
-        if not frames:
-            if receiver.ended:
-                return  # arrival() no longer waits, so looping on would spin the loop
-            await receiver.arrival()  # woken by each frame, so a frame never waits here
+        pending.extend(queue.drain())
+        if len(pending) < VAD_BATCH_FRAMES and not receiver.ended:
+            await receiver.arrival()  # woken by each frame
             continue
+        if not pending:
+            return  # ended: arrival() no longer waits, so looping on would spin the loop
+        frames, pending = pending, []
         if t_start is None:
             t_start = max(0.0, media_time() - len(frames) * 0.02)
         try:
