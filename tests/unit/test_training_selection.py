@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+from avatar_agent.training.selection import combined, smoothed_best, validation_score
+
+
+def _epoch(score: float) -> dict[str, float]:
+    return {"uar": score, "arousal_ba": score, "anger_auc": score, "loss": 1.0}
+
+
+def test_the_best_epoch_counts_with_its_neighbours_not_alone() -> None:
+    # one lucky epoch (0.9) among 0.5s scores no better than a plateau at 0.7
+    spike = [_epoch(s) for s in (0.5, 0.5, 0.5, 0.9, 0.5, 0.5, 0.5)]
+    plateau = [_epoch(s) for s in (0.5, 0.7, 0.7, 0.71, 0.7, 0.7, 0.5)]
+    assert smoothed_best(spike) == pytest.approx((0.5 * 4 + 0.9) / 5)
+    assert smoothed_best(plateau) == pytest.approx(0.702)
+    assert smoothed_best(plateau) > smoothed_best(spike)
+    # near the ends fewer epochs are averaged; ties go to the first best, as in training
+    tied = [_epoch(s) for s in (0.8, 0.6, 0.6, 0.6, 0.8, 0.2, 0.2)]
+    assert smoothed_best(tied) == pytest.approx((0.8 + 0.6 + 0.6) / 3)
+    assert combined({"uar": 0.6, "arousal_ba": 0.9, "anger_auc": 0.9}) == pytest.approx(0.8)
+
+
+def test_a_run_is_scored_over_every_fold_and_member() -> None:
+    report = {"folds": [{"val_history": [[_epoch(0.6)], [_epoch(0.8)]]},
+                        {"val_history": [[_epoch(0.7)], [_epoch(0.7)]]}]}
+    score, values = validation_score(report)
+    assert values == pytest.approx([0.6, 0.8, 0.7, 0.7]) and score == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="no validation curves"):
+        validation_score({"folds": [{"test": {}}]})
+    with pytest.raises(ValueError, match="no validation curves"):
+        validation_score({})
