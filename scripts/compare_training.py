@@ -3,8 +3,9 @@
     .venv/bin/python scripts/compare_training.py BASE/cv_report.json CANDIDATE/cv_report.json
         [--margin 0.005]
 
-Prints each run's smoothed validation score and whether the candidate clears the
-baseline by the margin, which is to be fixed before the candidate is trained.
+Prints each run's smoothed validation score and its validation calls' escalation
+figures, and whether the candidate clears the baseline by the margin (to be fixed
+before the candidate is trained) while letting no fewer angry starts escalate.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import statistics
 from pathlib import Path
 
-from avatar_agent.training.selection import validation_score
+from avatar_agent.training.selection import validation_calls, validation_score, verdict
 
 
 def main() -> int:
@@ -23,15 +24,18 @@ def main() -> int:
     ap.add_argument("candidate", type=Path)
     ap.add_argument("--margin", type=float, default=0.005)
     args = ap.parse_args()
-    scores = {}
-    for name, path in (("base", args.base), ("candidate", args.candidate)):
-        score, values = validation_score(json.loads(path.read_text()))
-        scores[name] = score
+    reports = {"base": json.loads(args.base.read_text()),
+               "candidate": json.loads(args.candidate.read_text())}
+    for name, report in reports.items():
+        score, values = validation_score(report)
         sd = statistics.pstdev(values)
-        print(f"{name:9s} {score:.4f}  (n={len(values)}, sd {sd:.4f})  {path}")
-    gain = scores["candidate"] - scores["base"]
-    verdict = "adopt" if gain >= args.margin else "keep the base"
-    print(f"gain {gain:+.4f} against a margin of {args.margin}: {verdict}")
+        calls = validation_calls(report)
+        said = ("no validation call figures" if calls is None else
+                f"{calls['policy']}: angry starts <= 10 s {calls['share_within_10s']}, "
+                f"calm escalations {calls['calm_escalations']}")
+        print(f"{name:9s} {score:.4f}  (n={len(values)}, sd {sd:.4f})  {said}")
+    adopt, why = verdict(reports["base"], reports["candidate"], args.margin)
+    print(("adopt: " if adopt else "keep the base: ") + why)
     return 0
 
 

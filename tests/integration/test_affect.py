@@ -14,6 +14,7 @@ from avatar_agent.affect.predictor import AffectPredictor
 from avatar_agent.core.config import Config
 from avatar_agent.runtime import model_path
 from avatar_agent.training.dataset import extract
+from avatar_agent.training.selection import validation_calls, validation_score
 
 
 @pytest.fixture(scope="module")
@@ -145,4 +146,10 @@ def test_train_on_a_small_speaker_split_writes_weights_card_and_report(
     calls = report["calls"]["overall"]
     assert calls["angry_first"]["n_speakers"] == 6 and calls["calm_only"]["n_calls"] == 6
     assert calls["per_clip_causal"]["n_clips"] == report["n_clips"]
+    # what a change to training is judged by: validation curves and validation calls
+    assert [len(f["val_history"]) for f in report["folds"]] == [2] * 5
+    score, values = validation_score(report)
+    assert len(values) == 10 and 0.0 < score < 1.0
+    on_val = validation_calls(report)
+    assert on_val is not None and on_val["n_speakers"] > 0
     assert (out / "cv_report.png").stat().st_size > 20_000

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from avatar_agent.training.selection import combined, smoothed_best, validation_score
+from avatar_agent.training.selection import (
+    combined,
+    smoothed_best,
+    validation_calls,
+    validation_score,
+    verdict,
+)
 
 
 def _epoch(score: float) -> dict[str, float]:
@@ -31,3 +37,23 @@ def test_a_run_is_scored_over_every_fold_and_member() -> None:
         validation_score({"folds": [{"test": {}}]})
     with pytest.raises(ValueError, match="no validation curves"):
         validation_score({})
+
+
+def _run(score: float, share: float | None, calm: int = 0) -> dict[str, object]:
+    calls = ({} if share is None else {"escalation_policy": {
+        "shipped": {"text": "hold: index 45 for 1 s"},
+        "shipped_on_validation": {"share_within_10s": share, "calm_escalations": calm}}})
+    return {"folds": [{"val_history": [[_epoch(score)]]}], "calls": calls}
+
+
+def test_a_better_clip_score_is_not_enough_if_fewer_angry_callers_escalate() -> None:
+    base = _run(0.80, 0.74)
+    assert verdict(base, _run(0.81, 0.75), 0.005)[0]
+    assert not verdict(base, _run(0.804, 0.80), 0.005)[0]  # short of the margin
+    adopt, why = verdict(base, _run(0.82, 0.30), 0.005)  # ranks clips better, escalates less
+    assert not adopt and "74% -> 30%" in why
+    assert not verdict(base, _run(0.82, 0.80, calm=1), 0.005)[0]  # a calm caller escalated
+    assert not verdict(base, _run(0.82, None), 0.005)[0]  # cannot tell: not adopted
+    assert validation_calls(_run(0.8, None)) is None
+    assert validation_calls(base) == {"policy": "hold: index 45 for 1 s",
+                                      "share_within_10s": 0.74, "calm_escalations": 0}

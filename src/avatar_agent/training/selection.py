@@ -6,6 +6,12 @@ saw: per fold and member, the combined validation score (mean of 8-class UAR, ar
 balanced accuracy and anger AUC) averaged over the epochs around the best one, so one
 lucky epoch does not decide; then the mean over all fold x member runs. Test speakers'
 figures play no part, so the test figures stay an honest read of the chosen setting.
+
+The clip figures alone can mislead: a model that ranks clips better may still raise
+calm callers' index, so that the escalation policy chosen on the validation calls
+must wait for a higher index and lets fewer angry starts through. A change must
+therefore also keep the share of validation angry starts escalated within 10 s under
+that policy (``calls.escalation_policy.shipped_on_validation``).
 """
 
 from __future__ import annotations
@@ -39,3 +45,29 @@ def validation_score(cv_report: Mapping[str, Any]) -> tuple[float, list[float]]:
                          "(written by an older `avatar-agent train`)")
     values = [smoothed_best(h) for f in folds for h in f["val_history"]]
     return mean(values), values
+
+
+def validation_calls(cv_report: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Angry starts and calm calls on the validation speakers' calls, under the policy
+    chosen on them; None for a report written before these were recorded."""
+    policy = cv_report.get("calls", {}).get("escalation_policy", {})
+    figures = policy.get("shipped_on_validation")
+    if figures is None:
+        return None
+    return {"policy": policy.get("shipped", {}).get("text"), **figures}
+
+
+def verdict(base: Mapping[str, Any], candidate: Mapping[str, Any],
+            margin: float) -> tuple[bool, str]:
+    """Whether the candidate run is adopted over the base, and why."""
+    gain = validation_score(candidate)[0] - validation_score(base)[0]
+    if gain < margin:
+        return False, f"validation score {gain:+.4f}, short of the margin {margin}"
+    old, new = validation_calls(base), validation_calls(candidate)
+    if old is None or new is None:
+        return False, "a report without validation call figures: train both again"
+    share = [c["share_within_10s"] or 0.0 for c in (old, new)]
+    if share[1] < share[0] or new["calm_escalations"] > old["calm_escalations"]:
+        return False, (f"validation score {gain:+.4f}, but validation angry starts "
+                       f"escalated within 10 s {share[0]:.0%} -> {share[1]:.0%}")
+    return True, f"validation score {gain:+.4f} >= {margin}, call figures held"

@@ -147,7 +147,8 @@ def run_training(
         calm = _reports(results_of(test, [p for f in outs for p in f.calm]), [])
         calls = summarize([r for f in outs for r in f.calls])
         # what the shipped config should use: chosen on every fold's validation calls
-        shipped_policy = choose([r for f in outs for r in f.val_calls], cfg.escalation)
+        val_calls = [r for f in outs for r in f.val_calls]
+        shipped_policy = choose(val_calls, cfg.escalation)
         calls["escalation_policy"] = {
             "chosen_on": "validation speakers' calls of every fold (never test calls)",
             "per_fold": [f.summary["escalation"] for f in outs],
@@ -155,6 +156,9 @@ def run_training(
             # the same test calls with the thresholds the shipped config uses
             "shipped_on_test": _escalation_figures(summarize(with_policy(
                 [r for f in outs for r in f.calls], shipped_policy))["overall"]),
+            # and on the calls it was chosen on: what a change to training is judged by
+            "shipped_on_validation": _escalation_figures(summarize(with_policy(
+                val_calls, shipped_policy))["overall"]),
         }
         if save_calls is not None:
             traces = [{"fold": i, "val": [_trace(r) for r in f.val_calls],
