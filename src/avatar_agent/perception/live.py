@@ -61,11 +61,11 @@ log = logging.getLogger(__name__)
 
 VOICE_STEP_S = 0.1  # how often queued audio is analysed
 AUDIO_QUEUE = 100  # 2 s of 20 ms frames: beyond that the analysis is too far behind
-MIN_EMBED_VOICED_S = 0.3
+MIN_EMBED_VOICED_S = 0.3  # a 2 s window with less voiced speech gets no speech embedding
 # Frames scored together by the VAD: Silero reads 32 ms chunks, so a lone 20 ms frame
 # mostly waits in its buffer anyway; two at a time halve the trips to the analysis pool
 # (each wakes the event loop) for at most 20 ms more before a speech start or end.
-VAD_BATCH_FRAMES = 2  # a 2 s window with less voiced speech gets no speech embedding
+VAD_BATCH_FRAMES = 2
 
 
 class CallPerception:
@@ -242,11 +242,11 @@ async def run_voice_activity(
 ) -> None:
     """Speech start/end of the customer, for every call (consent or not).
 
-    Frames are scored two at a time as they arrive (:data:`VAD_BATCH_FRAMES`; Silero in
-    the pool, one step at a time, so a slow pool only makes the bounded queue longer). Only the
-    events leave this function: no audio or probability is kept beyond the VAD's
-    few-chunk state, and the last seconds of 16 kHz audio in `keep` (memory only) so
-    that a finished turn can be transcribed. Times are on the call's media clock. A
+    Frames are scored two at a time as they arrive (:data:`VAD_BATCH_FRAMES`; Silero
+    in the pool, one step at a time, so a slow pool only makes the bounded queue
+    longer). Only the events leave this function: no audio or probability is kept
+    beyond the VAD's few-chunk state, and the last seconds of 16 kHz audio in `keep`
+    (memory only) so that a finished turn can be transcribed. Times are on the call's media clock. A
     batch that cannot be read (a frame at another rate) is skipped and counted in
     `faults`: turn-taking must outlive one bad frame.
     """
