@@ -473,4 +473,3 @@ def test_anger_scaling_is_fitted_to_make_the_index_honest() -> None:
     assert scale == pytest.approx(0.5, abs=0.1) and shift == pytest.approx(-0.5, abs=0.25)
     # too few angry windows to tell: no change
     assert fit_anger_scaling(honest[:100], np.arange(100) < 10) == (1.0, 0.0)
-

@@ -140,6 +140,14 @@ def test_voice_activity_scores_frames_in_pairs_and_returns_when_the_track_ends()
         f.pts = i * 960
         return f
 
+    batches: list[int] = []
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if len(args) > 2 and isinstance(args[2], list):  # _vad_step(.., frames, ..)
+                batches.append(len(args[2]))
+            return super().submit(fn, *args, **kwargs)
+
     async def call() -> str:
         frames = [frame(i) for i in range(25)]
 
@@ -155,14 +163,6 @@ def test_voice_activity_scores_frames_in_pairs_and_returns_when_the_track_ends()
             await rx.run()
             await asyncio.wait_for(vad, 10)
         return "returned"
-
-    batches: list[int] = []
-
-    class Counting(ThreadPoolExecutor):
-        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
-            if len(args) > 2 and isinstance(args[2], list):  # _vad_step(.., frames, ..)
-                batches.append(len(args[2]))
-            return super().submit(fn, *args, **kwargs)
 
     result: list[str] = []
     worker = threading.Thread(target=lambda: result.append(asyncio.run(call())), daemon=True)

@@ -52,7 +52,8 @@ def test_a_better_clip_score_is_not_enough_if_fewer_angry_callers_escalate() -> 
     assert not verdict(base, _run(0.804, 0.80), 0.005)[0]  # short of the margin
     adopt, why = verdict(base, _run(0.82, 0.30), 0.005)  # ranks clips better, escalates less
     assert not adopt and "74% -> 30%" in why
-    assert not verdict(base, _run(0.82, 0.80, calm=1), 0.005)[0]  # a calm caller escalated
+    adopt, why = verdict(base, _run(0.82, 0.80, calm=1), 0.005)  # a calm caller escalated
+    assert not adopt and "calm validation calls escalated 0 -> 1" in why
     assert not verdict(base, _run(0.82, None), 0.005)[0]  # cannot tell: not adopted
     assert validation_calls(_run(0.8, None)) is None
     assert validation_calls(base) == {"policy": "hold: index 45 for 1 s",

@@ -391,9 +391,6 @@ class AsyncStore:
     async def call_ended(self, call_id: str, reason: str) -> None:
         await self._run(self.store.call_ended, call_id, reason)
 
-    async def add_affect_points(self, call_id: str, points: list[dict[str, Any]]) -> None:
-        await self._run(self.store.add_affect_points, call_id, points)
-
     async def add_events(self, call_id: str, events: list[dict[str, Any]]) -> None:
         await self._run(self.store.add_events, call_id, events)
 

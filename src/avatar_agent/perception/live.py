@@ -246,9 +246,9 @@ async def run_voice_activity(
     in the pool, one step at a time, so a slow pool only makes the bounded queue
     longer). Only the events leave this function: no audio or probability is kept
     beyond the VAD's few-chunk state, and the last seconds of 16 kHz audio in `keep`
-    (memory only) so that a finished turn can be transcribed. Times are on the call's media clock. A
-    batch that cannot be read (a frame at another rate) is skipped and counted in
-    `faults`: turn-taking must outlive one bad frame.
+    (memory only) so that a finished turn can be transcribed. Times are on the call's
+    media clock. A batch that cannot be read (a frame at another rate) is skipped and
+    counted in `faults`: turn-taking must outlive one bad frame.
     """
     faults = faults or StageFaults("?")
     loop = asyncio.get_running_loop()

@@ -24,7 +24,7 @@ AROUND_BEST = 2  # epochs each side of the best one that are averaged with it
 
 
 def combined(epoch: Mapping[str, float]) -> float:
-    """The score early stopping maximises (training/train.py)."""
+    """The score early stopping maximises (training/train.py uses this one)."""
     return (epoch["uar"] + epoch["arousal_ba"] + epoch["anger_auc"]) / 3
 
 
@@ -67,7 +67,10 @@ def verdict(base: Mapping[str, Any], candidate: Mapping[str, Any],
     if old is None or new is None:
         return False, "a report without validation call figures: train both again"
     share = [c["share_within_10s"] or 0.0 for c in (old, new)]
-    if share[1] < share[0] or new["calm_escalations"] > old["calm_escalations"]:
+    if share[1] < share[0]:
         return False, (f"validation score {gain:+.4f}, but validation angry starts "
                        f"escalated within 10 s {share[0]:.0%} -> {share[1]:.0%}")
+    if new["calm_escalations"] > old["calm_escalations"]:
+        return False, (f"validation score {gain:+.4f}, but calm validation calls escalated "
+                       f"{old['calm_escalations']} -> {new['calm_escalations']} times")
     return True, f"validation score {gain:+.4f} >= {margin}, call figures held"

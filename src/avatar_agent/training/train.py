@@ -37,6 +37,7 @@ from avatar_agent.training.dataset import (
     windows_of,
 )
 from avatar_agent.training.metrics import ClipResult, build_report
+from avatar_agent.training.selection import combined
 
 log = logging.getLogger(__name__)
 
@@ -232,10 +233,6 @@ def clip_scores(clips: Sequence[ClipFeatures], preds: Sequence[Any]) -> dict[str
             "anger_auc": auc if auc is not None else 0.5}
 
 
-def _combined(scores: dict[str, float]) -> float:
-    return (scores["uar"] + scores["arousal_ba"] + scores["anger_auc"]) / 3
-
-
 def _population(net: AffectNet, train: Sequence[ClipFeatures], rng: random.Random) -> None:
     rows = [c.voice[c.voice[:, VOICED_COL] > 0.5] for c in train if c.voice is not None]
     sample = np.concatenate(rows) if rows else np.zeros((1, VOICE_DIM), np.float32)
@@ -301,9 +298,9 @@ def fit(
             progress(f"epoch {epoch + 1}: loss {total / max(1, len(train)):.3f} "
                      f"val uar {scores['uar']:.3f} ba {scores['arousal_ba']:.3f} "
                      f"auc {scores['anger_auc']:.3f}")
-        if best is None or _combined(scores) > best[0]:
+        if best is None or combined(scores) > best[0]:
             state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            best = (_combined(scores), epoch + 1, state, scores)
+            best = (combined(scores), epoch + 1, state, scores)
         elif epoch + 1 - best[1] >= opts.patience:
             break
     assert best is not None
