@@ -32,6 +32,7 @@ from pathlib import Path
 
 import aiohttp
 
+from avatar_agent.core.admission import budget_for
 from avatar_agent.core.config import ServerConfig
 from avatar_agent.core.threadcpu import process_cpu_seconds
 from avatar_agent.testing.client import CustomerClient
@@ -278,8 +279,29 @@ def main() -> None:
           f"core, per call; held = >= {MIN_FPS:.0f} fps and no gap >= {MAX_GAP_S * 1000:.0f} ms "
           f"as received; clip {clip_path.name} looped; face/s = customer frames analysed; "
           "client = CPU % of the load client itself)")
+    advice = budget_advice(rows, float(os.cpu_count() or 1), ServerConfig().utilisation)
+    if advice:
+        print(advice)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
+
+
+def budget_advice(rows: list[dict[str, object]], cores: float, utilisation: float) -> str:
+    """What `server.call_cores` admits as many calls as held here (full calls, every
+    one placed and held, none refused), when a larger K was tried and did not hold."""
+    full = [r for r in rows if r.get("server") == "full"]
+    held = [int(str(r["calls"])) for r in full
+            if r["held"] == r["calls"] == r["placed"] and not r["refused"]]
+    failed = [int(str(r["calls"])) for r in full if int(str(r["held"])) < int(str(r["calls"]))]
+    if not held:
+        return ""
+    best = max(held)
+    if not any(k > best for k in failed):
+        return (f"every K up to {best} held (none refused): try a larger K, or run with "
+                "--call-cores 0 so the budget does not refuse calls, to find this machine's limit")
+    return (f"this machine held {best} full call(s) and not {min(k for k in failed if k > best)}:"
+            f" server.call_cores: {budget_for(best, cores, utilisation)} admits {best} "
+            f"({cores:g} cores at utilisation {utilisation})")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from avatar_agent.core.admission import (
     JoinTokens,
     Limits,
     RateLimiter,
     Slots,
+    budget_for,
     call_capacity,
     refusal,
 )
@@ -65,3 +68,14 @@ def test_call_capacity_from_the_cpu_budget() -> None:
     assert call_capacity(20, 1.0, 1, 1.0) == 1  # an exact fit counts (no float shortfall)
     assert call_capacity(20, 0.35, 2, 0.7) == 4
     assert call_capacity(20, None, 2, 0.85) == 20  # no budget: max_calls alone
+
+
+def test_a_budget_from_the_calls_that_held_admits_exactly_them() -> None:
+    assert budget_for(3, 2, 0.85) == 0.4857  # three held on two cores
+    for held in range(1, 41):
+        for cores in (1, 2, 3, 8, 64):
+            for utilisation in (0.5, 0.85, 1.0):
+                budget = budget_for(held, cores, utilisation)
+                assert call_capacity(1000, budget, cores, utilisation) == held
+    with pytest.raises(ValueError):
+        budget_for(0, 2, 0.85)

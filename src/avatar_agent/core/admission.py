@@ -86,6 +86,16 @@ def call_capacity(max_calls: int, call_cores: float | None, cores: float,
     return max(1, min(max_calls, math.floor(cores * utilisation / call_cores + 1e-9)))
 
 
+def budget_for(calls_held: int, cores: float, utilisation: float) -> float:
+    """The `call_cores` that admits exactly `calls_held` calls on `cores` at
+    `utilisation`: what to set after a benchmark saw that many full calls hold on this
+    machine (and one more not). Halfway between the budgets of `calls_held` and of one
+    more call, so rounding either way keeps the count."""
+    if calls_held < 1:
+        raise ValueError("a budget needs at least one call that held")
+    return round(cores * utilisation / (calls_held + 0.5), 4)
+
+
 @dataclass(frozen=True)
 class Limits:
     max_calls: int
