@@ -15,7 +15,12 @@ import json
 import statistics
 from pathlib import Path
 
-from avatar_agent.training.selection import validation_calls, validation_score, verdict
+from avatar_agent.training.selection import (
+    paired_difference,
+    validation_calls,
+    validation_score,
+    verdict,
+)
 
 
 def main() -> int:
@@ -34,6 +39,9 @@ def main() -> int:
                 f"{calls['policy']}: angry starts <= 10 s {calls['share_within_10s']}, "
                 f"calm escalations {calls['calm_escalations']}")
         print(f"{name:9s} {score:.4f}  (n={len(values)}, sd {sd:.4f})  {said}")
+    diff, se, gained, n = paired_difference(reports["base"], reports["candidate"])
+    print(f"paired    {diff:+.4f}  (standard error {se:.4f}; {gained} of {n} runs gained): "
+          "the noise the margin stands against")
     adopt, why = verdict(reports["base"], reports["candidate"], args.margin)
     print(("adopt: " if adopt else "keep the base: ") + why)
     return 0

@@ -4,6 +4,7 @@ import pytest
 
 from avatar_agent.training.selection import (
     combined,
+    paired_difference,
     smoothed_best,
     validation_calls,
     validation_score,
@@ -37,6 +38,20 @@ def test_a_run_is_scored_over_every_fold_and_member() -> None:
         validation_score({"folds": [{"test": {}}]})
     with pytest.raises(ValueError, match="no validation curves"):
         validation_score({})
+
+
+def test_runs_are_compared_fold_by_fold_and_member_by_member() -> None:
+    base = {"folds": [{"val_history": [[_epoch(0.6)], [_epoch(0.8)]]},
+                      {"val_history": [[_epoch(0.7)], [_epoch(0.7)]]}]}
+    cand = {"folds": [{"val_history": [[_epoch(0.61)], [_epoch(0.83)]]},
+                      {"val_history": [[_epoch(0.69)], [_epoch(0.72)]]}]}
+    diff, se, gained, n = paired_difference(base, cand)
+    assert diff == pytest.approx(0.0125) and (gained, n) == (3, 4)
+    # differences 0.01, 0.03, -0.01, 0.02: sample sd 0.0170782, over sqrt(4)
+    assert se == pytest.approx(0.0170782 / 2, rel=1e-4)
+    short = {"folds": [{"val_history": [[_epoch(0.6)]]}]}
+    with pytest.raises(ValueError, match="same --members"):
+        paired_difference(base, short)
 
 
 def _run(score: float, share: float | None, calm: int = 0) -> dict[str, object]:

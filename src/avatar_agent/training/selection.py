@@ -17,7 +17,7 @@ that policy (``calls.escalation_policy.shipped_on_validation``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from statistics import mean
+from statistics import mean, stdev
 from typing import Any
 
 AROUND_BEST = 2  # epochs each side of the best one that are averaged with it
@@ -45,6 +45,25 @@ def validation_score(cv_report: Mapping[str, Any]) -> tuple[float, list[float]]:
                          "(written by an older `avatar-agent train`)")
     values = [smoothed_best(h) for f in folds for h in f["val_history"]]
     return mean(values), values
+
+
+def paired_difference(base: Mapping[str, Any],
+                      candidate: Mapping[str, Any]) -> tuple[float, float, int, int]:
+    """How far apart two runs are, run by run: (mean of candidate - base over the fold x
+    member runs, its standard error, how many runs gained, how many were compared).
+
+    Both runs deal the same speakers into the same folds and seed their members alike,
+    so the i-th fold x member run of each saw the same speakers: the spread of their
+    differences is the run-to-run noise a margin should be set against.
+    """
+    _, b = validation_score(base)
+    _, c = validation_score(candidate)
+    if len(b) != len(c):
+        raise ValueError(f"the runs have {len(b)} and {len(c)} fold x member runs: "
+                         "train both with the same --members")
+    diffs = [y - x for x, y in zip(b, c, strict=True)]
+    se = stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+    return mean(diffs), se, sum(d > 0 for d in diffs), len(diffs)
 
 
 def validation_calls(cv_report: Mapping[str, Any]) -> dict[str, Any] | None:
