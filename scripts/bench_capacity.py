@@ -288,20 +288,25 @@ def main() -> None:
 
 def budget_advice(rows: list[dict[str, object]], cores: float, utilisation: float) -> str:
     """What `server.call_cores` admits as many calls as held here (full calls, every
-    one placed and held, none refused), when a larger K placed calls that did not hold."""
-    full = [r for r in rows if r.get("server") == "full"]
-    count = {key: [int(str(r[key])) for r in full] for key in ("calls", "placed", "held")}
-    refused = [bool(r["refused"]) for r in full]
-    rows_k = list(zip(count["calls"], count["placed"], count["held"], refused, strict=True))
-    held = [k for k, placed, ok, no in rows_k if ok == placed == k and not no]
-    failed = [k for k, placed, ok, _ in rows_k if ok < placed]  # placed, and dropped frames
+    one placed and held, none refused), when a larger K placed calls that did not hold
+    (calls the budget refused are no evidence of a limit)."""
+    held, failed = [], []
+    for r in rows:
+        if r.get("server") != "full":
+            continue
+        k, placed, ok = (int(str(r[key])) for key in ("calls", "placed", "held"))
+        if ok == placed == k and not r["refused"]:
+            held.append(k)
+        elif ok < placed:
+            failed.append(k)
     if not held:
         return ""
     best = max(held)
-    if not any(k > best for k in failed):
+    past = [k for k in failed if k > best]
+    if not past:
         return (f"every K up to {best} held; larger K were not tried or were refused: run with "
                 "--call-cores 0 and a larger K to find this machine's limit")
-    return (f"this machine held {best} full call(s) and not {min(k for k in failed if k > best)}:"
+    return (f"this machine held {best} full call(s) and not {min(past)}:"
             f" server.call_cores: {budget_for(best, cores, utilisation)} admits {best} "
             f"({cores:g} cores at utilisation {utilisation})")
 

@@ -35,7 +35,7 @@ import sys, time
 from avatar_agent.core.store import Store
 s = Store(sys.argv[1])
 s.call_started("call-on-b", True, worker="b")
-s.add_affect_points("call-on-b", [POINT])
+s.add_timeline("call-on-b", [POINT], [])
 print("ready", flush=True)
 while True:
     s.worker_beat("b", "http://127.0.0.1:9", 1, 20)
@@ -64,7 +64,7 @@ def test_a_lost_workers_calls_end_at_their_last_heartbeat(store: Store) -> None:
     t0 = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
     store.call_started("on-a", True, worker="a")
     store.call_started("on-b", True, worker="b")
-    store.add_affect_points("on-b", [POINT])
+    store.add_timeline("on-b", [POINT], [])
     store.worker_beat("a", "http://a", 1, 20, now=t0)
     store.worker_beat("b", "http://b", 1, 20, now=t0)
     store.heartbeat(["on-b"], now=t0 + dt.timedelta(seconds=3))

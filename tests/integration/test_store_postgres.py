@@ -58,11 +58,11 @@ def test_schema_at_head(pg_url: str) -> None:
 def test_calls_curves_events_and_orphans(store: Store) -> None:
     store.call_started("a", consent_analysis=True)
     store.call_started("b", consent_analysis=False)
-    store.add_affect_points("a", [
+    store.add_timeline("a", [
         {"t": 2.0, "arousal": 0.5, "valence": -0.2, "anger_index": 61.0, "level": "annoyed",
          "emotion": "angry"},
         {"t": 1.0, "arousal": 0.1, "valence": 0.3, "anger_index": 12.0, "level": "calm",
-         "emotion": "neutral"}])
+         "emotion": "neutral"}], [])
     store.add_events("a", [{"t": 1.5, "kind": "level", "level": "annoyed",
                             "nested": {"x": [1, 2]}}])
     store.heartbeat(["a", "b"], now=dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC))

@@ -31,10 +31,10 @@ def _age(store: Store, call_id: str, when: dt.datetime) -> None:
 
 def _fill(store: Store, call_id: str) -> None:
     store.call_started(call_id, True)
-    store.add_affect_points(call_id, [{"t": 1.0, "arousal": 0.5, "valence": 0.0,
-                                       "anger_index": 80.0, "level": "furious",
-                                       "emotion": "angry"}])
-    store.add_events(call_id, [{"t": 1.0, "kind": "caption", "text": "hello"}])
+    store.add_timeline(call_id, [{"t": 1.0, "arousal": 0.5, "valence": 0.0,
+                                  "anger_index": 80.0, "level": "furious",
+                                  "emotion": "angry"}],
+                       [{"t": 1.0, "kind": "caption", "text": "hello"}])
     store.add_escalation(call_id, 1.0, "furious", "level furious")
     store.call_ended(call_id, "hangup")
 

@@ -218,18 +218,14 @@ class Store:
             row = s.get(CallRow, call_id)
             return _record(row) if row else None
 
-    def add_affect_points(self, call_id: str, points: list[dict[str, Any]]) -> None:
-        """Append points (dicts with AFFECT_FIELDS) to a call's emotion curve."""
-        self.add_timeline(call_id, points, [])
-
     def add_events(self, call_id: str, events: list[dict[str, Any]]) -> None:
         """Append events: dicts with "t", "kind" and any JSON-able details."""
         self.add_timeline(call_id, [], events)
 
     def add_timeline(self, call_id: str, points: list[dict[str, Any]],
                      events: list[dict[str, Any]]) -> None:
-        """Curve points and events in one transaction: a live call writes both every
-        few seconds, and each commit is a disk sync on SQLite."""
+        """Curve points (dicts with AFFECT_FIELDS) and events in one transaction: a live
+        call writes both every few seconds, and each commit is a disk sync on SQLite."""
         if not points and not events:
             return
         now = _now()
