@@ -93,7 +93,9 @@ def test_the_installed_encoder_embeds_real_speech_consistently(encoder: SpeechEn
     both = encoder.embed(np.stack([angry, neutral]))
     assert one.shape == (1, EMBED_DIM) and both.shape == (2, EMBED_DIM)
     assert np.isfinite(both).all()
-    np.testing.assert_allclose(both[0], one[0], rtol=1e-4, atol=1e-4)  # batching is exact
+    # int8 activations are scaled per input: a batch is read window by window, so a
+    # window's embedding does not depend on its neighbours (training batches, calls do not)
+    np.testing.assert_array_equal(both[0], one[0])
     assert not np.allclose(both[0], both[1], atol=1e-2)  # different speech, different embedding
     with pytest.raises(ValueError, match="32000"):
         encoder.embed(angry[:-1])

