@@ -53,7 +53,7 @@ from avatar_agent.perception.speech_embedding import EMBED_DIM, RATE, SpeechEnco
 log = logging.getLogger(__name__)
 F32 = npt.NDArray[np.float32]
 FEATURES_VERSION = "3"  # 2: F0 in semitones re 100 Hz; 3: face rows carry the expression
-SPEECH_VERSION = "4"  # 2: windows on a 0.5 s grid; 4: int8 encoder
+SPEECH_VERSION = "4"  # 2: windows on a 0.5 s grid; 4: int8 encoder (3: a trial, not kept)
 SPEECH_GRID_S = 0.5  # crops snap to windows ending on this grid (a call: once a second)
 _ENCODER: SpeechEncoder | None = None  # one per worker process, loaded on first use
 _EXPRESSION: FaceExpression | None = None
