@@ -49,10 +49,10 @@ MIN_FPS, MAX_GAP_S = 28.0, 0.25
 STAGES = {
     "MainThread": "loop", "render": "render", "asyncio": "encode", "analysis": "analysis",
     "native": "native", "affect": "affect", "tts": "speech", "asr": "speech",
-    "video-decoder": "decode", "audio-decoder": "decode",
+    "video-decoder": "decode", "audio-decoder": "decode", "mediapipe": "mesh",
 }
-COLUMNS = ("loop", "render", "encode", "decode", "analysis", "native", "affect", "speech",
-           "other")
+COLUMNS = ("loop", "render", "encode", "decode", "analysis", "mesh", "native", "affect",
+           "speech", "other")
 
 
 async def server_counters(http: aiohttp.ClientSession, url: str) -> dict[str, float]:

@@ -24,6 +24,7 @@ from avatar_agent.core.config import Config, project_path
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.core.redisbus import make_bus, register_bus_metrics
 from avatar_agent.core.store import AsyncStore, Store
+from avatar_agent.core.threadcpu import claim_new_threads
 from avatar_agent.perception.face import FaceAnalyzer
 from avatar_agent.perception.face_expression import FaceExpression
 from avatar_agent.perception.face_pool import FaceAnalyzers
@@ -239,9 +240,11 @@ def load_understanding(
         return None, None
     a = config.asr
     try:
-        transcriber = Transcriber.load(a.language, a.compute_type, a.threads,
-                                       blob=whisper, min_context_s=a.min_context_s)
-        transcriber.transcribe(np.zeros(RATE, np.float32))  # first run allocates
+        # CTranslate2 recognises on worker threads of its own: counted as "asr"
+        with claim_new_threads("asr"):
+            transcriber = Transcriber.load(a.language, a.compute_type, a.threads,
+                                           blob=whisper, min_context_s=a.min_context_s)
+            transcriber.transcribe(np.zeros(RATE, np.float32))  # first run allocates
     except (FileNotFoundError, ValueError, RuntimeError) as exc:
         log.error("speech recognition disabled: %s", exc)
         return None, None

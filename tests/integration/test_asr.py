@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from avatar_agent.core.threadcpu import PoolCpu, claim_new_threads
 from avatar_agent.perception.audio import load_audio
 from avatar_agent.perception.speech_embedding import SpeechEncoder, read_weights
 from avatar_agent.speech.asr import Transcriber, log_mel
@@ -74,3 +75,15 @@ def test_features_match_the_speech_encoders(data_dir: Path) -> None:
     ours = log_mel(audio, n_frames=200)
     assert ours.shape == ref.shape
     np.testing.assert_allclose(ours, ref, atol=2e-3)
+
+
+def test_recognition_cpu_is_counted_as_its_own_pool(data_dir: Path) -> None:
+    """CTranslate2 recognises on a worker thread Python does not know: loaded under
+    claim_new_threads, that thread's CPU is the pool's, not "native"."""
+    pools = PoolCpu()
+    with claim_new_threads("asr-under-test"):
+        asr = Transcriber.load(blob=read_weights())
+    before = pools.totals().get("asr-under-test", 0.0)
+    asr.transcribe(load_audio(data_dir / KIDS)[0])
+    after = pools.totals()
+    assert after.get("asr-under-test", 0.0) - before > 0.02  # a 2 s clip: tens of ms

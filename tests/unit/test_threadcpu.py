@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 
 from avatar_agent.core.metrics import Metrics
 from avatar_agent.core.threadcpu import (
     PoolCpu,
+    claim_new_threads,
+    native_thread_names,
     pool_name,
     process_cpu_seconds,
     thread_cpu_seconds,
@@ -67,3 +70,28 @@ def test_a_process_counts_the_cpu_of_all_its_threads() -> None:
     t.start()
     t.join()
     assert process_cpu_seconds(os.getpid()) - before >= 0.15
+
+
+def test_mediapipe_graph_threads_are_named_by_their_kernel_name(tmp_path: Path) -> None:
+    for tid, comm in ((11, "mediapipe/11"), (12, "python"), (13, "mediapipe/13")):
+        (tmp_path / str(tid)).mkdir()
+        (tmp_path / str(tid) / "comm").write_text(comm + "\n")
+    names = native_thread_names(tmp_path)
+    assert names.get(11) == names.get(13) == "mediapipe"
+    assert 12 not in names  # left as "native"
+
+
+def test_threads_started_inside_a_claim_take_its_pool_unless_python_names_them() -> None:
+    stop = threading.Event()
+    with claim_new_threads("claimed"):
+        t = threading.Thread(target=stop.wait, name="named_0")
+        t.start()
+    try:
+        assert t.native_id is not None
+        assert native_thread_names().get(t.native_id) == "claimed"
+        pools = PoolCpu()
+        totals = pools.totals()
+        assert "named" in totals  # Python's own name wins where it has one
+    finally:
+        stop.set()
+        t.join()

@@ -9,6 +9,7 @@ does not know (MediaPipe's graph, onnxruntime, libvpx) are summed as "native".
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
@@ -38,6 +39,45 @@ def process_cpu_seconds(pid: int) -> float:
     return _stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
+def native_thread_names(task_dir: Path = Path("/proc/self/task")) -> dict[int, str]:
+    """Pools of threads Python does not know: those a library started while loading
+    under :func:`claim_new_threads`, and MediaPipe's graph threads, which name
+    themselves `mediapipe/<tid>` in the kernel."""
+    out = dict(_claimed)
+    try:
+        tids = os.listdir(task_dir)
+    except OSError:
+        return out
+    for tid in tids:
+        if int(tid) in out:
+            continue
+        try:
+            comm = (task_dir / tid / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm.startswith("mediapipe/"):
+            out[int(tid)] = "mediapipe"
+    return out
+
+
+# Threads a library started inside claim_new_threads(pool) (CTranslate2's worker: the
+# speech recogniser's compute runs there, not on the Python thread that waits for it).
+_claimed: dict[int, str] = {}
+
+
+@contextlib.contextmanager
+def claim_new_threads(pool: str) -> Iterator[None]:
+    """Count the threads that appear in this process during the block as `pool`.
+    Only for loads that run alone (start-up): a thread another task starts meanwhile
+    would be counted here too. Threads Python knows keep their own pool's name."""
+    before = set(thread_cpu_seconds())
+    try:
+        yield
+    finally:
+        for tid in set(thread_cpu_seconds()) - before:
+            _claimed.setdefault(tid, pool)
+
+
 def thread_cpu_seconds(task_dir: Path = Path("/proc/self/task")) -> dict[int, float]:
     """User + system CPU seconds of each live thread, by its kernel thread id."""
     out: dict[int, float] = {}
@@ -62,8 +102,9 @@ class PoolCpu:
         self._live: dict[int, tuple[str, float]] = {}  # tid -> (pool, seconds last seen)
 
     def totals(self) -> dict[str, float]:
-        names = {t.native_id: pool_name(t.name) for t in threading.enumerate()
-                 if t.native_id is not None}
+        names = native_thread_names()
+        names.update({t.native_id: pool_name(t.name) for t in threading.enumerate()
+                      if t.native_id is not None})
         return self.observe(names, thread_cpu_seconds())
 
     def observe(self, names: dict[int, str], seconds: dict[int, float]) -> dict[str, float]:
