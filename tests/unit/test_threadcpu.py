@@ -95,3 +95,8 @@ def test_threads_started_inside_a_claim_take_its_pool_unless_python_names_them()
     finally:
         stop.set()
         t.join()
+    # once the thread has ended its id may be reused by another: the claim is dropped
+    deadline = time.monotonic() + 5
+    while t.native_id in native_thread_names() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert t.native_id not in native_thread_names()

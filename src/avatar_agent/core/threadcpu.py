@@ -20,6 +20,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+_SELF_TASKS = Path("/proc/self/task")
 _SUFFIX = re.compile(r"_\d+$")  # ThreadPoolExecutor names its threads prefix_0, prefix_1
 
 
@@ -39,7 +40,7 @@ def process_cpu_seconds(pid: int) -> float:
     return _stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
-def native_thread_names(task_dir: Path = Path("/proc/self/task")) -> dict[int, str]:
+def native_thread_names(task_dir: Path = _SELF_TASKS) -> dict[int, str]:
     """Pools of threads Python does not know: those a library started while loading
     under :func:`claim_new_threads`, and MediaPipe's graph threads, which name
     themselves `mediapipe/<tid>` in the kernel."""
@@ -48,6 +49,9 @@ def native_thread_names(task_dir: Path = Path("/proc/self/task")) -> dict[int, s
         tids = os.listdir(task_dir)
     except OSError:
         return out
+    if task_dir == _SELF_TASKS:  # a claimed thread that has ended frees its id for reuse
+        for gone in set(_claimed) - {int(t) for t in tids}:
+            _claimed.pop(gone, None)
     for tid in tids:
         if int(tid) in out:
             continue
@@ -78,7 +82,7 @@ def claim_new_threads(pool: str) -> Iterator[None]:
             _claimed.setdefault(tid, pool)
 
 
-def thread_cpu_seconds(task_dir: Path = Path("/proc/self/task")) -> dict[int, float]:
+def thread_cpu_seconds(task_dir: Path = _SELF_TASKS) -> dict[int, float]:
     """User + system CPU seconds of each live thread, by its kernel thread id."""
     out: dict[int, float] = {}
     try:
