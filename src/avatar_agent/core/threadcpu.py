@@ -3,8 +3,10 @@
 Every stage of a call runs on a pool of its own (render, analysis, tts, asr, the
 encoders on asyncio's default executor, aiortc's decoder threads, the event loop on
 the main thread), so the CPU seconds of each pool's threads are the split by stage a
-capacity table needs, measured by the kernel rather than estimated. Threads Python
-does not know (MediaPipe's graph, onnxruntime, libvpx) are summed as "native".
+capacity table needs, measured by the kernel rather than estimated. Of the threads
+Python does not know, MediaPipe's graph threads are "mediapipe", and those a library
+started while loading under `claim_new_threads` take that pool's name (the speech
+recogniser's CTranslate2 worker is "asr"); the rest are summed as "native".
 """
 
 from __future__ import annotations
