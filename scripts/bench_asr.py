@@ -31,7 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from avatar_agent.perception.audio import load_audio
-from avatar_agent.speech.asr import Transcriber
+from avatar_agent.speech.asr import MIN_CONTEXT_S, Transcriber
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 STATEMENTS = {"01": "kids are talking by the door", "02": "dogs are sitting by the door"}
@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--compute-type", default="int8", help="int8 or float32")
     parser.add_argument("--full-context", action="store_true",
                         help="always encode 30 s, as Whisper was trained (slower)")
+    parser.add_argument("--min-context", type=float, default=MIN_CONTEXT_S,
+                        help="seconds the encoder reads at least (asr.min_context_s)")
     parser.add_argument("--beam-size", type=int, default=1)
     parser.add_argument("--per-cell", type=int, default=1)
     parser.add_argument("--limit", type=int, default=0,
@@ -96,11 +98,12 @@ def main() -> None:
 
     t0 = time.perf_counter()
     asr = Transcriber.load(compute_type=args.compute_type, beam_size=args.beam_size,
-                           min_context_s=None if args.full_context else 10.0)
+                           min_context_s=None if args.full_context else args.min_context)
     print(f"cpus: {os.cpu_count()}  load average: "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"model load: {time.perf_counter() - t0:.2f} s  ({args.compute_type}, "
-          f"{'30 s' if args.full_context else 'turn-sized'} context, beam {args.beam_size})")
+          f"{'30 s' if args.full_context else f'turn-sized (>= {args.min_context:g} s)'} "
+          f"context, beam {args.beam_size})")
     asr.transcribe(load_audio(next((args.data / "talking_face/grid").glob("*.mpg")))[0])
 
     speech_s = compute_s = 0.0
