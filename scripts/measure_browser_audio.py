@@ -19,7 +19,7 @@ import argparse
 import base64
 import functools
 import http.server
-import subprocess
+import os
 import tempfile
 import threading
 import wave
@@ -30,8 +30,12 @@ import numpy.typing as npt
 from playwright.sync_api import sync_playwright
 from scipy.signal import fftconvolve
 
+from avatar_agent.affect.labels import is_media, parse_label
+from avatar_agent.perception.audio import load_audio
+
 REPO = Path(__file__).resolve().parents[1]
 RATE = 48000
+CHROMIUM = os.environ.get("AVATAR_AGENT_CHROMIUM", "/usr/bin/chromium")
 F32 = npt.NDArray[np.float32]
 MODES = {  # as the customer page asks (customer.js), and with the two level changers off
     "page": "true",
@@ -56,24 +60,21 @@ window.capture = async (seconds) => {
 </script>"""
 
 
-def load(path: Path) -> F32:
-    raw = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(path), "-f", "f32le",
-                          "-ac", "1", "-ar", str(RATE), "-"], capture_output=True, check=True)
-    return np.frombuffer(raw.stdout, np.float32)
-
-
 def build(emodb: Path, speaker: str, n: int,
           angry_first: bool) -> tuple[F32, list[tuple[str, int, int]]]:
     """Neutral clips then angry ones (or the other way), each with (emotion, first,
-    end sample)."""
+    end sample); labels read from the file names as training reads them."""
+    by_emotion: dict[str, list[Path]] = {"neutral": [], "angry": []}
+    for p in sorted(emodb.iterdir()):
+        label = parse_label(p) if is_media(p) else None
+        if label and label.speaker == f"emodb:{speaker}" and label.emotion in by_emotion:
+            by_emotion[label.emotion].append(p)
     gap = np.zeros(int(0.6 * RATE), np.float32)
     parts, marks, at = [], [], 0
-    order = [("N", "neutral"), ("W", "angry")]
-    for code, name in order[::-1] if angry_first else order:
-        clips = sorted(p for p in emodb.glob(f"{speaker}*.wav") if p.stem[5] == code)
-        clips += sorted(p for p in emodb.glob(f"{speaker}*.flac") if p.stem[5] == code)
-        for p in clips[:n]:
-            x = load(p)
+    order = ["angry", "neutral"] if angry_first else ["neutral", "angry"]
+    for name in order:
+        for p in by_emotion[name][:n]:
+            x = load_audio(p, RATE)[0].astype(np.float32)
             parts += [x, gap]
             marks.append((name, at, at + x.size))
             at += x.size + gap.size
@@ -89,7 +90,7 @@ def capture(wav: Path, constraints: str, seconds: float, port: int) -> F32:
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         with sync_playwright() as pw:
-            b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            b = pw.chromium.launch(executable_path=CHROMIUM, args=[
                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                 f"--use-file-for-fake-audio-capture={wav}"])
             tab = b.new_page()

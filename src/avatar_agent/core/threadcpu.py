@@ -42,18 +42,23 @@ def process_cpu_seconds(pid: int) -> float:
     return _stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
+# Threads a library started inside claim_new_threads(pool) (CTranslate2's worker: the
+# speech recogniser's compute runs there, not on the Python thread that waits for it).
+_claimed: dict[int, str] = {}
+
+
 def native_thread_names(task_dir: Path = _SELF_TASKS) -> dict[int, str]:
     """Pools of threads Python does not know: those a library started while loading
     under :func:`claim_new_threads`, and MediaPipe's graph threads, which name
     themselves `mediapipe/<tid>` in the kernel."""
-    out = dict(_claimed)
     try:
         tids = os.listdir(task_dir)
     except OSError:
-        return out
+        return dict(_claimed)
     if task_dir == _SELF_TASKS:  # a claimed thread that has ended frees its id for reuse
         for gone in set(_claimed) - {int(t) for t in tids}:
             _claimed.pop(gone, None)
+    out = dict(_claimed)
     for tid in tids:
         if int(tid) in out:
             continue
@@ -64,11 +69,6 @@ def native_thread_names(task_dir: Path = _SELF_TASKS) -> dict[int, str]:
         if comm.startswith("mediapipe/"):
             out[int(tid)] = "mediapipe"
     return out
-
-
-# Threads a library started inside claim_new_threads(pool) (CTranslate2's worker: the
-# speech recogniser's compute runs there, not on the Python thread that waits for it).
-_claimed: dict[int, str] = {}
 
 
 @contextlib.contextmanager
