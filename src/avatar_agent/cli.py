@@ -178,6 +178,10 @@ def train(
     save_calls: Annotated[Path | None, typer.Option(
         help="Also pickle every fold's call traces here (for escalation-policy studies)")
     ] = None,
+    save_folds: Annotated[Path | None, typer.Option(
+        help="Also keep each cross-validation fold's model in this folder "
+             "(scripts/replay_calls.py replays their calls under other settings)")
+    ] = None,
     members: Annotated[int, typer.Option(
         help="Networks trained from different seeds and averaged")] = 4,
     jobs: Annotated[int, typer.Option(
@@ -189,7 +193,8 @@ def train(
     logging.basicConfig(level=logging.WARNING)
     try:
         run_training(data, out, seed=seed, max_epochs=max_epochs, cache=cache, workers=workers,
-                     save_calls=save_calls, members=members, jobs=jobs)
+                     save_calls=save_calls, save_folds=save_folds, members=members,
+                     jobs=jobs)
     except TrainRunError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise typer.Exit(2) from None

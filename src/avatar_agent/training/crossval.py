@@ -13,8 +13,10 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from avatar_agent.affect.model import AffectOutput, AffectWindow
@@ -66,6 +68,7 @@ def cross_validate(
     cfg: Config,
     progress: Callable[[str], None] | None = None,
     jobs: int = 1,
+    save_folds: Path | None = None,
 ) -> list[FoldOutput]:
     """Out-of-fold predictions for every clip and every test speaker's calls.
 
@@ -86,6 +89,11 @@ def cross_validate(
         # the anger index's calibration and the escalation thresholds are chosen on
         # the validation speakers' calls and only then applied to the test speakers'
         val_calls = calibrate_anger(net, val, opts.seed, cfg)
+        if save_folds is not None:
+            save_folds.mkdir(parents=True, exist_ok=True)
+            torch.save({"net": net, "val": sorted({c.label.speaker for c in val}),
+                        "test": sorted({c.label.speaker for c in test})},
+                       save_folds / f"fold{k}.pt")
         policy = choose(val_calls, cfg.escalation)
         alone = predict_clips(net, test)
         calm = predict_clips(net, test, calm_references(test, rng))

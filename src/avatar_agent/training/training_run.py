@@ -103,13 +103,16 @@ def run_training(
     cross_validation: bool = True,
     cfg: Config | None = None,
     save_calls: Path | None = None,
+    save_folds: Path | None = None,
     members: int = TrainOptions.members,
     jobs: int = 1,
 ) -> dict[str, Any]:
     """``members``: networks in the ensemble; ``jobs``: members trained at once
     (forked processes, one thread each).
     ``save_calls``: where to pickle every fold's validation and test call traces
-    (anger index and level per tick), for studying escalation policies offline."""
+    (anger index and level per tick), for studying escalation policies offline.
+    ``save_folds``: a folder for each fold's model (``fold{k}.pt``, with its validation
+    and test speakers), to replay its calls under other call-path settings."""
     if not data.is_dir():
         raise TrainRunError(f"{data}: not a folder")
     cfg = cfg or Config()
@@ -139,7 +142,7 @@ def run_training(
     if cross_validation:
         with tqdm(total=None, desc="cross-validation", bar_format="{desc}: {elapsed}") as bar:
             outs = cross_validate(clips, opts, cfg, lambda m: bar.set_description_str(m),
-                                  jobs=jobs)
+                                  jobs=jobs, save_folds=save_folds)
         test = [c for f in outs for c in f.clips]
         folds = [f.summary for f in outs]
         cv, cv_ravdess = _reports(results_of(test, [p for f in outs for p in f.alone]),
