@@ -11,7 +11,7 @@ applied to this fold's, so no call is scored by a policy chosen on it. Test spea
 are read only with `--test VARIANT`, once a variant has been chosen.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/replay_calls.py --folds DIR \\
-        --variant base= --variant gap=smoothing_max_gap_s:0.25
+        --variant base= --variant slower=smoothing_s:2
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
     ap.add_argument("--variant", action="append", required=True,
                     help="name=key:value,... (affect settings); `name=` is as configured")
+    ap.add_argument("--cache", type=Path, help="feature cache (default ~/.cache/avatar-agent)")
     ap.add_argument("--seed", type=int, default=0, help="the training run's seed")
     ap.add_argument("--test", metavar="VARIANT",
                     help="also score the test speakers' calls under this variant, each fold "
@@ -82,7 +83,7 @@ def main() -> None:
 
     found, _ = discover(args.data)
     found, _ = one_per_recording(found)
-    clips = [c for c in load_clips(found, default_cache()) if c.error is None]
+    clips = [c for c in load_clips(found, args.cache or default_cache()) if c.error is None]
     dumps = [torch.load(p, weights_only=False)
              for p in sorted(args.folds.glob("fold*.pt"))]
     if not dumps:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from avatar_agent.affect.predictor import AffectPredictor
-from avatar_agent.core.config import Config
+from avatar_agent.core.config import PROJECT_ROOT, Config
 from avatar_agent.runtime import model_path
 from avatar_agent.training.dataset import extract
 from avatar_agent.training.selection import validation_calls, validation_score
@@ -127,7 +127,7 @@ def test_train_on_a_small_speaker_split_writes_weights_card_and_report(
     res = subprocess.run(
         [sys.executable, "-m", "avatar_agent.cli", "train", "--data", str(clips),
          "--out", str(out), "--max-epochs", "2", "--cache", str(tmp_path / "cache"),
-         "--members", "2", "--jobs", "2"],
+         "--members", "2", "--jobs", "2", "--save-folds", str(tmp_path / "folds")],
         capture_output=True, text=True, timeout=600,
     )
     assert res.returncode == 0, res.stderr
@@ -153,3 +153,23 @@ def test_train_on_a_small_speaker_split_writes_weights_card_and_report(
     on_val = validation_calls(report)
     assert on_val is not None and on_val["n_speakers"] > 0
     assert (out / "cv_report.png").stat().st_size > 20_000
+    # each fold's model is kept, and replaying its calls gives what training reported
+    folds = sorted((tmp_path / "folds").glob("fold*.pt"))
+    assert len(folds) == 5
+    replayed = tmp_path / "replay.json"
+    res = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "replay_calls.py"), "--folds",
+         str(tmp_path / "folds"), "--data", str(clips), "--cache", str(tmp_path / "cache"),
+         "--variant", "base=", "--variant", "slower=smoothing_s:3", "--test", "base",
+         "--out", str(replayed)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    figures = json.loads(replayed.read_text())
+    assert figures["slower"]["overrides"] == {"smoothing_s": 3.0}
+    nested = figures["base"]["validation_nested"]
+    assert nested["angry_starts"] == 6  # every speaker is a validation speaker once
+    test = figures["base"]["test"]["angry_first"]
+    assert test["n_speakers"] == 6
+    assert test["share_within_10s"] == calls["angry_first"]["share_within_10s"]
+    assert test["per_speaker"] == calls["angry_first"]["per_speaker"]

@@ -164,27 +164,3 @@ def test_affect_state_rejects_bad_input() -> None:
     st.update(0.0, 0.0, 0.0, probs(0.1), EMOTIONS)
     with pytest.raises(ValueError, match="changed"):
         st.update(0.25, 0.0, 0.0, probs(0.1), ("angry", "happy", "sad", "neutral"))
-
-
-def test_a_pause_counts_only_up_to_the_gap_cap() -> None:
-    capped, plain = Smoother(1.0, max_gap_s=0.25), Smoother(1.0)
-    for s in (capped, plain):
-        s.update(0.0, [80.0])
-        s.update(0.25, [80.0])
-    # the caller paused 3 s; the first reading after it (mostly pause) reads low
-    after = capped.update(3.25, [20.0])
-    assert after == pytest.approx([80.0 - 60.0 * (1 - math.exp(-0.25))])
-    assert plain.update(3.25, [20.0]) == pytest.approx([80.0 - 60.0 * (1 - math.exp(-3.0))])
-    with pytest.raises(ValueError):
-        Smoother(1.0, max_gap_s=0.0)
-
-
-def test_a_reading_with_less_evidence_moves_the_state_less() -> None:
-    full, half, none = Smoother(1.0), Smoother(1.0), Smoother(1.0)
-    for s in (full, half, none):
-        s.update(0.0, [0.0])
-    assert full.update(0.5, [1.0]) == pytest.approx([1 - math.exp(-0.5)])
-    assert half.update(0.5, [1.0], weight=0.5) == pytest.approx([1 - math.exp(-0.25)])
-    assert none.update(0.5, [1.0], weight=0.0) == pytest.approx([0.0])
-    # weights outside 0..1 are clipped, never amplify
-    assert full.update(1.0, [1.0], weight=3.0)[0] < 1.0

@@ -65,7 +65,6 @@ class CallAffectCore:
         self._face_t = -np.inf
         self._speech_t = -np.inf
         self._fresh: _Fresh | None = None
-        self._evidence = 1.0  # of the pending window (see affect.smoothing_full_voice_s)
 
     def window(
         self,
@@ -86,8 +85,7 @@ class CallAffectCore:
             # the window ends at the newest row
             keep = times > times[-1] - WINDOW_S + 1e-6
             times, rows = times[keep], rows[keep]
-            voiced_s = float((rows[:, VOICED_COL] > 0.5).sum()) / VOICE_HZ
-            if voiced_s >= MIN_VOICED_S:
+            if (rows[:, VOICED_COL] > 0.5).sum() >= MIN_VOICED_S * VOICE_HZ:
                 v_rows = fit_length(rows, VOICE_FRAMES, silence_row())
             new = times > self._voice_t
             v_new, v_last = rows[new], float(times[-1])
@@ -105,9 +103,6 @@ class CallAffectCore:
             if speech[0] > self._speech_t:
                 s_new, s_last = emb, speech[0]
         self._fresh = _Fresh(v_new, f_new, s_new, v_last, f_last, s_last)
-        full = self.cfg.smoothing_full_voice_s
-        # a window that is mostly pause says less about the caller than one full of speech
-        self._evidence = 1.0 if v_rows is None or full is None else min(1.0, voiced_s / full)
         if v_rows is None and f_grid is None:
             self._commit(None)
             return None
@@ -116,8 +111,7 @@ class CallAffectCore:
     def observe(self, now: float, out: AffectOutput) -> AffectSnapshot:
         """The model's reading of the window :meth:`window` gave last."""
         self._commit(out)
-        return self.state.update(now, out.arousal, out.valence, out.probs, EMOTIONS,
-                                 self._evidence)
+        return self.state.update(now, out.arousal, out.valence, out.probs, EMOTIONS)
 
     def skip(self) -> None:
         """The pending window was not read (the engine was busy or failed): its rows

@@ -70,25 +70,16 @@ class LevelTracker:
 class Smoother:
     """Exponential smoothing of a vector sampled at irregular times.
 
-    Each sample moves the state by alpha = 1 - exp(-dt * weight / tau), so the response
-    depends on elapsed time, not on how many samples arrived: for a steady input, two
-    steps of 0.5 s move the state exactly as far as one step of 1 s.
+    Each sample moves the state by alpha = 1 - exp(-dt / tau), so the response depends
+    on elapsed time, not on how many samples arrived: for a steady input, two steps of
+    0.5 s move the state exactly as far as one step of 1 s.
     tau = 0 passes samples through. A timestamp that goes backwards counts as dt = 0.
-
-    ``max_gap_s`` caps the time one sample may count for. A caller's readings stop
-    while they pause; without the cap, the first reading after a pause (its window
-    still mostly the pause) would be credited with the whole pause and all but replace
-    what the call had shown before it. ``weight`` (0..1, per sample) lets a sample
-    that carries less evidence move the state less.
     """
 
-    def __init__(self, time_constant_s: float, max_gap_s: float | None = None) -> None:
+    def __init__(self, time_constant_s: float) -> None:
         if time_constant_s < 0:
             raise ValueError("time_constant_s must not be negative")
-        if max_gap_s is not None and max_gap_s <= 0:
-            raise ValueError("max_gap_s must be positive")
         self.tau = time_constant_s
-        self.max_gap_s = max_gap_s
         self._value: Vector | None = None
         self._t = 0.0
 
@@ -99,8 +90,7 @@ class Smoother:
     def reset(self) -> None:
         self._value = None
 
-    def update(self, t: float, x: Sequence[float] | npt.NDArray[np.floating[Any]],
-               weight: float = 1.0) -> Vector:
+    def update(self, t: float, x: Sequence[float] | npt.NDArray[np.floating[Any]]) -> Vector:
         v = np.asarray(x, np.float64).reshape(-1)
         if self._value is None:
             self._value, self._t = v.copy(), t
@@ -108,9 +98,6 @@ class Smoother:
         if v.shape != self._value.shape:
             raise ValueError(f"expected {self._value.shape[0]} values, got {v.shape[0]}")
         dt = max(0.0, t - self._t)
-        if self.max_gap_s is not None:
-            dt = min(dt, self.max_gap_s)
-        dt *= min(1.0, max(0.0, weight))
         alpha = 1.0 if self.tau == 0 else 1.0 - math.exp(-dt / self.tau)
         self._value = self._value + alpha * (v - self._value)
         self._t = max(self._t, t)
@@ -153,7 +140,7 @@ class AffectState:
     def __init__(self, cfg: AffectConfig) -> None:
         self.cfg = cfg
         self.levels = LevelTracker(cfg.level)
-        self._smooth = Smoother(cfg.smoothing_s, cfg.smoothing_max_gap_s)
+        self._smooth = Smoother(cfg.smoothing_s)
         self._emotions: tuple[str, ...] | None = None
 
     @property
@@ -167,10 +154,7 @@ class AffectState:
         valence: float,
         probs: Sequence[float],
         emotions: Sequence[str],
-        evidence: float = 1.0,
     ) -> AffectSnapshot:
-        """``evidence`` (0..1): how much of a full reading this one is (see
-        ``affect.smoothing_full_voice_s``); it scales how far the reading moves the state."""
         labels = tuple(emotions)
         if len(probs) != len(labels):
             raise ValueError(f"{len(probs)} probabilities for {len(labels)} emotions")
@@ -180,7 +164,7 @@ class AffectState:
             self._emotions = labels
         elif labels != self._emotions:
             raise ValueError(f"emotions changed from {self._emotions} to {labels}")
-        s = self._smooth.update(t, [arousal, valence, *probs], evidence)
+        s = self._smooth.update(t, [arousal, valence, *probs])
         p = s[2:]
         anger = float(np.clip(100.0 * p[labels.index("angry")], 0.0, 100.0))
         before = self.levels.level

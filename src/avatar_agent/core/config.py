@@ -143,13 +143,6 @@ class AffectConfig(Section):
     max_wait_ms: float = Field(5.0, ge=0, le=200)
     rate_hz: float = Field(4.0, ge=2, le=20)  # affect updates per call per second
     smoothing_s: float = Field(1.0, ge=0, le=30)  # time constant of the output smoothing
-    # The most time one reading counts for in that smoothing (None: all the time since
-    # the last one): after the caller pauses, the first reading, its window still
-    # mostly the pause, does not replace what the call showed before it.
-    smoothing_max_gap_s: float | None = Field(None, gt=0, le=30)
-    # A window with at least this much voiced speech moves the smoothed state fully,
-    # one with less in proportion (None: every window fully). Face-only windows count fully.
-    smoothing_full_voice_s: float | None = Field(None, gt=0, le=2)
     level: LevelConfig = LevelConfig()
     # A YAML list of timed affect steps that replaces the model (demos, persona tuning,
     # tests); see affect/script.py. Relative paths are taken from the working directory.
