@@ -2,8 +2,9 @@
 
     .venv/bin/python scripts/bench_face.py [--data ../shared/data] [--clips 3] [--repeat 2]
 
-Prints p50/p95 of FaceAnalyzer.analyze per frame and of the pure
-features_from_landmarks step. Frames stay in memory.
+Prints p50/p95 of FaceAnalyzer.analyze per frame, of the pure
+features_from_landmarks step and of the face-expression network on one crop (as run,
+traced and frozen, beside the eager network it was traced from). Frames stay in memory.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import av
 import cv2
 import numpy as np
 import numpy.typing as npt
+import torch
 
 from avatar_agent.perception.face import FaceAnalyzer, features_from_landmarks
+from avatar_agent.perception.face_expression import FaceExpression, face_crop
 
 
 def load_frames(clip: Path, size: tuple[int, int]) -> list[npt.NDArray[Any]]:
@@ -86,6 +89,24 @@ def main() -> None:
     print(f"FaceAnalyzer.analyze        {pct(analyze_ms)}")
     print(f"  of which mesh (detect)    {pct(detect_ms)}")
     print(f"features_from_landmarks     {pct(pure_ms)}")
+
+    torch.set_num_threads(1)
+    expression = FaceExpression.load()
+    crops = [face_crop(frames[0], pts[:, :2] * np.array(size)) for pts in landmarks]
+    x = torch.from_numpy(np.stack(crops))[:, None]
+    timed: dict[str, list[float]] = {"frozen": [], "eager": []}
+    with torch.inference_mode():
+        for _ in range(10):
+            for i in range(len(x)):
+                for name, fn in (("frozen", expression.logits), ("eager", None)):
+                    t0 = time.perf_counter()
+                    if fn is None:
+                        expression.net(x[i:i + 1])
+                    else:
+                        fn(crops[i])
+                    timed[name].append(1e3 * (time.perf_counter() - t0))
+    print(f"face expression, as run     {pct(timed['frozen'])}")
+    print(f"  the eager network         {pct(timed['eager'])}")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,18 @@ def test_shipped_weights_reproduce_the_keras_network(model: FaceExpression) -> N
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_the_frozen_network_that_runs_gives_the_eager_networks_logits(
+    model: FaceExpression,
+) -> None:
+    import torch
+
+    crops = np.concatenate([pattern(), pattern()[:1] * 0.5])
+    for batch in (crops[:1], crops):
+        with torch.inference_mode():
+            eager = model.net(torch.from_numpy(batch)[:, None]).numpy()
+        np.testing.assert_allclose(model.logits(batch), eager, atol=1e-4, rtol=1e-5)
+
+
 def test_missing_weights_say_how_to_rebuild(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="convert_face_expression.py"):
         FaceExpression.load(tmp_path / "face_expression.pt")
