@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from avatar_agent.affect.labels import discover, one_per_recording
 from avatar_agent.core.config import Config
@@ -47,13 +48,24 @@ def parse_variant(text: str) -> tuple[str, dict[str, float]]:
     overrides = {}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition(":")
-        overrides[key] = float(value)
+        try:
+            overrides[key] = float(value)
+        except ValueError:
+            raise SystemExit(f"error: --variant {text!r}: {key} needs a number, "
+                             f"got {value!r}") from None
     return name, overrides
 
 
 def config_of(overrides: dict[str, float]) -> Config:
+    """The default config with these `affect:` settings, checked as a config file's are
+    (an unknown or out-of-range key is an error, not a variant that silently changes
+    nothing)."""
     cfg = Config()
-    return cfg.model_copy(update={"affect": cfg.affect.model_copy(update=overrides)})
+    try:
+        affect = type(cfg.affect).model_validate({**cfg.affect.model_dump(), **overrides})
+    except ValidationError as exc:
+        raise SystemExit(f"error: affect settings {overrides}: {exc}") from None
+    return cfg.model_copy(update={"affect": affect})
 
 
 def escalation_share(calls: list[CallResult]) -> tuple[int, int, int, float]:
@@ -80,6 +92,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="write the figures here as JSON")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    variants = {name: (overrides, config_of(overrides))
+                for name, overrides in map(parse_variant, args.variant)}
 
     found, _ = discover(args.data)
     found, _ = one_per_recording(found)
@@ -88,13 +102,12 @@ def main() -> None:
              for p in sorted(args.folds.glob("fold*.pt"))]
     if not dumps:
         raise SystemExit(f"{args.folds}: no fold*.pt (train with --save-folds)")
-    variants = dict(parse_variant(v) for v in args.variant)
     report: dict[str, Any] = {}
-    for name, overrides in variants.items():
-        cfg = config_of(overrides)
+    for name, (overrides, cfg) in variants.items():
         val_calls = []
         for d in dumps:
-            val = [c for c in clips if c.label.speaker in set(d["val"])]
+            speakers = set(d["val"])
+            val = [c for c in clips if c.label.speaker in speakers]
             val_calls.append(calibrate_anger(d["net"], val, args.seed, cfg))
         nested = []
         for k, calls in enumerate(val_calls):
@@ -114,7 +127,8 @@ def main() -> None:
             tests = []
             for d, calls in zip(dumps, val_calls, strict=True):
                 policy = choose(calls, cfg.escalation)
-                test = [c for c in clips if c.label.speaker in set(d["test"])]
+                speakers = set(d["test"])
+                test = [c for c in clips if c.label.speaker in speakers]
                 tests += with_policy(run_calls(net_predictor(d["net"]),
                                                plan_calls(test, args.seed), cfg), policy)
             overall = summarize(tests)["overall"]

@@ -173,3 +173,11 @@ def test_train_on_a_small_speaker_split_writes_weights_card_and_report(
     assert test["n_speakers"] == 6
     assert test["share_within_10s"] == calls["angry_first"]["share_within_10s"]
     assert test["per_speaker"] == calls["angry_first"]["per_speaker"]
+    # a setting the config does not know is an error, not a variant that changes nothing
+    res = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "replay_calls.py"), "--folds",
+         str(tmp_path / "folds"), "--data", str(clips), "--variant", "typo=smothing_s:2"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert res.returncode != 0 and "smothing_s" in res.stderr
+    assert "Traceback" not in res.stderr
