@@ -10,6 +10,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 import pytest
+import torch
 
 from avatar_agent.perception.face import FaceAnalyzer
 from avatar_agent.perception.face_expression import (
@@ -52,8 +53,6 @@ def test_shipped_weights_reproduce_the_keras_network(model: FaceExpression) -> N
 def test_the_frozen_network_that_runs_gives_the_eager_networks_logits(
     model: FaceExpression,
 ) -> None:
-    import torch
-
     crops = np.concatenate([pattern(), pattern()[:1] * 0.5])
     for batch in (crops[:1], crops):
         with torch.inference_mode():

@@ -178,15 +178,19 @@ class FaceExpression:
     def __init__(self, net: FaceExpressionNet) -> None:
         self.net = net.eval().requires_grad_(False)
         # What runs: the network traced once and frozen, which folds each batch norm into
-        # its convolution and drops Python's per-layer dispatch (1.08 -> 0.81 ms a crop on
-        # one thread, scripts/bench_face.py; the same logits to 1e-5). Every size
-        # of the crop side is fixed, the batch is not.
-        # (The affect model is run the same way: affect/predictor.py's ``trace``.)
+        # its convolution and drops Python's per-layer dispatch (a crop in 0.92 ms as run
+        # against 1.17 ms for the eager network, one thread, scripts/bench_face.py; the
+        # same logits, tests/unit/test_face_expression.py). The crop's size is fixed, the
+        # batch is not. The affect model is run the same way (affect/predictor.py).
+        example = torch.zeros(1, 1, SIZE, SIZE)
         with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TorchScript's notices about its own future
-            traced = torch.jit.trace(  # type: ignore[no-untyped-call]
-                self.net, torch.zeros(1, 1, SIZE, SIZE))
+            traced = torch.jit.trace(self.net, example)  # type: ignore[no-untyped-call]
             self._run: nn.Module = torch.jit.freeze(traced)
+            # TorchScript optimises a graph on its first runs: pay that at load, not on
+            # a caller's first faces
+            for _ in range(3):
+                self._run(example)
 
     @staticmethod
     def default_path() -> Path:
