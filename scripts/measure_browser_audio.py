@@ -83,10 +83,11 @@ def build(emodb: Path, speaker: str, n: int,
     return np.concatenate(parts), marks
 
 
-def capture(wav: Path, constraints: str, seconds: float, port: int) -> F32:
+def capture(wav: Path, constraints: str, seconds: float) -> F32:
     page = PAGE % (constraints, RATE)
     handler = functools.partial(_Page, page.encode())
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # any free port
+    port = srv.server_address[1]
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         with sync_playwright() as pw:
@@ -151,8 +152,7 @@ def main() -> None:
             w.setframerate(RATE)
             w.writeframes((np.clip(played, -1, 1) * 32767).astype("<i2").tobytes())
         seconds = played.size / RATE + 2.0
-        got = {m: align(played, capture(wav, c, seconds, 18765 + i))
-               for i, (m, c) in enumerate(MODES.items())}
+        got = {m: align(played, capture(wav, c, seconds)) for m, c in MODES.items()}
     print(f"{'clip':>4} {'emotion':<8} {'file dB':>8} " + " ".join(f"{m:>12}" for m in got))
     for i, (name, a, b) in enumerate(marks):
         ref = db(played[a:b])
