@@ -37,11 +37,21 @@ def test_a_busy_pool_is_counted_and_kept_after_its_thread_ends() -> None:
     # no thread of that pool has run yet: whatever is counted below is the burner's
     assert "burner" not in pools.totals()
     assert threading.get_native_id() in thread_cpu_seconds()
-    t = threading.Thread(target=_burn, args=(0.3,), name="burner_0")
+    # The burner waits, once it has burnt, until it has been seen: with many threads in
+    # the process a scrape can take longer than the burn, and a thread that starts and
+    # ends between two scrapes is never seen at all (pools last for the process).
+    seen_it = threading.Event()
+
+    def burn_then_wait() -> None:
+        _burn(0.3)
+        seen_it.wait(10)
+
+    t = threading.Thread(target=burn_then_wait, name="burner_0")
     t.start()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while pools.totals().get("burner", 0.0) < 0.1 and time.monotonic() < deadline:
         time.sleep(0.02)  # seen while it runs...
+    seen_it.set()
     t.join()
     seen = pools.totals().get("burner", 0.0)
     assert seen >= 0.1
